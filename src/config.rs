@@ -1,0 +1,264 @@
+//! `/etc/hainit/hainit.yaml`: everything that is not a tag. Layering is
+//! defaults < this file < IMDS tags < command-line flags; the merge happens in `inventory`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::inventory::Role;
+use crate::secrets::SharedSecret;
+
+pub const DEFAULT_PATH: &str = "/etc/hainit/hainit.yaml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The shared secret itself (≥ 32 bytes); or
+    pub secret: Option<String>,
+    /// a file holding it (read under `--root`).
+    pub secret_file: Option<String>,
+    /// Fallbacks for the tags (a tag wins over these).
+    pub role: Option<Role>,
+    pub cluster: Option<String>,
+    pub peers: Option<String>,
+    pub vip: Option<String>,
+    pub imds: ImdsConfig,
+    pub database: DatabaseConfig,
+    pub db: DbConfig,
+    pub web: WebConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImdsConfig {
+    pub url: Option<String>,
+    /// Total time for all IMDS attempts, seconds (default 60).
+    pub deadline_secs: Option<u64>,
+}
+
+/// The WordPress database, shared by both roles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub name: String,
+    pub user: String,
+    pub port: u16,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { name: "wordpress".into(), user: "wordpress".into(), port: 3306 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsType {
+    Ext4,
+    Xfs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StonithMode {
+    /// fence_azure_arm when the VM has a managed identity, otherwise disabled with a warning.
+    Auto,
+    /// Disabled on purpose (logged, and shown by `status`).
+    Off,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbConfig {
+    /// Block device to use when Azure LUN 0 is absent.
+    pub data_disk: Option<String>,
+    pub fs_type: FsType,
+    pub drbd_port: u16,
+    pub drbd_minor: u32,
+    /// Where the DRBD filesystem (the MariaDB datadir) is mounted.
+    pub mount_point: String,
+    /// Port of the ocf:heartbeat:azure-lb listener the internal LB probes.
+    pub probe_port: u16,
+    /// Corosync totem token, ms (Azure's recommendation: 30000).
+    pub token_ms: u32,
+    /// Hosts allowed to log in as the WordPress user (MariaDB host patterns); default the web subnet.
+    pub allowed_hosts: Vec<String>,
+    /// The web tier's subnet (CIDR), used when `allowed_hosts` is empty.
+    pub web_subnet: String,
+    pub stonith: StonithMode,
+    /// Host name → Azure VM name, when they differ (for fence_azure_arm's host map).
+    pub vm_names: BTreeMap<String, String>,
+    /// How long to wait for the peer (DRBD, pcsd), seconds.
+    pub peer_timeout_secs: u64,
+    /// How long to wait for the cluster to start MariaDB, seconds.
+    pub cluster_timeout_secs: u64,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            data_disk: None,
+            fs_type: FsType::Ext4,
+            drbd_port: 7789,
+            drbd_minor: 0,
+            mount_point: "/var/lib/mysql".into(),
+            probe_port: 62500,
+            token_ms: 30000,
+            allowed_hosts: Vec::new(),
+            web_subnet: "10.0.2.0/24".into(),
+            stonith: StonithMode::Auto,
+            vm_names: BTreeMap::new(),
+            peer_timeout_secs: 900,
+            cluster_timeout_secs: 900,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// WordPress tarball baked into the image.
+    pub wordpress_tarball: String,
+    /// Where to download it from when the tarball is absent.
+    pub wordpress_url: Option<String>,
+    /// Pinned sha256 of the tarball; without it hainit refuses to install WordPress.
+    pub wordpress_sha256: Option<String>,
+    pub docroot: String,
+    pub table_prefix: String,
+    pub site_url: Option<String>,
+    pub site_title: String,
+    pub admin_user: String,
+    pub admin_email: String,
+    /// How long to wait for the DB VIP to accept connections, seconds.
+    pub vip_timeout_secs: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            wordpress_tarball: "/usr/share/hainit/wordpress.tar.gz".into(),
+            wordpress_url: None,
+            wordpress_sha256: None,
+            docroot: "/var/www/wordpress".into(),
+            table_prefix: "wp_".into(),
+            site_url: None,
+            site_title: "hainit WordPress".into(),
+            admin_user: "wpadmin".into(),
+            admin_email: "admin@example.com".into(),
+            vip_timeout_secs: 900,
+        }
+    }
+}
+
+impl Config {
+    /// Parse YAML text; `origin` names the file in errors (unknown keys name the key and line).
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| Error::input(format!("{origin}: {e}")))
+    }
+
+    /// Load the config: an explicit path must exist; the default path may be absent.
+    /// `read` reads a file (under `--root` for the default path).
+    pub fn load(explicit: Option<&Path>, read: impl Fn(&str) -> Result<Option<String>>) -> Result<Self> {
+        match explicit {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::input(format!("--config {}: {e}", path.display())))?;
+                Config::from_yaml(&text, &path.display().to_string())
+            }
+            None => match read(DEFAULT_PATH)? {
+                Some(text) => Config::from_yaml(&text, DEFAULT_PATH),
+                None => Ok(Config::default()),
+            },
+        }
+    }
+
+    /// The shared secret from `secret` or `secret_file` (exactly one of them).
+    pub fn shared_secret(&self, read: impl Fn(&str) -> Result<Option<String>>) -> Result<SharedSecret> {
+        match (&self.secret, &self.secret_file) {
+            (Some(_), Some(_)) => Err(Error::input("config: set either `secret` or `secret_file`, not both")),
+            (Some(value), None) => SharedSecret::try_new(value, "config `secret`"),
+            (None, Some(path)) => {
+                let text =
+                    read(path)?.ok_or_else(|| Error::input(format!("config `secret_file`: {path} does not exist")))?;
+                SharedSecret::try_new(&text, &format!("config `secret_file` {path}"))
+            }
+            (None, None) => Err(Error::input(format!(
+                "no shared secret: set `secret` or `secret_file` in {DEFAULT_PATH} (or --config)"
+            ))),
+        }
+    }
+
+    pub fn imds_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.imds.deadline_secs.unwrap_or(60))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::from_yaml("\n", "x.yaml").unwrap();
+        assert_eq!(c.db.drbd_port, 7789);
+        assert_eq!(c.db.token_ms, 30000);
+        assert_eq!(c.database.port, 3306);
+        assert_eq!(c.db.fs_type, FsType::Ext4);
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let c = Config::from_yaml(
+            "role: web\ndb:\n  fs_type: xfs\n  probe_port: 61000\n  vm_names: {db-a: vm-db-a}\nweb:\n  site_title: Blog\n",
+            "x.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.role, Some(Role::Web));
+        assert_eq!(c.db.fs_type, FsType::Xfs);
+        assert_eq!(c.db.probe_port, 61000);
+        assert_eq!(c.db.drbd_port, 7789, "untouched keys keep their default");
+        assert_eq!(c.db.vm_names["db-a"], "vm-db-a");
+        assert_eq!(c.web.site_title, "Blog");
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_line() {
+        let e = Config::from_yaml("db:\n  drbd_port: 7789\n  colour: blue\n", "/etc/hainit/hainit.yaml").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Input);
+        let msg = e.to_string();
+        assert!(msg.contains("/etc/hainit/hainit.yaml") && msg.contains("colour") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_input_errors() {
+        for text in ["db:\n  fs_type: btrfs\n", "db:\n  drbd_port: 70000\n", "role: cache\n", "- a\n- b\n"] {
+            let e = Config::from_yaml(text, "c.yaml").unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Input, "{text}");
+            assert!(e.to_string().starts_with("c.yaml: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn secret_sources() {
+        let none = |_: &str| Ok(None);
+        let secret = "s".repeat(40);
+        let c = Config::from_yaml(&format!("secret: {secret}\n"), "c").unwrap();
+        assert!(c.shared_secret(none).is_ok());
+
+        let c = Config::from_yaml("secret_file: /etc/hainit/secret\n", "c").unwrap();
+        let file = |p: &str| Ok((p == "/etc/hainit/secret").then(|| format!("{secret}\n")));
+        assert!(c.shared_secret(file).is_ok());
+        let e = c.shared_secret(none).unwrap_err();
+        assert!(e.to_string().contains("/etc/hainit/secret does not exist"), "{e}");
+
+        let c = Config::from_yaml(&format!("secret: {secret}\nsecret_file: /x\n"), "c").unwrap();
+        assert!(c.shared_secret(none).unwrap_err().to_string().contains("not both"));
+        assert!(Config::default().shared_secret(none).unwrap_err().to_string().contains("no shared secret"));
+    }
+}

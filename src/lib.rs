@@ -1,0 +1,15 @@
+pub mod cli;
+pub mod config;
+pub mod dialect;
+pub mod engine;
+pub mod error;
+pub mod imds;
+pub mod inventory;
+pub mod notify;
+pub mod plan;
+pub mod platform;
+pub mod retry;
+pub mod roles;
+pub mod secrets;
+pub mod status;
+pub mod system;

@@ -1,0 +1,183 @@
+//! Actions as data, and the report `plan` prints (text for people, JSON for machines).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::system::{Cmd, FileSpec, Input};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write a whole file atomically.
+    Write(FileSpec),
+    Dir {
+        path: String,
+        mode: u32,
+        owner: String,
+        group: String,
+    },
+    /// Run a command; a non-zero exit fails the step.
+    Run {
+        cmd: Cmd,
+        why: String,
+    },
+    /// Poll the step's check until it no longer asks to wait, up to `timeout` (then exit 3).
+    Wait {
+        what: String,
+        timeout: Duration,
+    },
+}
+
+impl Action {
+    pub fn run(cmd: Cmd, why: impl Into<String>) -> Self {
+        Action::Run { cmd, why: why.into() }
+    }
+    pub fn wait(what: impl Into<String>, timeout: Duration) -> Self {
+        Action::Wait { what: what.into(), timeout }
+    }
+    pub fn dir(path: impl Into<String>, mode: u32, owner: &str, group: &str) -> Self {
+        Action::Dir { path: path.into(), mode, owner: owner.into(), group: group.into() }
+    }
+
+    pub fn is_wait(&self) -> bool {
+        matches!(self, Action::Wait { .. })
+    }
+
+    /// The `plan --json` form of one action.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Action::Write(f) => json!({
+                "type": "file", "path": f.path, "mode": format!("{:04o}", f.mode),
+                "owner": f.owner, "group": f.group, "sha256": f.sha256(),
+            }),
+            Action::Dir { path, mode, owner, group } => json!({
+                "type": "dir", "path": path, "mode": format!("{mode:04o}"), "owner": owner, "group": group,
+            }),
+            Action::Run { cmd, why } => {
+                let mut v = json!({ "type": "command", "argv": cmd.argv_redacted(), "why": why });
+                if let Some(input) = &cmd.stdin {
+                    v["stdin"] = match input {
+                        Input::Secret(_) => json!(crate::secrets::REDACTED),
+                        Input::Plain(s) => json!(s),
+                    };
+                }
+                v
+            }
+            Action::Wait { what, timeout } => {
+                json!({ "type": "wait", "what": what, "timeout_secs": timeout.as_secs() })
+            }
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Write(f) => {
+                let sha = f.sha256();
+                let secret = if f.content.is_secret() { " (contains secrets)" } else { "" };
+                format!("file  {} {:04o} {}:{} sha256:{}{secret}", f.path, f.mode, f.owner, f.group, &sha[..12])
+            }
+            Action::Dir { path, mode, owner, group } => format!("dir   {path} {mode:04o} {owner}:{group}"),
+            Action::Run { cmd, why } => format!("run   {cmd}    # {why}"),
+            Action::Wait { what, timeout } => format!("wait  {what} (up to {} s)", timeout.as_secs()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Ok,
+    Change,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub name: &'static str,
+    pub actions: Vec<Action>,
+}
+
+impl StepReport {
+    pub fn state(&self) -> StepState {
+        if self.actions.is_empty() {
+            StepState::Ok
+        } else {
+            StepState::Change
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<StepReport>,
+}
+
+impl Plan {
+    pub fn is_converged(&self) -> bool {
+        self.steps.iter().all(|s| s.actions.is_empty())
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "steps": self.steps.iter().map(|s| json!({
+                "name": s.name,
+                "state": s.state(),
+                "actions": s.actions.iter().map(Action::to_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>()
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for s in &self.steps {
+            let state = match s.state() {
+                StepState::Ok => "ok",
+                StepState::Change => "change",
+            };
+            let _ = writeln!(out, "{:<40} {state}", s.name);
+            for a in &s.actions {
+                let _ = writeln!(out, "    {}", a.describe());
+            }
+        }
+        let changes = self.steps.iter().filter(|s| !s.actions.is_empty()).count();
+        let _ = writeln!(out, "{} steps, {changes} to change", self.steps.len());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Secret;
+
+    #[test]
+    fn json_shape_of_each_action() {
+        let plan = Plan {
+            steps: vec![
+                StepReport { name: "a.ok", actions: vec![] },
+                StepReport {
+                    name: "a.change",
+                    actions: vec![
+                        Action::Write(FileSpec::new("/etc/x", "x", 0o640).owned_by("root", "www-data")),
+                        Action::run(Cmd::new("chpasswd").stdin_secret(Secret::new("hacluster:pw")), "set password"),
+                        Action::wait("peer", Duration::from_secs(5)),
+                    ],
+                },
+            ],
+        };
+        let v = plan.to_json();
+        assert_eq!(v["steps"][0]["state"], "ok");
+        assert_eq!(v["steps"][1]["state"], "change");
+        let a = &v["steps"][1]["actions"];
+        assert_eq!(a[0]["mode"], "0640");
+        assert_eq!(a[0]["owner"], "root");
+        assert_eq!(a[0]["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(a[1]["argv"], json!(["chpasswd"]));
+        assert_eq!(a[1]["stdin"], "<redacted>");
+        assert_eq!(a[2]["timeout_secs"], 5);
+        assert!(!v.to_string().contains("hacluster:pw"));
+        assert!(plan.to_text().contains("2 steps, 1 to change"));
+    }
+}

@@ -1,0 +1,280 @@
+//! The one table of OS differences. Every cell comes from shared/reference (section in the
+//! comment); steps read fields, they never branch on the OS.
+
+use crate::dialect::{DrbdDialect, PcsDialect};
+
+use super::OsId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageManager {
+    Yum,
+    Dnf,
+    Apt,
+}
+
+impl PackageManager {
+    /// The read-only query that exits 0 when every named package is installed.
+    pub fn is_installed_query(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            PackageManager::Yum | PackageManager::Dnf => ("rpm", &["-q"]),
+            PackageManager::Apt => ("dpkg-query", &["-W", "-f=${db:Status-Abbrev}\\n"]),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Platform {
+    pub id: OsId,
+    pub package_manager: PackageManager,
+    /// Extra repositories the image must have enabled (EL `ha`/`highavailability`, ELRepo, EPEL).
+    pub repositories: &'static [&'static str],
+    pub selinux: bool,
+    pub firewalld: bool,
+    pub pcs: PcsDialect,
+    /// Default DRBD dialect; the loaded kernel module's version overrides it at run time (§3.1).
+    pub drbd: DrbdDialect,
+    /// Arguments that make `crm_mon` print XML (§2.9: CentOS 7 has only `--as-xml`).
+    pub crm_mon_xml: &'static [&'static str],
+    pub db: DbPlatform,
+    pub web: WebPlatform,
+}
+
+#[derive(Debug)]
+pub struct DbPlatform {
+    pub packages: &'static [&'static str],
+    pub mariadb_service: &'static str,
+    /// What `ocf:heartbeat:mysql` starts (§4.1).
+    pub mysqld_binary: &'static str,
+    pub my_cnf: &'static str,
+    /// Drop-in directory for hainit's server settings.
+    pub my_cnf_dir: &'static str,
+    pub mysql_pid: &'static str,
+    pub mysql_socket: &'static str,
+    pub mysql_log: &'static str,
+    pub mysql_install_db: &'static str,
+    /// `nc` with `-k`, for ocf:heartbeat:azure-lb (§4.3).
+    pub nc: &'static str,
+    pub drbd_scripts: &'static str,
+}
+
+#[derive(Debug)]
+pub struct WebPlatform {
+    pub packages: &'static [&'static str],
+    pub nginx_service: &'static str,
+    pub nginx_conf_dir: &'static str,
+    pub php_fpm_service: &'static str,
+    pub php_fpm_pool_dir: &'static str,
+    /// `listen` of hainit's pool: a unix socket path, or `127.0.0.1:9000` on CentOS 7 (§6.6).
+    pub php_fpm_listen: &'static str,
+    pub php_ini: &'static str,
+    pub php_binary: &'static str,
+    /// User and group php-fpm runs as and that owns the WordPress tree.
+    pub web_user: &'static str,
+    pub web_group: &'static str,
+    pub nginx_user: &'static str,
+    pub log_dir: &'static str,
+}
+
+pub fn platform(id: OsId) -> &'static Platform {
+    match id {
+        OsId::Centos7 => &CENTOS7,
+        OsId::El8 => &EL8,
+        OsId::El9 => &EL9,
+        OsId::Debian12 => &DEBIAN12,
+    }
+}
+
+// §7.2 package map; §4.1 MariaDB paths on EL; §6.6 nginx/php-fpm. CentOS 7's PHP 5.4 cannot run a
+// current WordPress (§6.4): the image uses Software Collections' rh-php73.
+static CENTOS7: Platform = Platform {
+    id: OsId::Centos7,
+    package_manager: PackageManager::Yum,
+    repositories: &["base (vault.centos.org 7.9.2009)", "elrepo", "epel (archive)", "centos-sclo-rh"],
+    selinux: true,
+    firewalld: true,
+    pcs: PcsDialect::V09,
+    drbd: DrbdDialect::V84,
+    crm_mon_xml: &["--as-xml"],
+    db: DbPlatform {
+        packages: &[
+            "pcs",
+            "pacemaker",
+            "corosync",
+            "resource-agents",
+            "fence-agents-azure-arm",
+            "nmap-ncat",
+            "kmod-drbd84",
+            "drbd84-utils",
+            "mariadb-server",
+            "mariadb",
+            "e2fsprogs",
+            "xfsprogs",
+            "gdisk",
+        ],
+        mariadb_service: "mariadb",
+        mysqld_binary: "/usr/bin/mysqld_safe",
+        my_cnf: "/etc/my.cnf",
+        my_cnf_dir: "/etc/my.cnf.d",
+        mysql_pid: "/var/run/mariadb/mariadb.pid",
+        mysql_socket: "/var/lib/mysql/mysql.sock",
+        mysql_log: "/var/log/mariadb/mariadb.log",
+        mysql_install_db: "/usr/bin/mysql_install_db",
+        nc: "/usr/bin/nc",
+        drbd_scripts: "/usr/lib/drbd",
+    },
+    web: WebPlatform {
+        packages: &["nginx", "rh-php73-php-fpm", "rh-php73-php-mysqlnd", "mariadb"],
+        nginx_service: "nginx",
+        nginx_conf_dir: "/etc/nginx/conf.d",
+        php_fpm_service: "rh-php73-php-fpm",
+        php_fpm_pool_dir: "/etc/opt/rh/rh-php73/php-fpm.d",
+        php_fpm_listen: "127.0.0.1:9000",
+        php_ini: "/etc/opt/rh/rh-php73/php.ini",
+        php_binary: "/opt/rh/rh-php73/root/usr/bin/php",
+        web_user: "apache",
+        web_group: "apache",
+        nginx_user: "nginx",
+        log_dir: "/var/log/nginx",
+    },
+};
+
+static EL8: Platform = Platform {
+    id: OsId::El8,
+    package_manager: PackageManager::Dnf,
+    repositories: &["ha", "elrepo"],
+    selinux: true,
+    firewalld: true,
+    pcs: PcsDialect::V010,
+    drbd: DrbdDialect::V9,
+    crm_mon_xml: &["--output-as=xml"],
+    db: EL_DB,
+    web: EL_WEB,
+};
+
+static EL9: Platform = Platform {
+    id: OsId::El9,
+    package_manager: PackageManager::Dnf,
+    repositories: &["highavailability", "elrepo"],
+    selinux: true,
+    firewalld: true,
+    pcs: PcsDialect::V011,
+    drbd: DrbdDialect::V9,
+    crm_mon_xml: &["--output-as=xml"],
+    db: DbPlatform {
+        // RHEL 9 moved azure-lb into resource-agents-cloud (§4.3).
+        packages: &[
+            "pcs",
+            "pacemaker",
+            "corosync",
+            "resource-agents",
+            "resource-agents-cloud",
+            "fence-agents-azure-arm",
+            "nmap-ncat",
+            "kmod-drbd9x",
+            "drbd9x-utils",
+            "mariadb-server",
+            "mariadb",
+            "e2fsprogs",
+            "xfsprogs",
+            "gdisk",
+        ],
+        ..EL_DB
+    },
+    web: EL_WEB,
+};
+
+const EL_DB: DbPlatform = DbPlatform {
+    packages: &[
+        "pcs",
+        "pacemaker",
+        "corosync",
+        "resource-agents",
+        "fence-agents-azure-arm",
+        "nmap-ncat",
+        "kmod-drbd9x",
+        "drbd9x-utils",
+        "mariadb-server",
+        "mariadb",
+        "e2fsprogs",
+        "xfsprogs",
+        "gdisk",
+    ],
+    mariadb_service: "mariadb",
+    mysqld_binary: "/usr/bin/mysqld_safe",
+    my_cnf: "/etc/my.cnf",
+    my_cnf_dir: "/etc/my.cnf.d",
+    mysql_pid: "/run/mariadb/mariadb.pid",
+    mysql_socket: "/var/lib/mysql/mysql.sock",
+    mysql_log: "/var/log/mariadb/mariadb.log",
+    mysql_install_db: "/usr/bin/mysql_install_db",
+    nc: "/usr/bin/nc",
+    drbd_scripts: "/usr/lib/drbd",
+};
+
+const EL_WEB: WebPlatform = WebPlatform {
+    packages: &["nginx", "php-fpm", "php-mysqlnd", "mariadb"],
+    nginx_service: "nginx",
+    nginx_conf_dir: "/etc/nginx/conf.d",
+    php_fpm_service: "php-fpm",
+    php_fpm_pool_dir: "/etc/php-fpm.d",
+    php_fpm_listen: "/run/php-fpm/hainit.sock",
+    php_ini: "/etc/php.ini",
+    php_binary: "/usr/bin/php",
+    web_user: "apache",
+    web_group: "apache",
+    nginx_user: "nginx",
+    log_dir: "/var/log/nginx",
+};
+
+// Debian 12: pcs 0.11.5, pacemaker 2.1.5, in-kernel DRBD 8.4.11 under drbd-utils 9.22 (§2.1, §3.1).
+static DEBIAN12: Platform = Platform {
+    id: OsId::Debian12,
+    package_manager: PackageManager::Apt,
+    repositories: &[],
+    selinux: false,
+    firewalld: false,
+    pcs: PcsDialect::V011,
+    drbd: DrbdDialect::V84,
+    crm_mon_xml: &["--output-as=xml"],
+    db: DbPlatform {
+        packages: &[
+            "pcs",
+            "pacemaker",
+            "corosync",
+            "resource-agents",
+            "fence-agents",
+            "python3-azure",
+            "netcat-openbsd",
+            "drbd-utils",
+            "mariadb-server",
+            "mariadb-client",
+            "e2fsprogs",
+            "xfsprogs",
+            "gdisk",
+        ],
+        mariadb_service: "mariadb",
+        mysqld_binary: "/usr/sbin/mariadbd",
+        my_cnf: "/etc/mysql/my.cnf",
+        my_cnf_dir: "/etc/mysql/mariadb.conf.d",
+        mysql_pid: "/run/mysqld/mysqld.pid",
+        mysql_socket: "/run/mysqld/mysqld.sock",
+        mysql_log: "/var/log/mysql/error.log",
+        mysql_install_db: "/usr/bin/mariadb-install-db",
+        nc: "/usr/bin/nc",
+        drbd_scripts: "/usr/lib/drbd",
+    },
+    web: WebPlatform {
+        packages: &["nginx", "php8.2-fpm", "php8.2-mysql", "mariadb-client"],
+        nginx_service: "nginx",
+        nginx_conf_dir: "/etc/nginx/conf.d",
+        php_fpm_service: "php8.2-fpm",
+        php_fpm_pool_dir: "/etc/php/8.2/fpm/pool.d",
+        php_fpm_listen: "/run/php/hainit.sock",
+        php_ini: "/etc/php/8.2/fpm/php.ini",
+        php_binary: "/usr/bin/php8.2",
+        web_user: "www-data",
+        web_group: "www-data",
+        nginx_user: "www-data",
+        log_dir: "/var/log/nginx",
+    },
+};

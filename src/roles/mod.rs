@@ -1,0 +1,31 @@
+//! Each role is an ordered list of steps; steps shared by both roles live in `common`.
+
+mod common;
+pub mod db;
+pub mod web;
+
+use crate::config::Config;
+use crate::engine::{Context, Step};
+use crate::inventory::{Inventory, Role};
+use crate::platform::Platform;
+use crate::status::Health;
+use crate::system::Probe;
+
+pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
+    let mut steps = common::steps();
+    steps.extend(match cx.inv.role {
+        Role::Db => db::steps(cx),
+        Role::Web => web::steps(cx),
+    });
+    steps
+}
+
+/// Health of this node's role, for `status`.
+pub fn health(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
+    let mut items = common::health(probe);
+    items.extend(match inv.role {
+        Role::Db => db::health(inv, platform, config, probe),
+        Role::Web => web::health(inv, platform, config, probe),
+    });
+    items
+}

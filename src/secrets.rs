@@ -1,0 +1,156 @@
+//! The shared secret and everything derived from it.
+//!
+//! Every password and key is `hex(HMAC-SHA256(key = secret, message = "hainit/" + purpose))`,
+//! 64 lowercase hex characters. Reproduce one with openssl:
+//!
+//! ```text
+//! printf '%s' 'hainit/mariadb-root' | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1
+//! ```
+//!
+//! Hex keeps the values free of quotes and backslashes, so they can go into PHP strings, SQL
+//! literals and `chpasswd` input without escaping.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+/// Shortest shared secret accepted (the design asks for ≥ 32 bytes).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Text that must never be printed: Debug and Display redact it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+/// What stands in for a secret in plans, argv and logs.
+pub const REDACTED: &str = "<redacted>";
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The clear text, for the few places that hand it to the machine (stdin, 0600 files).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// Every derived value has one purpose string; changing one changes the derived value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    HaclusterPassword,
+    MariadbRoot,
+    WordpressDb,
+    WordpressAdmin,
+    /// One of WordPress's eight keys and salts, by constant name (`AUTH_KEY`, …).
+    WordpressSalt(&'static str),
+}
+
+impl Purpose {
+    pub fn label(self) -> String {
+        match self {
+            Purpose::HaclusterPassword => "hacluster".into(),
+            Purpose::MariadbRoot => "mariadb-root".into(),
+            Purpose::WordpressDb => "wordpress-db".into(),
+            Purpose::WordpressAdmin => "wordpress-admin".into(),
+            Purpose::WordpressSalt(name) => format!("wordpress-salt/{name}"),
+        }
+    }
+}
+
+/// The validated shared secret.
+#[derive(Clone)]
+pub struct SharedSecret(Secret);
+
+impl fmt::Debug for SharedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl SharedSecret {
+    /// `source` names where it came from, for the error message (never the value).
+    pub fn try_new(value: &str, source: &str) -> Result<Self> {
+        let value = value.trim_end_matches(['\n', '\r']);
+        if value.len() < MIN_SECRET_LEN {
+            return Err(Error::input(format!(
+                "{source}: the shared secret is {} bytes long, at least {MIN_SECRET_LEN} are required",
+                value.len()
+            )));
+        }
+        Ok(SharedSecret(Secret::new(value)))
+    }
+
+    #[allow(clippy::expect_used)] // invariant: HMAC takes keys of any length
+    pub fn derive(&self, purpose: Purpose) -> Secret {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes()).expect("HMAC accepts keys of any length");
+        mac.update(b"hainit/");
+        mac.update(purpose.label().as_bytes());
+        Secret::new(hex(&mac.finalize().into_bytes()))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn derivation_matches_the_documented_openssl_recipe() {
+        // printf '%s' 'hainit/mariadb-root' | openssl dgst -sha256 -hmac 0123456789abcdef0123456789abcdef -r
+        let s = SharedSecret::try_new(S, "test").unwrap();
+        assert_eq!(
+            s.derive(Purpose::MariadbRoot).expose(),
+            "7934634a79cfd2a1c5c6885c0702d40a189aeefd742d470030bb46a1817c03cb"
+        );
+    }
+
+    #[test]
+    fn purposes_give_different_values_and_same_secret_same_value() {
+        let a = SharedSecret::try_new(S, "test").unwrap();
+        let b = SharedSecret::try_new(&format!("{S}\n"), "test").unwrap();
+        assert_eq!(a.derive(Purpose::WordpressDb), b.derive(Purpose::WordpressDb));
+        assert_ne!(a.derive(Purpose::WordpressDb), a.derive(Purpose::MariadbRoot));
+        let other = SharedSecret::try_new(&S.replace('0', "1"), "test").unwrap();
+        assert_ne!(a.derive(Purpose::WordpressDb), other.derive(Purpose::WordpressDb));
+        assert_eq!(a.derive(Purpose::HaclusterPassword).expose().len(), 64);
+    }
+
+    #[test]
+    fn short_secret_is_input_error_without_the_value() {
+        let e = SharedSecret::try_new("tooshort-value", "config secret").unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Input);
+        assert!(e.to_string().contains("14 bytes"), "{e}");
+        assert!(!e.to_string().contains("tooshort-value"));
+    }
+
+    #[test]
+    fn secret_never_formats_its_value() {
+        let s = Secret::new("hunter2hunter2");
+        assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
+    }
+}
