@@ -1,0 +1,52 @@
+# hainit — see README.md. `make test` is what CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+TARGET  := x86_64-unknown-linux-musl
+BIN     := target/$(TARGET)/release/hainit
+CARGO   ?= cargo
+SCRIPTS := $(shell find scripts images cloud-init .ci -type f \( -name '*.sh' -o -name run \) 2>/dev/null)
+
+.PHONY: build test lint fmt unit golden bench install clean check-static
+
+## build: stripped static musl binary (adds the rustup target when missing)
+build: $(BIN)
+$(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
+	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
+	$(CARGO) build --release --locked --target $(TARGET)
+	@$(MAKE) --no-print-directory check-static
+
+check-static:
+	@file $(BIN) | tee /dev/stderr | grep -q 'statically linked' || { echo "$(BIN) is not statically linked" >&2; exit 1; }
+	@size=$$(stat -c %s $(BIN)); echo "size: $$size bytes"; \
+	  [ $$size -lt $$((8 * 1024 * 1024)) ] || { echo "$(BIN) is $$size bytes, over 8 MiB" >&2; exit 1; }
+
+## test: lint, every cargo test (units, fake IMDS, golden plans, real-tool checks), static build
+test: lint unit build
+
+unit:
+	$(CARGO) test --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@if [ -n "$(SCRIPTS)" ]; then shellcheck -x $(SCRIPTS); fi
+
+fmt:
+	$(CARGO) fmt --all
+
+## golden: rewrite tests/golden/ from the current output (review the diff!)
+golden:
+	UPDATE_GOLDEN=1 $(CARGO) test --locked
+	git status --short tests/golden
+
+## bench: median discover/plan wall time, peak RSS and size of the release binary
+bench: build
+	$(CARGO) build --release --locked --example fake-imds
+	python3 scripts/bench.py --hainit $(BIN) --fake-imds target/release/examples/fake-imds
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)/usr/local/sbin/hainit
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,222 @@
+//! The step engine over the fake system: convergence, waits, failures, crash points, redaction.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use hainit::engine::{self, check_files, Context, Options, Outcome, Step};
+use hainit::error::{Error, ErrorKind, Result};
+use hainit::plan::Action;
+use hainit::platform::OsId;
+use hainit::secrets::{Purpose, Secret};
+use hainit::system::{Cmd, Executor, FakeSystem, FileMeta, FileSpec, Output, Probe};
+
+use crate::common::{capture_logs, db_doc, parts};
+
+/// Writes a secret-bearing file, then runs `touch-marker` until the fake says it ran.
+struct DemoStep;
+
+impl Step for DemoStep {
+    fn id(&self) -> &'static str {
+        "test.demo"
+    }
+    fn files(&self, cx: &Context) -> Result<Vec<FileSpec>> {
+        let pw = cx.derive(Purpose::MariadbRoot);
+        Ok(vec![FileSpec::new("/etc/demo.cnf", format!("password={}\n", pw.expose()), 0o600).secret()])
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let mut actions = check_files(probe, self.files(cx)?)?;
+        if probe.query(&Cmd::new("marker").arg("status"))?.stdout != "done" {
+            let pw = cx.derive(Purpose::HaclusterPassword);
+            let cmd = Cmd::new("set-password").arg("--user").arg("hacluster").secret_arg(pw.clone()).stdin_secret(pw);
+            actions.push(Action::run(cmd, "set the password"));
+        }
+        Ok(actions)
+    }
+}
+
+/// Waits until the fake's "peer" fact is "up".
+struct WaitStep;
+
+impl Step for WaitStep {
+    fn id(&self) -> &'static str {
+        "test.wait"
+    }
+    fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let up = probe.query(&Cmd::new("peer-state"))?.stdout == "up";
+        Ok(if up { vec![] } else { vec![Action::wait("peer db-b", Duration::from_secs(2))] })
+    }
+}
+
+fn fake() -> FakeSystem {
+    let f = FakeSystem::new("db-a");
+    f.on(&["marker", "status"], |f, _| Output::ok(f.fact("marker").unwrap_or_default()));
+    f.on(&["set-password"], |f, _| {
+        f.set_fact("marker", "done");
+        Output::ok("")
+    });
+    f
+}
+
+fn with_cx<T>(f: impl FnOnce(&Context) -> T) -> T {
+    let (inv, config, secret) = parts(&db_doc("db-a", "10.0.1.4"), OsId::Debian12);
+    let cx = Context {
+        inv: &inv,
+        platform: inv.platform.platform(),
+        config: &config,
+        secret: &secret,
+        options: Options::default(),
+    };
+    f(&cx)
+}
+
+fn steps() -> Vec<Box<dyn Step>> {
+    vec![Box::new(DemoStep)]
+}
+
+#[test]
+fn apply_converges_and_a_second_run_changes_nothing() {
+    with_cx(|cx| {
+        let sys = fake();
+        let plan = engine::plan(&steps(), cx, &sys).unwrap();
+        assert!(!plan.is_converged());
+        assert_eq!(plan.steps[0].actions.len(), 2);
+        assert!(sys.read("/etc/demo.cnf").unwrap().is_none(), "plan wrote nothing");
+
+        let out = engine::apply(&steps(), cx, &sys).unwrap();
+        assert_eq!(out, vec![("test.demo", Outcome::Changed { actions: 2 })]);
+        assert_eq!(sys.meta("/etc/demo.cnf").unwrap().unwrap().mode, 0o600);
+        assert_eq!(engine::apply(&steps(), cx, &sys).unwrap(), vec![("test.demo", Outcome::Converged)]);
+        assert!(engine::plan(&steps(), cx, &sys).unwrap().is_converged());
+    });
+}
+
+#[test]
+fn a_step_whose_actions_change_nothing_did_not_converge() {
+    with_cx(|cx| {
+        let sys = fake();
+        sys.on(&["set-password"], |_, _| Output::ok("")); // succeeds but changes nothing
+        let e = engine::apply(&steps(), cx, &sys).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Step);
+        assert!(e.to_string().contains("test.demo") && e.to_string().contains("did not converge"), "{e}");
+    });
+}
+
+#[test]
+fn a_failing_command_is_a_step_error_with_argv_and_stderr() {
+    with_cx(|cx| {
+        let sys = fake();
+        sys.reply(&["set-password"], Output::fail(4, "token rejected"));
+        let e = engine::apply(&steps(), cx, &sys).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Step);
+        let msg = e.to_string();
+        assert!(msg.contains("set-password --user hacluster <redacted>") && msg.contains("exit 4"), "{msg}");
+        assert!(msg.contains("token rejected"), "{msg}");
+        assert!(!msg.contains(cx.derive(Purpose::HaclusterPassword).expose()));
+    });
+}
+
+#[test]
+fn waits_poll_until_ready_or_time_out_with_exit_3() {
+    with_cx(|cx| {
+        let sys = fake();
+        let polls = std::rc::Rc::new(Cell::new(0));
+        let p = polls.clone();
+        sys.on(&["peer-state"], move |_, _| {
+            p.set(p.get() + 1);
+            Output::ok(if p.get() >= 3 { "up" } else { "down" })
+        });
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(WaitStep)];
+        assert_eq!(engine::apply(&steps, cx, &sys).unwrap(), vec![("test.wait", Outcome::Changed { actions: 0 })]);
+
+        let sys = fake();
+        sys.reply(&["peer-state"], Output::ok("down"));
+        let started = std::time::Instant::now();
+        let e = engine::apply(&steps, cx, &sys).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+        assert!(e.to_string().contains("peer db-b"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+/// An executor that dies after `n` actions, like a run killed mid-way.
+struct DiesAfter<'a> {
+    inner: &'a FakeSystem,
+    left: Cell<usize>,
+}
+
+impl DiesAfter<'_> {
+    fn spend(&self) -> Result<()> {
+        if self.left.get() == 0 {
+            return Err(Error::step("killed"));
+        }
+        self.left.set(self.left.get() - 1);
+        Ok(())
+    }
+}
+
+impl Probe for DiesAfter<'_> {
+    fn read(&self, p: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.read(p)
+    }
+    fn meta(&self, p: &str) -> Result<Option<FileMeta>> {
+        self.inner.meta(p)
+    }
+    fn list(&self, p: &str) -> Result<Vec<String>> {
+        self.inner.list(p)
+    }
+    fn query(&self, c: &Cmd) -> Result<Output> {
+        self.inner.query(c)
+    }
+    fn tcp_open(&self, ip: std::net::IpAddr, port: u16, t: Duration) -> bool {
+        self.inner.tcp_open(ip, port, t)
+    }
+    fn hostname(&self) -> Result<String> {
+        self.inner.hostname()
+    }
+}
+
+impl Executor for DiesAfter<'_> {
+    fn write_file(&self, spec: &FileSpec) -> Result<()> {
+        self.spend()?;
+        self.inner.write_file(spec)
+    }
+    fn ensure_dir(&self, p: &str, m: u32, o: &str, g: &str) -> Result<()> {
+        self.spend()?;
+        self.inner.ensure_dir(p, m, o, g)
+    }
+    fn run(&self, c: &Cmd) -> Result<Output> {
+        self.spend()?;
+        self.inner.run(c)
+    }
+}
+
+#[test]
+fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
+    with_cx(|cx| {
+        for n in 0..2 {
+            let sys = fake();
+            let dying = DiesAfter { inner: &sys, left: Cell::new(n) };
+            assert!(engine::apply(&steps(), cx, &dying).is_err(), "killed after {n}");
+            engine::apply(&steps(), cx, &sys).unwrap();
+            assert!(engine::plan(&steps(), cx, &sys).unwrap().is_converged(), "killed after {n}");
+        }
+    });
+}
+
+#[test]
+fn apply_logs_never_contain_secrets() {
+    with_cx(|cx| {
+        let sys = fake();
+        let (result, logs) = capture_logs(|| engine::apply(&steps(), cx, &sys));
+        result.unwrap();
+        assert!(logs.contains("set-password --user hacluster <redacted> <<< <redacted>"), "{logs}");
+        for p in [Purpose::HaclusterPassword, Purpose::MariadbRoot] {
+            assert!(!logs.contains(cx.derive(p).expose()), "log shows the {p:?} secret");
+        }
+        let plan = engine::plan(&steps(), cx, &fake()).unwrap();
+        let text = format!("{}{}", plan.to_text(), plan.to_json());
+        assert!(!text.contains(cx.derive(Purpose::MariadbRoot).expose()));
+        assert!(text.contains("(contains secrets)"));
+        let _ = Secret::new("unused");
+    });
+}

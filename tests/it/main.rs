@@ -1,0 +1,10 @@
+//! All integration tests in one binary (one link on a 2-core machine).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod engine;
+mod imds;
