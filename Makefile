@@ -5,16 +5,18 @@ SHELL := /bin/bash
 TARGET  := x86_64-unknown-linux-musl
 BIN     := target/$(TARGET)/release/hainit
 CARGO   ?= cargo
-SCRIPTS := $(shell find scripts images cloud-init .ci -type f \( -name '*.sh' -o -name run \) 2>/dev/null)
+# Every shell script in the repository, found by its shebang.
+SCRIPTS := $(shell for f in $$(find scripts images cloud-init .ci -type f 2>/dev/null); do \
+             head -n1 "$$f" | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done)
 
-.PHONY: build test lint fmt unit golden bench install clean check-static
+.PHONY: print-scripts build test lint fmt unit golden bench install clean check-static
 
 ## build: stripped static musl binary (adds the rustup target when missing)
 build: $(BIN)
+	@$(MAKE) --no-print-directory check-static
 $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
 	$(CARGO) build --release --locked --target $(TARGET)
-	@$(MAKE) --no-print-directory check-static
 
 check-static:
 	@file $(BIN) | tee /dev/stderr | grep -q 'statically linked' || { echo "$(BIN) is not statically linked" >&2; exit 1; }
@@ -50,3 +52,6 @@ install: build
 
 clean:
 	$(CARGO) clean
+
+print-scripts:
+	@echo $(SCRIPTS)

@@ -189,7 +189,11 @@ fn run_plan(inputs: &Inputs, global: &GlobalArgs, json: bool) -> Result<()> {
     })
 }
 
+/// Serialises concurrent runs on one node.
+pub const LOCK_PATH: &str = "/run/hainit.lock";
+
 fn run_apply(inputs: &Inputs, global: &GlobalArgs) -> Result<()> {
+    let _lock = inputs.host.lock(LOCK_PATH)?;
     with_context(inputs, global, |cx| {
         info!(role = %cx.inv.role, node = %cx.inv.node.name, platform = %cx.inv.platform, "converging");
         let result = engine::apply(&roles::steps(cx), cx, &inputs.host);

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{chown, Gid, Pid, Uid};
 use tracing::debug;
@@ -35,6 +36,28 @@ impl HostSystem {
 
     pub fn root(&self) -> &Root {
         &self.root
+    }
+
+    /// Hold an exclusive lock so that a boot unit and a cloud-init `runcmd` (or an operator)
+    /// never converge the same node at once; waits for a holder to finish.
+    pub fn lock(&self, path: &str) -> Result<Flock<fs::File>> {
+        let p = self.root.resolve(path, true)?;
+        self.create_parents(&p)?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| io_error(format!("opening lock {}", p.display()), e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(lock),
+            Err((file, _)) => {
+                tracing::info!(lock = %p.display(), "another hainit run holds the lock; waiting for it");
+                Flock::lock(file, FlockArg::LockExclusive)
+                    .map_err(|(_, e)| Error::step(format!("locking {}: {e}", p.display())))
+            }
+        }
     }
 
     fn ids(&self, owner: &str, group: &str) -> Result<(u32, u32)> {
