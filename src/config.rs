@@ -11,6 +11,9 @@ use crate::inventory::Role;
 use crate::secrets::SharedSecret;
 
 pub const DEFAULT_PATH: &str = "/etc/hainit/hainit.yaml";
+/// Defaults shipped by the image (e.g. the baked WordPress tarball and its sha256); the admin's
+/// file above and everything else override them.
+pub const IMAGE_DEFAULTS_PATH: &str = "/usr/share/hainit/defaults.yaml";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -161,20 +164,31 @@ impl Config {
         serde_yaml_ng::from_str(text).map_err(|e| Error::input(format!("{origin}: {e}")))
     }
 
-    /// Load the config: an explicit path must exist; the default path may be absent.
-    /// `read` reads a file (under `--root` for the default path).
+    /// Load the image defaults (if any) overlaid with the config: an explicit path must exist,
+    /// the default path may be absent. `read` reads a file under `--root`.
     pub fn load(explicit: Option<&Path>, read: impl Fn(&str) -> Result<Option<String>>) -> Result<Self> {
-        match explicit {
+        let admin = match explicit {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::input(format!("--config {}: {e}", path.display())))?;
-                Config::from_yaml(&text, &path.display().to_string())
+                Some((text, path.display().to_string()))
             }
-            None => match read(DEFAULT_PATH)? {
-                Some(text) => Config::from_yaml(&text, DEFAULT_PATH),
-                None => Ok(Config::default()),
-            },
+            None => read(DEFAULT_PATH)?.map(|text| (text, DEFAULT_PATH.to_string())),
+        };
+        let vendor = read(IMAGE_DEFAULTS_PATH)?.map(|text| (text, IMAGE_DEFAULTS_PATH.to_string()));
+        let mut merged = serde_yaml_ng::Value::Null;
+        for (text, origin) in vendor.iter().chain(admin.iter()) {
+            // Each file on its own first, so an error names its file, key and line.
+            Config::from_yaml(text, origin)?;
+            if !text.trim().is_empty() {
+                let value = serde_yaml_ng::from_str(text).map_err(|e| Error::input(format!("{origin}: {e}")))?;
+                merge(&mut merged, value);
+            }
         }
+        if merged.is_null() {
+            return Ok(Config::default());
+        }
+        serde_yaml_ng::from_value(merged).map_err(|e| Error::input(format!("config: {e}")))
     }
 
     /// The shared secret from `secret` or `secret_file` (exactly one of them).
@@ -195,6 +209,24 @@ impl Config {
 
     pub fn imds_deadline(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.imds.deadline_secs.unwrap_or(60))
+    }
+}
+
+/// Deep-merge YAML mappings: keys of `over` replace those of `base`, nested mappings merge.
+fn merge(base: &mut serde_yaml_ng::Value, over: serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value;
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
     }
 }
 
@@ -242,6 +274,26 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::Input, "{text}");
             assert!(e.to_string().starts_with("c.yaml: "), "{e}");
         }
+    }
+
+    #[test]
+    fn image_defaults_are_overridden_by_the_config_file() {
+        let files = |p: &str| {
+            Ok(match p {
+                IMAGE_DEFAULTS_PATH => Some("web:\n  wordpress_sha256: abc\n  site_title: Image\n".to_string()),
+                DEFAULT_PATH => Some("web:\n  site_title: Mine\n".to_string()),
+                _ => None,
+            })
+        };
+        let c = Config::load(None, files).unwrap();
+        assert_eq!(c.web.wordpress_sha256.as_deref(), Some("abc"));
+        assert_eq!(c.web.site_title, "Mine");
+        assert_eq!(c.web.table_prefix, "wp_");
+
+        let bad = |p: &str| Ok((p == IMAGE_DEFAULTS_PATH).then(|| "web:\n  nope: 1\n".to_string()));
+        let e = Config::load(None, bad).unwrap_err();
+        assert!(e.to_string().contains(IMAGE_DEFAULTS_PATH) && e.to_string().contains("nope"), "{e}");
+        assert_eq!(Config::load(None, |_| Ok(None)).unwrap().db.drbd_port, 7789);
     }
 
     #[test]
