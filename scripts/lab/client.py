@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""The drill's user: writes and reads WordPress posts through the public load balancer and writes
+rows through the DB VIP. Runs inside the lab's network namespace. Prints one JSON object.
+
+  client.py post  --url URL --title T [--deadline S]   XML-RPC wp.newPost until it succeeds
+  client.py get   --url URL --id N [--tries K]          REST read of post N (K reads: both web nodes)
+  client.py http  --url URL [--deadline S]              first HTTP 200 for GET URL
+  client.py vip   --host VIP --defaults FILE [--deadline S] [--note TEXT]
+                                                        INSERT through the VIP until it succeeds
+Secrets come from the environment (HLAB_WP_USER, HLAB_WP_PASSWORD) or a 0600 defaults file, never
+argv. Every attempt's error is kept (the last few are printed) with wall-clock times.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import xmlrpc.client
+
+ATTEMPT_TIMEOUT = 10.0
+
+
+class TimeoutTransport(xmlrpc.client.Transport):
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = ATTEMPT_TIMEOUT
+        return conn
+
+
+def retry(attempt, deadline, pause):
+    """Call attempt() until it returns a value or the deadline passes; JSON-able summary."""
+    start = time.time()
+    errors = []
+    n = 0
+    while True:
+        n += 1
+        t = time.time()
+        try:
+            value = attempt()
+            return {"ok": True, "value": value, "t": round(time.time(), 3), "seconds": round(time.time() - start, 3),
+                    "attempts": n, "errors": errors[-5:]}
+        except Exception as e:  # every failure mode is a data point, not a crash
+            errors.append({"t": round(t, 3), "error": ("%s: %s" % (type(e).__name__, e))[:300]})
+        if time.time() - start > deadline:
+            return {"ok": False, "seconds": round(time.time() - start, 3), "attempts": n, "errors": errors[-5:]}
+        time.sleep(pause)
+
+
+def wp_post(url, title, content):
+    server = xmlrpc.client.ServerProxy(url.rstrip("/") + "/xmlrpc.php", transport=TimeoutTransport())
+    post = {"post_type": "post", "post_status": "publish", "post_title": title, "post_content": content}
+    return int(server.wp.newPost(1, os.environ["HLAB_WP_USER"], os.environ["HLAB_WP_PASSWORD"], post))
+
+
+def http_get(url):
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=ATTEMPT_TIMEOUT)
+    try:
+        conn.request("GET", (u.path or "/") + ("?" + u.query if u.query else ""), headers={"Connection": "close"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def wp_get(url, post_id):
+    status, body = http_get(url.rstrip("/") + "/?rest_route=/wp/v2/posts/%d" % post_id)
+    if status != 200:
+        raise RuntimeError("HTTP %d for post %d: %s" % (status, post_id, body[:200]))
+    return json.loads(body)["title"]["rendered"]
+
+
+def http_ok(url):
+    status, body = http_get(url)
+    if status != 200:
+        raise RuntimeError("HTTP %d: %s" % (status, body[:200]))
+    return len(body)
+
+
+def vip_insert(host, defaults, note):
+    sql = ("CREATE TABLE IF NOT EXISTS lab_heartbeat (id INT AUTO_INCREMENT PRIMARY KEY, t DOUBLE, "
+           "note VARCHAR(64), served_by VARCHAR(64)); "
+           "INSERT INTO lab_heartbeat (t, note, served_by) VALUES (%f, '%s', @@hostname); "
+           "SELECT @@hostname;" % (time.time(), note.replace("'", "")))
+    r = subprocess.run(["mariadb", "--defaults-extra-file=" + defaults, "-h", host, "--connect-timeout=3",
+                        "-N", "-B", "-e", sql], capture_output=True, text=True, timeout=ATTEMPT_TIMEOUT + 5)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip()[:300])
+    return r.stdout.strip()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("post", "get", "http", "vip"):
+        s = sub.add_parser(name)
+        s.add_argument("--deadline", type=float, default=0)
+        s.add_argument("--pause", type=float, default=1.0)
+        if name in ("post", "get", "http"):
+            s.add_argument("--url", required=True)
+    sub.choices["post"].add_argument("--title", required=True)
+    sub.choices["post"].add_argument("--content", default="written by the hainit lab drill")
+    sub.choices["get"].add_argument("--id", type=int, required=True)
+    sub.choices["get"].add_argument("--tries", type=int, default=1)
+    sub.choices["vip"].add_argument("--host", required=True)
+    sub.choices["vip"].add_argument("--defaults", required=True)
+    sub.choices["vip"].add_argument("--note", default="drill")
+    a = p.parse_args(argv)
+    if a.cmd == "post":
+        result = retry(lambda: wp_post(a.url, a.title, a.content), a.deadline, a.pause)
+    elif a.cmd == "get":
+        reads = [retry(lambda: wp_get(a.url, a.id), a.deadline, a.pause) for _ in range(a.tries)]
+        result = {"ok": all(r["ok"] for r in reads), "value": reads[-1].get("value"), "reads": reads}
+    elif a.cmd == "http":
+        result = retry(lambda: http_ok(a.url), a.deadline, a.pause)
+    else:
+        result = retry(lambda: vip_insert(a.host, a.defaults, a.note), a.deadline, a.pause)
+    print(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""make lab: the whole HA stack in local VMs, the failover drill, and the report.
+
+  scripts/lab/lab.py [run] [--scenarios drill,repair,crash,splitbrain] [--keep]
+  scripts/lab/lab.py clean          stop what runs of a dead orchestrator left behind
+
+Needs root, the lab image (make lab-image) and target/release/examples/fake-imds. Every run gets
+/var/tmp/hainit-lab/runs/<run-id>/ (LAB_RUNS): logs, the VMs' disks and consoles, report.md and
+report.json. Everything the run starts is stopped by its own id when it ends, fails or is
+interrupted (--keep leaves the stack running and prints how to stop it).
+Exit: 0 every scenario passed; 1 a scenario failed or the stack did not come up; 2 this machine
+cannot run the lab (the reason is printed; LAB_ALLOW_SKIP=1 turns that into a loud skip, exit 0).
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from labkit import boot, common, report, scenarios  # noqa: E402
+from labkit.lab import Lab, Settings  # noqa: E402
+
+ALL = ["drill", "repair", "crash", "splitbrain"]
+
+
+def interrupted(signum, _frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def run(args):
+    settings = Settings()
+    lab = Lab(settings)
+    log = lab.log
+    result = {"run_id": lab.run_id, "run_dir": lab.run_dir, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "settings": settings.as_dict(), "scenarios": [], "ok": False}
+    problems = boot.preflight(lab)
+    if problems:
+        msg = "this machine cannot run the lab's VMs:\n  - " + "\n  - ".join(problems)
+        if os.environ.get("LAB_ALLOW_SKIP") == "1":
+            print("LAB SKIPPED (LAB_ALLOW_SKIP=1): " + msg, flush=True)
+            return 0
+        print("LAB FAILED: " + msg, flush=True)
+        return 2
+    try:
+        with open(os.path.join(lab.image, "image.json")) as f:
+            result["image"] = json.load(f)
+    except (OSError, ValueError):
+        result["image"] = {}
+    t0 = time.time()
+    keep = False
+    try:
+        accel, lab.accel_args, why = boot.choose_accel(lab)
+        result["settings"]["accel"] = accel
+        log("hainit lab %s: %s; run directory %s" % (lab.run_id, why, lab.run_dir))
+        boot.bring_up(lab, result)
+        for name in args.scenarios:
+            result["scenarios"].append(scenarios.run(name, lab, result))
+            common.write_json(os.path.join(lab.run_dir, "report.json"), result)
+        result["ok"] = all(s["status"] == "pass" for s in result["scenarios"])
+        keep = args.keep
+    except KeyboardInterrupt as e:
+        log("interrupted (%s)" % e)
+        result["error"] = "interrupted"
+    except Exception as e:  # report whatever happened, then clean up
+        log("FAILED: %s" % e)
+        log.detail(traceback.format_exc())
+        result["error"] = str(e)
+    finally:
+        result["seconds"] = round(time.time() - t0, 1)
+        result["peak_rss_mib"] = lab.peak_rss_mib()
+        if keep:
+            log("--keep: the stack stays up. Stop it with: scripts/lab/lab.py clean --force %s" % lab.run_id)
+        else:
+            log("cleaning up (VMs, load balancers, IMDS servers, namespace %s)" % lab.net.ns)
+            lab.cleanup()
+        common.write_json(os.path.join(lab.run_dir, "report.json"), result)
+        md = report.write(result, lab.run_dir)
+    print()
+    print(open(md).read())
+    if not result["ok"]:
+        print("lab: FAILED — logs: %s (lab.log, vms/*/console.log, vms/*/diagnostics.txt)" % lab.run_dir)
+        return 1
+    print("lab: all scenarios passed — report: %s" % md)
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("command", nargs="?", default="run", choices=["run", "clean"])
+    p.add_argument("run_ids", nargs="*", help="clean: these runs (default: every run whose orchestrator died)")
+    p.add_argument("--scenarios", default=os.environ.get("LAB_SCENARIOS", ",".join(ALL)))
+    p.add_argument("--keep", action="store_true", help="leave the stack running at the end")
+    p.add_argument("--force", action="store_true", help="clean: also runs whose orchestrator still lives")
+    args = p.parse_args()
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = [s for s in args.scenarios if s not in ALL]
+    if unknown:
+        p.error("unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(ALL)))
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    if args.command == "clean":
+        from labkit import clean
+        return clean.clean(args.run_ids, args.force)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The lab's orchestration library (scripts/lab/lab.py is the entry point)."""

@@ -1,0 +1,117 @@
+"""Bring the stack up: preflight, accelerator choice, network, VMs, load balancers, first boot."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from . import common, net, stack
+
+
+def preflight(lab):
+    """Everything `make lab` needs from this machine; a plain reason when a VM cannot start here."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("must run as root (network namespaces, taps)")
+    for tool in ("qemu-system-x86_64", "qemu-img", "socat", "ssh", "nft", "ip", "bridge", "mariadb"):
+        if shutil.which(tool) is None:
+            problems.append("%s not installed (.ci/run installs it)" % tool)
+    if not os.path.exists("/dev/net/tun"):
+        problems.append("/dev/net/tun missing: no tap devices for the VMs' private network")
+    for f in ("base.qcow2", "vmlinuz", "initrd.gz"):
+        if not os.path.exists(os.path.join(lab.image, f)):
+            problems.append("lab image incomplete (%s/%s): run make lab-image" % (lab.image, f))
+    if not os.access(lab.fake_imds, os.X_OK):
+        problems.append("%s missing: cargo build --release --example fake-imds" % lab.fake_imds)
+    return problems
+
+
+def choose_accel(lab):
+    """KVM only where a guest really boots with it (probed once per machine, cached); else TCG."""
+    want = lab.settings.accel
+    tcg = ["-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max"]
+    kvm = ["-accel", "kvm", "-cpu", "host"]
+    if want == "tcg" or (want == "auto" and not os.access("/dev/kvm", os.R_OK | os.W_OK)):
+        return "tcg", tcg, "TCG (software emulation)" + ("" if want == "tcg" else ": no usable /dev/kvm")
+    cache = os.path.join(common.CACHE, "kvm-probe.json")
+    key = "%s %s %s" % (os.uname().release, lab.image, subprocess.run(
+        ["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0])
+    try:
+        with open(cache) as f:
+            probe = json.load(f)
+        if probe.get("key") != key:
+            probe = None
+    except (FileNotFoundError, ValueError):
+        probe = None
+    if probe is None:
+        probe = {"key": key, "boots": kvm_boots(lab, kvm)}
+        common.write_json(cache, probe)
+    if probe["boots"]:
+        return "kvm", kvm, "KVM (a guest kernel reached userspace with -accel kvm)"
+    if want == "kvm":
+        raise common.LabError("LAB_ACCEL=kvm but a guest does not boot with KVM here (see %s)" % cache)
+    return "tcg", tcg, "TCG (software emulation): /dev/kvm exists but the lab kernel does not boot with it"
+
+
+def kvm_boots(lab, accel):
+    """Boot the lab kernel + initramfs without a disk: reaching the initramfs's message proves userspace."""
+    with tempfile.TemporaryDirectory() as d:
+        console = os.path.join(d, "console.log")
+        argv = ["timeout", "45", "qemu-system-x86_64"] + accel + [
+            "-m", "256", "-nodefaults", "-display", "none", "-no-reboot",
+            "-kernel", os.path.join(lab.image, "vmlinuz"), "-initrd", os.path.join(lab.image, "initrd.gz"),
+            "-append", "console=ttyS0 panic=-1", "-serial", "file:" + console]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 45
+        ok = False
+        while time.time() < deadline and proc.poll() is None:
+            with open(console, "a+") as f:
+                f.seek(0)
+                if "INITRAMFS:" in f.read():
+                    ok = True
+                    break
+            time.sleep(0.5)
+        proc.kill()
+        proc.wait()
+        return ok
+
+
+def bring_up(lab, result):
+    """Network, LBs, 4 VMs, then wait: every VM converged by hainit, WordPress through the public LB."""
+    log = lab.log
+    lab.net.up()
+    log("network: namespace %s, db %s.0/24, web %s.0/24, ILB VIP %s, public LB %s"
+        % (lab.net.ns, net.DB_SUBNET, net.WEB_SUBNET, net.VIP, net.PUBLIC_VIP))
+    lab.start_lbs()
+    t0 = time.time()
+    for spec in lab.specs():
+        vm = lab.create_vm(spec)
+        vm.start()
+    log("VMs started: " + ", ".join("%s (%s, %d MiB)" % (s.name, s.ip, s.mem_mib) for s in lab.specs()))
+    boot = {"vms": {}}
+    for vm in lab.vms.values():
+        waited = vm.wait_ssh(timeout=900)
+        boot["vms"][vm.name] = {"ssh_s": round(time.time() - t0, 1)}
+        log("%s: ssh up after %.0f s" % (vm.name, time.time() - t0))
+        _ = waited
+    for vm in lab.vms.values():
+        (state, code), _ = stack.wait_hainit(vm, timeout=1800)
+        boot["vms"][vm.name]["hainit"] = state
+        boot["vms"][vm.name]["hainit_done_s"] = round(time.time() - t0, 1)
+        log("%s: hainit %s (exit %s) after %.0f s" % (vm.name, state, code, time.time() - t0))
+        if state != "ok":
+            stack.collect_diagnostics(vm, os.path.join(vm.dir, "diagnostics.txt"))
+    result["boot"] = boot
+    bad = [n for n, v in boot["vms"].items() if v["hainit"] != "ok"]
+    if bad:
+        raise common.LabError("hainit did not converge on %s (diagnostics in %s/vms/*/diagnostics.txt)"
+                              % (", ".join(bad), lab.run_dir))
+    r = lab.client(["http", "--url", "http://%s/" % net.PUBLIC_VIP, "--deadline", "600", "--pause", "2"], 600)
+    if not r["ok"]:
+        raise common.LabError("WordPress not served through the public LB: %s" % r["errors"])
+    boot["wordpress_s"] = round(r["t"] - t0, 1)
+    log("WordPress served through the public load balancer %.0f s after the VMs were started"
+        % (r["t"] - t0))
+    return boot

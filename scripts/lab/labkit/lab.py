@@ -1,0 +1,226 @@
+"""The lab of one run: run directory, network, VMs, load balancers, and cleanup by id.
+
+Everything a run starts is recorded in RUN/pids.json (pid + what) and stopped by that pid (checked
+against its command line, which contains the run directory or namespace) when the run ends, fails
+or is interrupted; `lab.py clean` does the same for runs whose orchestrator died.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+
+from . import common, imds, net
+from .vm import VM, VmSpec
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+LB_SCRIPT = os.path.join(REPO, "scripts", "lab", "lb.py")
+CLIENT_SCRIPT = os.path.join(REPO, "scripts", "lab", "client.py")
+CLUSTER = "wpcluster"
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+class Settings:
+    """Every knob of a run (environment LAB_*), recorded in the report."""
+
+    def __init__(self):
+        self.db_mem = env_int("LAB_DB_MEM_MIB", 1536)
+        self.web_mem = env_int("LAB_WEB_MEM_MIB", 1024)
+        self.data_disk_mib = env_int("LAB_DATA_DISK_MIB", 512)
+        self.token_ms = env_int("LAB_TOKEN_MS", 5000)
+        self.probe_interval = float(os.environ.get("LAB_PROBE_INTERVAL", "5"))
+        self.probe_threshold = env_int("LAB_PROBE_THRESHOLD", 2)
+        self.probe_port = 62500
+        self.accel = os.environ.get("LAB_ACCEL", "auto")
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+class Lab:
+    def __init__(self, settings):
+        self.settings = settings
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+        self.run_dir = os.path.join(common.RUNS, self.run_id)
+        os.makedirs(os.path.join(self.run_dir, "vms"), exist_ok=True)
+        self.log = common.Log(os.path.join(self.run_dir, "lab.log"))
+        self.net = net.LabNet(self.run_id, self.log)
+        self.image = os.path.realpath(os.path.join(common.CACHE, "images", "current"))
+        self.ssh_key = os.path.join(common.CACHE, "id_lab")
+        self.fake_imds = os.path.join(REPO, "target", "release", "examples", "fake-imds")
+        self.accel_args = ["-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max"]
+        self.tracked = []
+        self.lbs = {}
+        self.vms = {}
+        self.rss_peak_kib = 0
+        self.sampler_stop = threading.Event()
+        threading.Thread(target=self.sample_rss, daemon=True).start()
+        self.secret = secrets.token_hex(24)
+        common.write_private(os.path.join(self.run_dir, "secret"), self.secret + "\n")
+        common.write_json(os.path.join(self.run_dir, "lab.json"),
+                          {"pid": os.getpid(), "netns": self.net.ns, "run_dir": self.run_dir})
+
+    # ---- bookkeeping ---------------------------------------------------------------------
+    def track(self, pid, what):
+        self.tracked.append({"pid": pid, "what": what})
+        common.write_json(os.path.join(self.run_dir, "pids.json"), self.tracked)
+
+    def derive(self, purpose):
+        """hainit's secret derivation (README "Secrets"), for the drill's logins."""
+        return hmac.new(self.secret.encode(), ("hainit/" + purpose).encode(), hashlib.sha256).hexdigest()
+
+    def net_tap(self, name, role):
+        return net.tap_name(name) if self.net.has_tap(name) else self.net.add_tap(name, role)
+
+    def sample_rss(self):
+        """Peak of the summed resident memory of all running VMs (the RAM budget is for all VMs)."""
+        while not self.sampler_stop.wait(5):
+            total = 0
+            for vm in list(self.vms.values()):
+                pid = vm.pid()
+                try:
+                    with open("/proc/%d/status" % pid) as f:
+                        total += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+                except (TypeError, OSError, StopIteration, ValueError):
+                    pass
+            self.rss_peak_kib = max(self.rss_peak_kib, total)
+
+    def peak_rss_mib(self):
+        return round(self.rss_peak_kib / 1024)
+
+    # ---- topology ------------------------------------------------------------------------
+    def specs(self):
+        s = self.settings
+        peers = "db-a=%s.4,db-b=%s.5" % (net.DB_SUBNET, net.DB_SUBNET)
+        db = imds.db_tags(CLUSTER, peers, net.VIP)
+        web = imds.web_tags(CLUSTER, net.VIP)
+        gw_db, gw_web = net.BRIDGES["db"][1], net.BRIDGES["web"][1]
+        return [
+            VmSpec("db-a", "db", 1, net.DB_SUBNET + ".4", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
+            VmSpec("db-b", "db", 2, net.DB_SUBNET + ".5", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
+            VmSpec("web-1", "web", 3, net.WEB_SUBNET + ".4", gw_web, s.web_mem, web),
+            VmSpec("web-2", "web", 4, net.WEB_SUBNET + ".5", gw_web, s.web_mem, web),
+        ]
+
+    def hosts(self):
+        return [(sp.name, sp.ip) for sp in self.specs()]
+
+    def config_yaml(self):
+        """The custom-data config every VM gets (cloud-init writes it on Azure)."""
+        s = self.settings
+        return (
+            "# hainit lab: what cloud-init custom-data writes on Azure (one file for both tiers)\n"
+            "secret: \"%s\"\n"
+            "db:\n"
+            "  data_disk: /dev/vdb\n"
+            "  web_subnet: %s.0/24\n"
+            "  probe_port: %d\n"
+            "  token_ms: %d\n"
+            "  stonith: \"off\"\n"
+            "web:\n"
+            "  site_url: http://%s\n"
+            "  site_title: hainit lab\n"
+        ) % (self.secret, net.WEB_SUBNET, s.probe_port, s.token_ms, net.PUBLIC_VIP)
+
+    def create_vm(self, spec, fresh_disk=True):
+        vm = VM(spec, self)
+        old = self.vms.get(spec.name)
+        if old is not None:
+            vm.generation = old.generation
+        vm.prepare(self.hosts(), self.config_yaml())
+        if not fresh_disk and old is not None:
+            raise common.LabError("create_vm: reuse of disks is not supported")
+        self.vms[spec.name] = vm
+        return vm
+
+    def replace_vm(self, name, with_extra_disk=False):
+        """Retire VM `name` (must be off) and create a fresh one with the same tags, blank disks."""
+        old = self.vms[name]
+        if old.running():
+            raise common.LabError("replace_vm: %s still runs" % name)
+        old.retire()
+        spec = old.spec
+        if not with_extra_disk:
+            spec = VmSpec(spec.name, spec.role, spec.index, spec.ip, spec.gateway, spec.mem_mib, spec.tags,
+                          spec.data_disk_mib, 0)
+        vm = VM(spec, self)
+        vm.generation = old.generation
+        vm.prepare(self.hosts(), self.config_yaml())
+        self.vms[name] = vm
+        return vm
+
+    # ---- load balancers ------------------------------------------------------------------
+    def start_lbs(self):
+        s = self.settings
+        dbs = [sp.ip for sp in self.specs() if sp.role == "db"]
+        webs = [sp.ip for sp in self.specs() if sp.role == "web"]
+        common_args = ["--interval", str(s.probe_interval), "--threshold", str(s.probe_threshold)]
+        self.start_lb("ilb", ["--frontend", net.VIP + ":3306", "--probe", "tcp:%d" % s.probe_port] +
+                      sum([["--backend", ip] for ip in dbs], []) + common_args)
+        self.start_lb("plb", ["--frontend", net.PUBLIC_VIP + ":80", "--probe", "http:80/healthz"] +
+                      sum([["--backend", ip] for ip in webs], []) + common_args)
+        # The how-to's internal LB: a TCP probe on 3306 (measured beside ours, forwards nothing).
+        self.start_lb("ilb3306", ["--frontend", net.VIP + ":3306", "--probe", "tcp:3306", "--shadow"] +
+                      sum([["--backend", ip] for ip in dbs], []) + common_args)
+
+    def start_lb(self, name, args):
+        events = os.path.join(self.run_dir, "lb-%s.jsonl" % name)
+        out = open(os.path.join(self.run_dir, "lb-%s.log" % name), "a")
+        proc = subprocess.Popen(self.net.cmd(["python3", LB_SCRIPT, "--name", name, "--events", events] + args),
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.track(proc.pid, "lb " + name)
+        self.lbs[name] = (proc, events)
+
+    def lb_events(self, name, since=0.0):
+        with open(self.lbs[name][1]) as f:
+            return [e for e in map(json.loads, f) if e["t"] >= since]
+
+    def check_lbs(self):
+        for name, (proc, _) in self.lbs.items():
+            if proc.poll() is not None:
+                raise common.LabError("load balancer %s exited %s; see %s/lb-%s.log"
+                                      % (name, proc.returncode, self.run_dir, name))
+
+    # ---- drill clients -------------------------------------------------------------------
+    def client(self, args, timeout):
+        env = dict(os.environ, HLAB_WP_USER="wpadmin", HLAB_WP_PASSWORD=self.derive("wordpress-admin"))
+        r = common.run(self.net.cmd(["python3", CLIENT_SCRIPT] + args), check=False, timeout=timeout + 60,
+                       env=env, log=self.log)
+        try:
+            return json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise common.LabError("client %s: %s" % (args[0], (r.stderr or r.stdout)[-400:]))
+
+    def vip_defaults(self):
+        path = os.path.join(self.run_dir, "vip-client.cnf")
+        if not os.path.exists(path):
+            common.write_private(path, "[client]\nuser=wordpress\npassword=%s\ndatabase=wordpress\n"
+                                 % self.derive("wordpress-db"))
+        return path
+
+    # ---- cleanup -------------------------------------------------------------------------
+    def cleanup(self):
+        self.sampler_stop.set()
+        for name, (proc, _) in self.lbs.items():
+            if proc.poll() is None:
+                proc.terminate()
+        for vm in self.vms.values():
+            pid = vm.pid()
+            if pid is not None and vm.running():
+                os.kill(pid, signal.SIGKILL)
+            vm.stop_imds()
+        deadline = time.time() + 20
+        for entry in self.tracked:
+            while common.pid_alive(entry["pid"]) and time.time() < deadline:
+                time.sleep(0.2)
+            if common.pid_alive(entry["pid"]):
+                self.log("cleanup: %s (pid %d) still alive after SIGTERM/SIGKILL" % (entry["what"], entry["pid"]))
+        self.net.down()

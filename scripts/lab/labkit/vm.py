@@ -1,0 +1,227 @@
+"""One lab VM: qemu from a qcow2 overlay on the lab image, its data disk, its own fake IMDS.
+
+NICs: eth0 is qemu user-mode networking with restrict=on (the guest reaches nothing through it but
+169.254.169.254:80, forwarded to this VM's own fake IMDS, and the lab's ssh control path); eth1 is a
+tap on the lab bridge of its subnet. Host name, address and /etc/hainit/hainit.yaml reach the
+guest as fw_cfg blobs (images/lab/guest). All files live in RUN/vms/NAME; a replaced VM's old
+files move to NAME.1, NAME.2 ... so its logs stay.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from . import common, imds
+
+SSH_BASE_PORT = 2200
+IMDS_BASE_PORT = 8000
+
+
+class VmSpec:
+    def __init__(self, name, role, index, ip, gateway, mem_mib, tags, data_disk_mib=0, extra_disk_mib=0):
+        self.name, self.role, self.index, self.ip, self.gateway = name, role, index, ip, gateway
+        self.mem_mib, self.tags = mem_mib, tags
+        self.data_disk_mib, self.extra_disk_mib = data_disk_mib, extra_disk_mib
+
+
+class VM:
+    def __init__(self, spec, lab):
+        self.spec, self.lab = spec, lab
+        self.name = spec.name
+        self.dir = os.path.join(lab.run_dir, "vms", spec.name)
+        self.imds_proc = None
+        self.generation = 0
+        self.started_at = None
+
+    # ---- paths -----------------------------------------------------------------------------
+    def path(self, leaf):
+        return os.path.join(self.dir, leaf)
+
+    @property
+    def ssh_port(self):
+        return SSH_BASE_PORT + self.spec.index
+
+    @property
+    def imds_port(self):
+        return IMDS_BASE_PORT + self.spec.index
+
+    def pid(self):
+        try:
+            with open(self.path("qemu.pid")) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def running(self):
+        pid = self.pid()
+        return pid is not None and common.pid_alive(pid, self.dir)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def prepare(self, hosts, config_yaml):
+        """Fresh disks and seed files (a new VM: blank data disk, same tags)."""
+        os.makedirs(self.dir, exist_ok=True)
+        img = self.lab.image
+        common.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                    os.path.join(img, "base.qcow2"), self.path("root.qcow2")])
+        for leaf, mib in (("data.raw", self.spec.data_disk_mib), ("extra.raw", self.spec.extra_disk_mib)):
+            if mib:
+                with open(self.path(leaf), "wb") as f:
+                    f.truncate(mib * 1024 * 1024)
+        s = self.spec
+        with open(self.path("net.env"), "w") as f:
+            f.write("LAB_HOSTNAME='%s'\nLAB_ADDR='%s/24'\nLAB_GATEWAY='%s'\nLAB_HOSTS='%s'\n"
+                    % (s.name, s.ip, s.gateway, ",".join("%s=%s" % kv for kv in hosts)))
+        common.write_private(self.path("hainit.yaml"), config_yaml)
+        imds.write(self.path("imds.json"), imds.document(s.name, s.ip, s.tags,
+                                                         data_disk=bool(s.data_disk_mib),
+                                                         vm_id="6c1b9f2e-0d47-4b8a-a3e5-%012x" % (
+                                                             s.index * 1000 + self.generation)))
+
+    def retire(self):
+        """Move this VM's files aside (its logs stay) so a fresh VM can take the name."""
+        self.stop_imds()
+        self.generation += 1
+        shutil.move(self.dir, "%s.%d" % (self.dir, self.generation))
+
+    def start_imds(self):
+        if self.imds_proc and self.imds_proc.poll() is None:
+            return
+        out = open(self.path("imds.log"), "a")
+        self.imds_proc = subprocess.Popen(
+            self.lab.net.cmd([self.lab.fake_imds, "--listen", "127.0.0.1:%d" % self.imds_port,
+                              "--document", self.path("imds.json")]),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.lab.track(self.imds_proc.pid, "fake-imds " + self.name)
+
+    def stop_imds(self):
+        if self.imds_proc and self.imds_proc.poll() is None:
+            self.imds_proc.terminate()
+            try:
+                self.imds_proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.imds_proc.kill()
+                self.imds_proc.wait(5)
+
+    def qemu_argv(self):
+        s, img = self.spec, self.lab.image
+        n = s.index
+        argv = ["qemu-system-x86_64", "-name", s.name] + self.lab.accel_args + [
+            "-machine", "pc", "-smp", "1", "-m", str(s.mem_mib), "-nodefaults", "-display", "none",
+            "-no-reboot", "-daemonize", "-pidfile", self.path("qemu.pid"),
+            "-kernel", os.path.join(img, "vmlinuz"), "-initrd", os.path.join(img, "initrd.gz"),
+            "-append", "console=ttyS0 root=/dev/vda net.ifnames=0 loglevel=4 panic=-1",
+            # writeback (the default): guest flushes reach the host file, so a killed VM's disks
+            # are what a power cut leaves, not qemu's lost caches.
+            "-drive", "file=%s,if=virtio,format=qcow2,cache=writeback,discard=unmap" % self.path("root.qcow2"),
+        ]
+        for leaf in ("data.raw", "extra.raw"):
+            if os.path.exists(self.path(leaf)):
+                argv += ["-drive", "file=%s,if=virtio,format=raw,cache=none,aio=threads" % self.path(leaf)]
+        argv += [
+            "-netdev", "user,id=n0,net=169.254.0.0/16,host=169.254.0.2,restrict=on,"
+            "hostfwd=tcp:127.0.0.1:%d-169.254.0.15:22,"
+            "guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:127.0.0.1:%d" % (self.ssh_port, self.imds_port),
+            "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:%02x,addr=0x3" % n,
+            "-netdev", "tap,id=n1,ifname=%s,script=no,downscript=no" % self.lab.net_tap(s.name, s.role),
+            "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:01:00:%02x,addr=0x4" % n,
+            "-fw_cfg", "name=opt/hainit-lab/net,file=%s" % self.path("net.env"),
+            "-fw_cfg", "name=opt/hainit-lab/hainit.yaml,file=%s" % self.path("hainit.yaml"),
+            "-chardev", "file,id=ser0,path=%s,append=on" % self.path("console.log"),
+            "-serial", "chardev:ser0",
+            "-qmp", "unix:%s,server=on,wait=off" % self.path("qmp.sock"),
+            "-device", "virtio-rng-pci",
+        ]
+        return argv
+
+    def start(self):
+        """Power on (qemu daemonizes once the VM runs)."""
+        if self.running():
+            raise common.LabError("%s is already running" % self.name)
+        self.start_imds()
+        try:
+            os.unlink(self.path("qemu.pid"))
+        except FileNotFoundError:
+            pass
+        self.started_at = time.time()
+        common.run(self.lab.net.cmd(self.qemu_argv()), timeout=60, log=self.lab.log)
+        pid = self.pid()
+        if pid is None:
+            raise common.LabError("%s: qemu wrote no pid file; see %s" % (self.name, self.path("console.log")))
+        self.lab.track(pid, "qemu " + self.name)
+        self.lab.log.detail("%s: qemu pid %d" % (self.name, pid))
+
+    def hard_kill(self):
+        """Power cut: SIGKILL the VM process, nothing inside the guest gets to run."""
+        pid = self.pid()
+        if pid is None or not self.running():
+            raise common.LabError("%s is not running" % self.name)
+        os.kill(pid, signal.SIGKILL)
+        common.wait_until(lambda: not self.running(), 30, "%s to die" % self.name, interval=0.1)
+
+    def shutdown(self, timeout=180):
+        """Clean shutdown from inside the guest; waits until qemu has exited."""
+        self.ssh("systemctl poweroff", check=False, timeout=30)
+        try:
+            common.wait_until(lambda: not self.running(), timeout, "%s to power off" % self.name, interval=1)
+        except common.LabError:
+            self.qmp("quit")
+            common.wait_until(lambda: not self.running(), 30, "%s to quit" % self.name, interval=0.5)
+
+    def qmp(self, command):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        try:
+            s.connect(self.path("qmp.sock"))
+            f = s.makefile("rw")
+            f.readline()
+            for cmd in ("qmp_capabilities", command):
+                f.write(json.dumps({"execute": cmd}) + "\n")
+                f.flush()
+                f.readline()
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    # ---- control ---------------------------------------------------------------------------
+    def ssh_argv(self, command):
+        return self.lab.net.cmd([
+            "ssh", "-i", self.lab.ssh_key, "-p", str(self.ssh_port), "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+            "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=6",
+            "root@127.0.0.1", command])
+
+    def ssh(self, command, check=True, timeout=120):
+        return common.run(self.ssh_argv(command), check=check, timeout=timeout, log=self.lab.log)
+
+    def try_ssh(self, command, timeout=30):
+        """stdout of command, or None when the VM cannot be reached or the command fails."""
+        try:
+            r = self.ssh(command, check=False, timeout=timeout)
+        except common.LabError:
+            return None
+        return r.stdout if r.returncode == 0 else None
+
+    def wait_ssh(self, timeout=600):
+        def up():
+            if not self.running():
+                raise common.LabError("%s died while booting; see %s" % (self.name, self.path("console.log")))
+            return self.try_ssh("true", timeout=20) is not None
+        return common.wait_until(up, timeout, "ssh on " + self.name, interval=2)[1]
+
+    def clock_offset(self):
+        """Guest wall clock minus host wall clock, seconds (to put guest log times on the host's axis)."""
+        best = None
+        for _ in range(3):
+            t0 = time.time()
+            out = self.try_ssh("date +%s.%N", timeout=20)
+            t1 = time.time()
+            if out is None:
+                continue
+            if best is None or t1 - t0 < best[0]:
+                best = (t1 - t0, float(out.strip()) - (t0 + t1) / 2)
+        return best[1] if best else 0.0
