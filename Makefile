@@ -10,6 +10,7 @@ SCRIPTS := $(shell for f in $$(find scripts images cloud-init .ci -type f 2>/dev
              head -n1 "$$f" | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done)
 
 .PHONY: print-scripts build test lint fmt unit golden bench install clean check-static
+.PHONY: lab lab-image lab-clean lab-check fake-imds
 
 ## build: stripped static musl binary (adds the rustup target when missing)
 build: $(BIN)
@@ -24,7 +25,7 @@ check-static:
 	  [ $$size -lt $$((8 * 1024 * 1024)) ] || { echo "$(BIN) is $$size bytes, over 8 MiB" >&2; exit 1; }
 
 ## test: lint, every cargo test (units, fake IMDS, golden plans, real-tool checks), static build
-test: lint unit build
+test: lint unit build lab-check
 
 unit:
 	$(CARGO) test --locked
@@ -33,6 +34,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@if [ -n "$(SCRIPTS)" ]; then shellcheck -x $(SCRIPTS); fi
+	pyflakes3 scripts/lab
 
 fmt:
 	$(CARGO) fmt --all
@@ -52,6 +54,25 @@ install: build
 
 clean:
 	$(CARGO) clean
+
+## lab-image: the lab's Debian 12 qcow2 with hainit baked in (images/lab/build.sh; cached by input hash)
+lab-image: build
+	images/lab/build.sh
+
+fake-imds:
+	$(CARGO) build --release --locked --example fake-imds
+
+## lab: 2 db + 2 web VMs, emulated IMDS and load balancers, the failover drill, report (scripts/lab/lab.py)
+lab: lab-image fake-imds
+	python3 scripts/lab/lab.py run
+
+## lab-clean: stop whatever a lab run whose orchestrator died left behind (by its recorded ids)
+lab-clean:
+	python3 scripts/lab/lab.py clean
+
+## lab-check: the lab's own tests (load balancer semantics in a network namespace, report, inputs)
+lab-check:
+	python3 -m unittest discover -s scripts/lab/tests -v
 
 print-scripts:
 	@echo $(SCRIPTS)

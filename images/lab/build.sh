@@ -75,8 +75,12 @@ image_key=$( {
 } | sha)
 out=$CACHE/images/$image_key
 
+# For the lab's report: was the image of this invocation cached or built, and how long it took.
+last_run() { printf '{"key": "%s", "cached": %s, "seconds": %s, "at": %s}\n' "$image_key" "$1" "$2" "$(date +%s)" \
+  >"$CACHE/images/last-run.json"; }
 if [ "$REFRESH" != 1 ] && [ -f "$out/image.json" ]; then
   ln -sfn "$image_key" "$CACHE/images/current.new" && mv -T "$CACHE/images/current.new" "$CACHE/images/current"
+  last_run true "$(since "$T0")"
   log "up to date: $out (key $image_key, inputs unchanged; built $(sed -n 's/.*"built_at": *"\([^"]*\)".*/\1/p' "$out/image.json"))"
   exit 0
 fi
@@ -223,6 +227,7 @@ secs[total]=$(since "$T0")
 } >"$out.new/image.json"
 rm -rf "$out" && mv -T "$out.new" "$out"
 ln -sfn "$image_key" "$CACHE/images/current.new" && mv -T "$CACHE/images/current.new" "$CACHE/images/current"
+last_run false "${secs[total]}"
 # Keep the newest two images (a lab still running may use the previous one as its backing file).
 find "$CACHE/images" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' | sort -rn | tail -n +3 | cut -d' ' -f2- |
   xargs -r rm -rf

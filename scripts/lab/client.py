@@ -7,6 +7,9 @@ rows through the DB VIP. Runs inside the lab's network namespace. Prints one JSO
   client.py http  --url URL [--deadline S]              first HTTP 200 for GET URL
   client.py vip   --host VIP --defaults FILE [--deadline S] [--note TEXT]
                                                         INSERT through the VIP until it succeeds
+  client.py vip-loop --host VIP --defaults FILE --log FILE --stop FILE
+                                                        INSERT every --pause s until FILE exists,
+                                                        one JSON line per attempt (id, served_by)
 Secrets come from the environment (HLAB_WP_USER, HLAB_WP_PASSWORD) or a 0600 defaults file, never
 argv. Every attempt's error is kept (the last few are printed) with wall-clock times.
 """
@@ -82,21 +85,39 @@ def http_ok(url):
 
 
 def vip_insert(host, defaults, note):
+    """One INSERT through the VIP; the row's `t` (its unique stamp), id and the serving host."""
+    now = time.time()
+    stamp = "%.6f-%d" % (now, os.getpid())
     sql = ("CREATE TABLE IF NOT EXISTS lab_heartbeat (id INT AUTO_INCREMENT PRIMARY KEY, t DOUBLE, "
-           "note VARCHAR(64), served_by VARCHAR(64)); "
-           "INSERT INTO lab_heartbeat (t, note, served_by) VALUES (%f, '%s', @@hostname); "
-           "SELECT @@hostname;" % (time.time(), note.replace("'", "")))
+           "stamp VARCHAR(40), note VARCHAR(64), served_by VARCHAR(64)); "
+           "INSERT INTO lab_heartbeat (t, stamp, note, served_by) VALUES (%.3f, '%s', '%s', @@hostname); "
+           "SELECT CONCAT(@@hostname, ' ', LAST_INSERT_ID());" % (now, stamp, note.replace("'", "")))
     r = subprocess.run(["mariadb", "--defaults-extra-file=" + defaults, "-h", host, "--connect-timeout=3",
                         "-N", "-B", "-e", sql], capture_output=True, text=True, timeout=ATTEMPT_TIMEOUT + 5)
     if r.returncode != 0:
         raise RuntimeError(r.stderr.strip()[:300])
-    return r.stdout.strip()
+    served_by, _, row = r.stdout.strip().partition(" ")
+    return {"served_by": served_by, "id": int(row) if row.isdigit() else None, "stamp": stamp}
+
+
+def vip_loop(host, defaults, log, stop, pause):
+    """Keep writing until the stop file appears; every attempt is a line (the split-brain record)."""
+    with open(log, "a", buffering=1) as f:
+        while not os.path.exists(stop):
+            t = time.time()
+            try:
+                row = vip_insert(host, defaults, "loop")
+                f.write(json.dumps({"t": round(t, 3), "ok": True, **row}) + "\n")
+            except Exception as e:
+                f.write(json.dumps({"t": round(t, 3), "ok": False, "error": str(e)[:200]}) + "\n")
+            time.sleep(pause)
+    return {"ok": True}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("post", "get", "http", "vip"):
+    for name in ("post", "get", "http", "vip", "vip-loop"):
         s = sub.add_parser(name)
         s.add_argument("--deadline", type=float, default=0)
         s.add_argument("--pause", type=float, default=1.0)
@@ -109,6 +130,8 @@ def main(argv=None):
     sub.choices["vip"].add_argument("--host", required=True)
     sub.choices["vip"].add_argument("--defaults", required=True)
     sub.choices["vip"].add_argument("--note", default="drill")
+    for k in ("--host", "--defaults", "--log", "--stop"):
+        sub.choices["vip-loop"].add_argument(k, required=True)
     a = p.parse_args(argv)
     if a.cmd == "post":
         result = retry(lambda: wp_post(a.url, a.title, a.content), a.deadline, a.pause)
@@ -117,8 +140,10 @@ def main(argv=None):
         result = {"ok": all(r["ok"] for r in reads), "value": reads[-1].get("value"), "reads": reads}
     elif a.cmd == "http":
         result = retry(lambda: http_ok(a.url), a.deadline, a.pause)
-    else:
+    elif a.cmd == "vip":
         result = retry(lambda: vip_insert(a.host, a.defaults, a.note), a.deadline, a.pause)
+    else:
+        result = vip_loop(a.host, a.defaults, a.log, a.stop, a.pause)
     print(json.dumps(result))
     return 0 if result["ok"] else 1
 

@@ -3,6 +3,7 @@
 
   scripts/lab/lab.py [run] [--scenarios drill,repair,crash,splitbrain] [--keep]
   scripts/lab/lab.py clean          stop what runs of a dead orchestrator left behind
+  scripts/lab/lab.py inputs DIR     write every VM's IMDS document and the config (no VMs)
 
 Needs root, the lab image (make lab-image) and target/release/examples/fake-imds. Every run gets
 /var/tmp/hainit-lab/runs/<run-id>/ (LAB_RUNS): logs, the VMs' disks and consoles, report.md and
@@ -15,6 +16,7 @@ cannot run the lab (the reason is printed; LAB_ALLOW_SKIP=1 turns that into a lo
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -51,6 +53,14 @@ def run(args):
             result["image"] = json.load(f)
     except (OSError, ValueError):
         result["image"] = {}
+    try:
+        with open(os.path.join(os.path.dirname(lab.image), "last-run.json")) as f:
+            last = json.load(f)
+        if last.get("key") == result["image"].get("key") and time.time() - last.get("at", 0) < 7200:
+            result["image_cached"] = last["cached"]
+            result["image_check_s"] = last["seconds"]
+    except (OSError, ValueError):
+        pass
     t0 = time.time()
     keep = False
     try:
@@ -91,8 +101,9 @@ def run(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("command", nargs="?", default="run", choices=["run", "clean"])
-    p.add_argument("run_ids", nargs="*", help="clean: these runs (default: every run whose orchestrator died)")
+    p.add_argument("command", nargs="?", default="run", choices=["run", "clean", "inputs"])
+    p.add_argument("run_ids", nargs="*", help="clean: these runs (default: every run whose orchestrator died); "
+                   "inputs: the output directory")
     p.add_argument("--scenarios", default=os.environ.get("LAB_SCENARIOS", ",".join(ALL)))
     p.add_argument("--keep", action="store_true", help="leave the stack running at the end")
     p.add_argument("--force", action="store_true", help="clean: also runs whose orchestrator still lives")
@@ -103,6 +114,13 @@ def main():
         p.error("unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(ALL)))
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
+    if args.command == "inputs":
+        from labkit import topology
+        if len(args.run_ids) != 1:
+            p.error("inputs needs one output directory")
+        secret = os.environ.get("LAB_SECRET") or secrets.token_hex(24)
+        print(" ".join(topology.write_inputs(Settings(), secret, args.run_ids[0])))
+        return 0
     if args.command == "clean":
         from labkit import clean
         return clean.clean(args.run_ids, args.force)

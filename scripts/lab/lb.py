@@ -128,7 +128,7 @@ class Balancer:
         self.kind, self.probe_port, self.path = parse_probe(args.probe)
         self.backends = [Backend(ip, args.threshold) for ip in args.backend]
         self.source = source_address()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.events = open(args.events, "a", buffering=1)
         self.stop = threading.Event()
 

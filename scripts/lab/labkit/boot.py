@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -108,6 +109,8 @@ def bring_up(lab, result):
     if bad:
         raise common.LabError("hainit did not converge on %s (diagnostics in %s/vms/*/diagnostics.txt)"
                               % (", ".join(bad), lab.run_dir))
+    boot["initial_sync"] = initial_sync(lab)
+    log("DRBD initial sync of the new pair: %s" % boot["initial_sync"])
     r = lab.client(["http", "--url", "http://%s/" % net.PUBLIC_VIP, "--deadline", "600", "--pause", "2"], 600)
     if not r["ok"]:
         raise common.LabError("WordPress not served through the public LB: %s" % r["errors"])
@@ -115,3 +118,19 @@ def bring_up(lab, result):
     log("WordPress served through the public load balancer %.0f s after the VMs were started"
         % (r["t"] - t0))
     return boot
+
+
+def initial_sync(lab):
+    """Did the new pair run a DRBD resync at first boot? (hainit skips it: 0 s.) From both kernels' logs."""
+    began, done, evidence = False, [], []
+    for name in ("db-a", "db-b"):
+        out = lab.vms[name].try_ssh("journalctl -k -b --no-pager -o cat --grep='Began resync|Resync done'",
+                                    timeout=60) or ""
+        for line in out.splitlines():
+            evidence.append("%s: %s" % (name, line.strip()))
+            began = began or "Began resync" in line
+            m = re.search(r"Resync done \(total (\d+) sec", line)
+            if m:
+                done.append(float(m.group(1)))
+    seconds = max(done) if done else (None if began else 0)
+    return {"seconds": seconds, "evidence": evidence[:6]}

@@ -1,0 +1,72 @@
+"""Scenario `drill`: the how-to's failover drill, through the public load balancer (issue 5, item 3).
+
+post 1; stop the standby db -> post 2; start it, wait for UpToDate/UpToDate; hard-kill the primary
+db VM -> first write through the VIP, post 3; restart it, wait for the resync; stop web-1 -> post 4;
+start it, stop web-2 -> post 5; start web-2; every post readable through the LB, the pair healthy.
+"""
+
+import time
+
+from . import failover, howto, stack
+from .steps import Steps, boot_vm, db_roles, read_posts, vip_write, wait_lb, wait_pair_healthy, write_post
+
+
+def run(lab, out, result):
+    step = Steps(lab, out)
+    timings = out.setdefault("timings", {})
+    step("DB pair healthy", wait_pair_healthy, lab, 900)
+    if "howto" not in result:
+        result["howto"] = step("how-to path: full initial DRBD sync of the same disk size", howto.full_sync, lab)
+
+    write = step("post 1", write_post, lab, out, 1)
+
+    primary, standby = db_roles(lab)
+    out["notes"].append("initial primary %s, standby %s" % (primary.name, standby.name))
+    step("stop the standby (%s, clean shutdown)" % standby.name, standby.shutdown)
+    write = step("post 2 (standby down)", write_post, lab, out, 2)
+    t0 = time.time()
+    step("start %s" % standby.name, boot_vm, lab, standby)
+    step("DRBD UpToDate on both", wait_pair_healthy, lab, 900)
+    timings["standby_restart_to_uptodate_s"] = round(time.time() - t0, 1)
+
+    primary, standby = db_roles(lab)
+    out["notes"].append("killing primary %s (SIGKILL of its VM: no clean shutdown)" % primary.name)
+    t_kill = time.time()
+    primary.hard_kill()
+    write = step("first write through the VIP after the kill", vip_write, lab, "after-kill", 600)
+    timings["failover_kill_to_vip_write_s"] = round(write["t"] - t_kill, 1)
+    lab.log("failover: kill -> first write through the VIP %.1f s (served by %s)"
+            % (write["t"] - t_kill, write["served_by"]))
+    if write["served_by"] != standby.name:
+        out.setdefault("failed", []).append("write after the kill served by %s, expected %s"
+                                            % (write["served_by"], standby.name))
+    post = step("post 3 (after failover)", write_post, lab, out, 3)
+    timings["failover_kill_to_post_s"] = round(post["t"] - t_kill, 1)
+    out["failover"] = step("failover breakdown", failover.breakdown, lab, standby, t_kill, write["t"],
+                           lab.settings.token_ms)
+    t0 = time.time()
+    step("restart %s" % primary.name, boot_vm, lab, primary)
+    step("resync: DRBD UpToDate on both", wait_pair_healthy, lab, 900)
+    timings["killed_primary_restart_to_uptodate_s"] = round(time.time() - t0, 1)
+    out["notes"].append("after the restart: " + stack.pair_status([lab.vms["db-a"], lab.vms["db-b"]]))
+
+    web1, web2 = lab.vms["web-1"], lab.vms["web-2"]
+    t_stop = time.time()
+    step("stop web-1", web1.shutdown)
+    post = step("post 4 (web-1 down)", write_post, lab, out, 4)
+    timings["web1_stop_to_post_s"] = round(post["t"] - t_stop, 1)
+    t0 = time.time()
+    step("start web-1", boot_vm, lab, web1)
+    step("public LB marks web-1 up", wait_lb, lab, "plb", web1.spec.ip, True, t0, 900)
+    timings["web1_start_to_lb_up_s"] = round(time.time() - t0, 1)
+    t_stop = time.time()
+    step("stop web-2", web2.shutdown)
+    post = step("post 5 (web-2 down)", write_post, lab, out, 5)
+    timings["web2_stop_to_post_s"] = round(post["t"] - t_stop, 1)
+    t0 = time.time()
+    step("start web-2", boot_vm, lab, web2)
+    step("public LB marks web-2 up", wait_lb, lab, "plb", web2.spec.ip, True, t0, 900)
+
+    step("every post readable through the public LB", read_posts, lab, out["posts"])
+    step("DB pair healthy at the end", wait_pair_healthy, lab, 600)
+    out["notes"].append("end: " + stack.pair_status([lab.vms["db-a"], lab.vms["db-b"]]))

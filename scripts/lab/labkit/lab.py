@@ -15,13 +15,12 @@ import subprocess
 import threading
 import time
 
-from . import common, imds, net
+from . import common, net, topology
 from .vm import VM, VmSpec
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 LB_SCRIPT = os.path.join(REPO, "scripts", "lab", "lb.py")
 CLIENT_SCRIPT = os.path.join(REPO, "scripts", "lab", "client.py")
-CLUSTER = "wpcluster"
 
 
 def env_int(name, default):
@@ -98,37 +97,13 @@ class Lab:
 
     # ---- topology ------------------------------------------------------------------------
     def specs(self):
-        s = self.settings
-        peers = "db-a=%s.4,db-b=%s.5" % (net.DB_SUBNET, net.DB_SUBNET)
-        db = imds.db_tags(CLUSTER, peers, net.VIP)
-        web = imds.web_tags(CLUSTER, net.VIP)
-        gw_db, gw_web = net.BRIDGES["db"][1], net.BRIDGES["web"][1]
-        return [
-            VmSpec("db-a", "db", 1, net.DB_SUBNET + ".4", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
-            VmSpec("db-b", "db", 2, net.DB_SUBNET + ".5", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
-            VmSpec("web-1", "web", 3, net.WEB_SUBNET + ".4", gw_web, s.web_mem, web),
-            VmSpec("web-2", "web", 4, net.WEB_SUBNET + ".5", gw_web, s.web_mem, web),
-        ]
+        return topology.specs(self.settings)
 
     def hosts(self):
-        return [(sp.name, sp.ip) for sp in self.specs()]
+        return topology.hosts(self.settings)
 
     def config_yaml(self):
-        """The custom-data config every VM gets (cloud-init writes it on Azure)."""
-        s = self.settings
-        return (
-            "# hainit lab: what cloud-init custom-data writes on Azure (one file for both tiers)\n"
-            "secret: \"%s\"\n"
-            "db:\n"
-            "  data_disk: /dev/vdb\n"
-            "  web_subnet: %s.0/24\n"
-            "  probe_port: %d\n"
-            "  token_ms: %d\n"
-            "  stonith: \"off\"\n"
-            "web:\n"
-            "  site_url: http://%s\n"
-            "  site_title: hainit lab\n"
-        ) % (self.secret, net.WEB_SUBNET, s.probe_port, s.token_ms, net.PUBLIC_VIP)
+        return topology.config_yaml(self.settings, self.secret)
 
     def create_vm(self, spec, fresh_disk=True):
         vm = VM(spec, self)

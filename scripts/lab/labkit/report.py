@@ -1,11 +1,161 @@
-"""report.md from report.json (placeholder until the full report lands)."""
+"""report.md and report.json: pass/fail per scenario, timings, the manual path beside hainit's."""
 
 import json
 import os
 
+TARGETS = {"lab_minutes": 30, "ram_mib": 8192, "initial_sync_s": 0, "failover_s": 60}
+
+
+def scenario(result, name):
+    return next((s for s in result.get("scenarios", []) if s["name"] == name), None)
+
+
+def ratio(manual, ours):
+    if manual is None or ours is None:
+        return "–"
+    if ours == 0:
+        return "∞ (%.0f s saved)" % manual if manual else "1"
+    return "%.1fx" % (manual / ours)
+
+
+def fmt(v, unit=" s"):
+    return "–" if v is None else ("%s%s" % (v, unit))
+
+
+def figures(result):
+    """The headline numbers, also stored in report.json under "figures"."""
+    drill = scenario(result, "drill") or {}
+    fo = drill.get("failover") or {}
+    boot = result.get("boot") or {}
+    howto = result.get("howto") or {}
+    image = result.get("image") or {}
+    t = drill.get("timings", {})
+    f = {
+        "image_build_s": (image.get("seconds") or {}).get("total"),
+        "image_cached": result.get("image_cached"),
+        "boot_to_wordpress_s": boot.get("wordpress_s"),
+        "initial_sync_s": boot.get("initial_sync", {}).get("seconds"),
+        "howto_full_initial_sync_s": howto.get("full_initial_sync_s"),
+        "failover_kill_to_vip_write_s": t.get("failover_kill_to_vip_write_s"),
+        "failover_kill_to_post_s": t.get("failover_kill_to_post_s"),
+        "failover_azure_token_30000_s": (fo.get("azure_token_30000") or {}).get("total_s"),
+        "resync_after_restart_s": t.get("killed_primary_restart_to_uptodate_s"),
+        "repair_full_resync_s": ((scenario(result, "repair") or {}).get("timings") or {}).get("resync_to_fresh_node_s"),
+        "lab_total_s": result.get("seconds"),
+        "peak_rss_mib": result.get("peak_rss_mib"),
+    }
+    marks = fo.get("marks_s", {})
+    if "ilb_up" in marks and "ilb3306_up" in marks and f["failover_kill_to_vip_write_s"] is not None:
+        # The how-to's ILB probes 3306: the same failover, with its probe's up-time instead of ours.
+        f["howto_failover_3306_probe_s"] = round(f["failover_kill_to_vip_write_s"] - marks["ilb_up"]
+                                                 + marks["ilb3306_up"], 1)
+    return f
+
+
+def targets(result, f):
+    rows = []
+    total = f.get("lab_total_s")
+    rows.append(("whole `make lab` from a cached image", "< %d min" % TARGETS["lab_minutes"],
+                 fmt(None if total is None else round(total / 60, 1), " min"),
+                 total is not None and total < TARGETS["lab_minutes"] * 60))
+    rss = f.get("peak_rss_mib")
+    rows.append(("RAM of all VMs (peak summed qemu RSS)", "< 8 GiB", fmt(rss, " MiB"),
+                 bool(rss) and rss < TARGETS["ram_mib"]))
+    sync = f.get("initial_sync_s")
+    rows.append(("DRBD initial sync of a new pair", "0 s", fmt(sync), sync == 0))
+    fo = f.get("failover_kill_to_vip_write_s")
+    rows.append(("failover: kill -> first write through the VIP", "< 60 s", fmt(fo), fo is not None and fo < 60))
+    return rows
+
 
 def write(result, run_dir):
+    f = figures(result)
+    result["figures"] = f
+    result["targets"] = [{"what": w, "target": t, "measured": m, "met": ok} for w, t, m, ok in targets(result, f)]
+    with open(os.path.join(run_dir, "report.json"), "w") as fh:
+        json.dump(result, fh, indent=2)
+    s = result.get("settings", {})
+    lines = ["# hainit lab report — run %s" % result["run_id"], ""]
+    verdict = "PASS" if result.get("ok") else "FAIL"
+    lines.append("**%s** — %s, %s, %d s in all; run directory `%s`." % (
+        verdict, result.get("started", ""), "accelerator " + str(s.get("accel")), result.get("seconds") or 0,
+        result["run_dir"]))
+    if result.get("error"):
+        lines.append("")
+        lines.append("Stopped early: `%s`" % result["error"])
+    lines += ["", "## Scenarios", "", "| scenario | result | seconds |", "|---|---|---|"]
+    lines.append("| bring-up (4 VMs, first boot, WordPress through the LB) | %s | %s |" % (
+        "pass" if result.get("boot", {}).get("wordpress_s") else "fail", fmt(result.get("boot", {}).get("wordpress_s"), "")))
+    for sc in result.get("scenarios", []):
+        lines.append("| %s | %s | %s |" % (sc["name"], sc["status"], sc.get("seconds")))
+    lines += ["", "## Timings: hainit beside the how-to's manual path (same run)", "",
+              "| measure | hainit | how-to manual path | gain |", "|---|---|---|---|"]
+    cached = " (cached image; built in this time on %s)" % result.get("image", {}).get("built_at", "?")
+    lines.append("| image build | %s%s | – | – |" % (fmt(f["image_build_s"]), cached if f.get("image_cached") else ""))
+    lines.append("| boot -> WordPress served through the public LB | %s | – | – |" % fmt(f["boot_to_wordpress_s"]))
+    lines.append("| DRBD initial sync of a new pair (%s MiB) | %s | %s (full sync) | %s |" % (
+        s.get("data_disk_mib"), fmt(f["initial_sync_s"]), fmt(f["howto_full_initial_sync_s"]),
+        ratio(f["howto_full_initial_sync_s"], f["initial_sync_s"])))
+    lines.append("| failover: kill -> first write through the VIP | %s | %s (ILB probing 3306) | %s |" % (
+        fmt(f["failover_kill_to_vip_write_s"]), fmt(f.get("howto_failover_3306_probe_s")),
+        ratio(f.get("howto_failover_3306_probe_s"), f["failover_kill_to_vip_write_s"])))
+    lines.append("| same failover with Azure's token 30000 ms (computed) | %s | – | – |" % fmt(f["failover_azure_token_30000_s"]))
+    lines.append("| failover: kill -> post through the public LB | %s | – | – |" % fmt(f["failover_kill_to_post_s"]))
+    lines.append("| resync after restarting the killed primary | %s | – | – |" % fmt(f["resync_after_restart_s"]))
+    lines.append("| full resync to a replaced db VM | %s | – | – |" % fmt(f["repair_full_resync_s"]))
+    lines += failover_section(result, s)
+    lines += ["", "## Targets (issue 5, item 8)", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
+    for w, t, m, ok in targets(result, f):
+        lines.append("| %s | %s | %s | %s |" % (w, t, m, "yes" if ok else "**no**"))
+    for sc in result.get("scenarios", []):
+        lines += scenario_section(sc)
+    lines += ["", "## Settings", "", "```", json.dumps(s, indent=1), "```"]
     path = os.path.join(run_dir, "report.md")
-    with open(path, "w") as f:
-        f.write("# hainit lab report %s\n\n```\n%s\n```\n" % (result["run_id"], json.dumps(result, indent=1)[:4000]))
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
     return path
+
+
+def failover_section(result, s):
+    fo = (scenario(result, "drill") or {}).get("failover")
+    if not fo:
+        return []
+    lines = ["", "## Failover breakdown (hard kill of the primary db VM)", "",
+             "Corosync token %d ms (consensus 1.2 x token); load balancer probes every %s s, %s consecutive "
+             "results to change state; STONITH off (the lab has no Azure Resource Manager to fence with)."
+             % (s.get("token_ms"), s.get("probe_interval"), s.get("probe_threshold")), "",
+             "| stage | seconds |", "|---|---|"]
+    for k, v in fo.get("stages_s", {}).items():
+        lines.append("| %s | %s |" % (k, v))
+    lines.append("| **kill -> first write through the VIP** | **%s** |" % fo.get("total_s"))
+    az = fo.get("azure_token_30000")
+    if az:
+        lines += ["", "With Azure's recommended token (30000 ms): failure detection %s s, kill -> first write %s s "
+                  "(%s; every later stage unchanged; fencing time not included)." % (
+                      az["detection_s"], az["total_s"], az["formula"])]
+    return lines
+
+
+def scenario_section(sc):
+    lines = ["", "## Scenario %s: %s (%s s)" % (sc["name"], sc["status"].upper(), sc.get("seconds")), ""]
+    if sc.get("error"):
+        lines += ["Error: `%s`" % sc["error"], ""]
+    for x in sc.get("failed", []):
+        lines.append("- FAILED: %s" % x)
+    for n in sc.get("notes", []):
+        lines.append("- %s" % n)
+    if sc.get("verdict"):
+        lines += ["", "Verdict: `%s`" % json.dumps(sc["verdict"])]
+    if sc.get("writes"):
+        lines += ["", "Writes: `%s`" % json.dumps(sc["writes"])]
+    if sc.get("kills"):
+        lines += ["", "| killed at action | hainit then | during |", "|---|---|---|"]
+        for k in sc["kills"]:
+            lines.append("| %s | %s (exit %s) | `%s` |" % (k["at_action"], k["state"], k["exit"], k["last_action"]))
+    if sc.get("steps"):
+        lines += ["", "| step | seconds | ok |", "|---|---|---|"]
+        for st in sc["steps"]:
+            lines.append("| %s | %s | %s |" % (st["step"], st.get("seconds"), "yes" if st.get("ok") else "**no**"))
+    if sc.get("timings"):
+        lines += ["", "Timings: " + ", ".join("%s %s s" % (k, v) for k, v in sc["timings"].items())]
+    return lines

@@ -1,0 +1,115 @@
+"""Building blocks the scenarios share: timed steps, posts through the LB, VIP writes, VM restarts."""
+
+import time
+
+from . import common, net, stack
+
+PUBLIC_URL = "http://%s" % net.PUBLIC_VIP
+
+
+class Steps:
+    """Runs named steps, records each one's seconds and outcome in the scenario's `steps`."""
+
+    def __init__(self, lab, out):
+        self.lab, self.out = lab, out
+
+    def __call__(self, name, fn, *args, **kw):
+        self.lab.log("%s: %s" % (self.out["name"], name))
+        t0 = time.time()
+        entry = {"step": name, "start": round(t0, 3)}
+        self.out["steps"].append(entry)
+        try:
+            value = fn(*args, **kw)
+            entry["ok"] = True
+            return value
+        except Exception as e:
+            entry["ok"] = False
+            entry["error"] = str(e)
+            raise
+        finally:
+            entry["seconds"] = round(time.time() - t0, 1)
+            self.lab.check_lbs()
+
+
+def write_post(lab, out, n, deadline=300):
+    """Post n through the public LB (XML-RPC as the admin): {id, title, t, seconds, attempts}."""
+    title = "hainit lab %s post %d" % (lab.run_id, n)
+    r = lab.client(["post", "--url", PUBLIC_URL, "--title", title, "--deadline", str(deadline), "--pause", "1"],
+                   deadline)
+    if not r["ok"]:
+        raise common.LabError("post %d not written through the public LB within %ds: %s"
+                              % (n, deadline, r["errors"][-2:]))
+    post = {"n": n, "id": r["value"], "title": title, "t": r["t"], "attempts": r["attempts"],
+            "seconds": r["seconds"]}
+    out.setdefault("posts", []).append(post)
+    lab.log("post %d written (id %d, %d attempt(s), %.1f s)" % (n, post["id"], r["attempts"], r["seconds"]))
+    return post
+
+
+def read_posts(lab, posts, tries=4):
+    """Every post readable through the public LB; `tries` reads each (new flows hash to both web nodes)."""
+    bad = []
+    for p in posts:
+        r = lab.client(["get", "--url", PUBLIC_URL, "--id", str(p["id"]), "--tries", str(tries),
+                        "--deadline", "30"], 30 * tries)
+        if not r["ok"] or r["value"] != p["title"]:
+            bad.append("post %d (id %d): %s" % (p["n"], p["id"], r.get("value") or r))
+    if bad:
+        raise common.LabError("not readable through the public LB: " + "; ".join(bad))
+    return len(posts)
+
+
+def vip_write(lab, note, deadline):
+    """INSERT through the ILB VIP, retried until it succeeds: {t, served_by, seconds, attempts}."""
+    r = lab.client(["vip", "--host", net.VIP, "--defaults", lab.vip_defaults(), "--note", note,
+                    "--deadline", str(deadline), "--pause", "0.5"], deadline)
+    if not r["ok"]:
+        raise common.LabError("no write through the VIP within %ds: %s" % (deadline, r["errors"][-2:]))
+    return {"t": r["t"], "served_by": r["value"]["served_by"], "id": r["value"]["id"], "seconds": r["seconds"],
+            "attempts": r["attempts"]}
+
+
+def boot_vm(lab, vm, timeout=900):
+    """Power on and wait for ssh; seconds."""
+    t0 = time.time()
+    vm.start()
+    vm.wait_ssh(timeout)
+    return time.time() - t0
+
+
+def wait_pair_healthy(lab, timeout):
+    dbs = [lab.vms["db-a"], lab.vms["db-b"]]
+    t0 = time.time()
+
+    def healthy():
+        ok = stack.pair_healthy(dbs)
+        if not ok:
+            lab.log.detail("pair: " + stack.pair_status(dbs))
+        return ok
+    try:
+        common.wait_until(healthy, timeout, "the DB pair to be healthy (Connected, UpToDate/UpToDate)",
+                          interval=5)
+    except common.LabError as e:
+        raise common.LabError("%s; last: %s" % (e, stack.pair_status(dbs)))
+    return time.time() - t0
+
+
+def wait_lb(lab, lb, backend, healthy, since, timeout):
+    """Wait for the LB to mark backend up/down after `since`; the event's time."""
+    kind = "up" if healthy else "down"
+
+    def seen():
+        for e in lab.lb_events(lb, since):
+            if e.get("event") == kind and e.get("backend") == backend:
+                return e["t"]
+        return None
+    return common.wait_until(seen, timeout, "%s to mark %s %s" % (lb, backend, kind), interval=1)[0]
+
+
+def db_roles(lab):
+    """(primary VM, secondary VM) by DRBD role."""
+    dbs = [lab.vms["db-a"], lab.vms["db-b"]]
+    p = stack.primary(dbs)
+    if p is None:
+        raise common.LabError("no DRBD primary: " + stack.pair_status(dbs))
+    return p, [vm for vm in dbs if vm is not p][0]

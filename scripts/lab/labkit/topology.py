@@ -1,0 +1,55 @@
+"""The lab's stack as data: four VMs with their tags, addresses and memory, and the config they get.
+Pure (no I/O), so tests can check it against hainit itself (tests/it/lab.rs)."""
+
+import os
+
+from . import imds, net
+from .vm import VmSpec
+
+CLUSTER = "wpcluster"
+
+
+def specs(s):
+    peers = "db-a=%s.4,db-b=%s.5" % (net.DB_SUBNET, net.DB_SUBNET)
+    db = imds.db_tags(CLUSTER, peers, net.VIP)
+    web = imds.web_tags(CLUSTER, net.VIP)
+    gw_db, gw_web = net.BRIDGES["db"][1], net.BRIDGES["web"][1]
+    return [
+        VmSpec("db-a", "db", 1, net.DB_SUBNET + ".4", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
+        VmSpec("db-b", "db", 2, net.DB_SUBNET + ".5", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
+        VmSpec("web-1", "web", 3, net.WEB_SUBNET + ".4", gw_web, s.web_mem, web),
+        VmSpec("web-2", "web", 4, net.WEB_SUBNET + ".5", gw_web, s.web_mem, web),
+    ]
+
+
+def hosts(s):
+    """Name resolution every VM gets (Azure DNS resolves VM names inside the VNet)."""
+    return [(sp.name, sp.ip) for sp in specs(s)]
+
+
+def config_yaml(s, secret):
+    """The custom-data config every VM gets (cloud-init writes it on Azure)."""
+    return (
+        "# hainit lab: what cloud-init custom-data writes on Azure (one file for both tiers)\n"
+        "secret: \"%s\"\n"
+        "db:\n"
+        "  data_disk: /dev/vdb\n"
+        "  web_subnet: %s.0/24\n"
+        "  probe_port: %d\n"
+        "  token_ms: %d\n"
+        "  stonith: \"off\"\n"
+        "web:\n"
+        "  site_url: http://%s\n"
+        "  site_title: hainit lab\n"
+    ) % (secret, net.WEB_SUBNET, s.probe_port, s.token_ms, net.PUBLIC_VIP)
+
+
+def write_inputs(s, secret, out_dir):
+    """Every VM's IMDS document and the config, as files (for tests and for reading)."""
+
+    with open(os.path.join(out_dir, "hainit.yaml"), "w") as f:
+        f.write(config_yaml(s, secret))
+    for sp in specs(s):
+        imds.write(os.path.join(out_dir, sp.name + ".imds.json"),
+                   imds.document(sp.name, sp.ip, sp.tags, data_disk=bool(sp.data_disk_mib)))
+    return [sp.name for sp in specs(s)]

@@ -1,0 +1,69 @@
+//! The lab's inputs judged by hainit itself: the image has every package the roles install, and the
+//! IMDS documents and config the lab gives its VMs resolve to the stack it means to build.
+
+use std::path::Path;
+use std::process::Command;
+
+use hainit::platform::OsId;
+use serde_json::Value;
+
+use crate::common::fake_imds::{Document, FakeImds};
+use crate::common::{hainit, stderr, stdout, TestRoot};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_lab_image_has_every_package_of_both_roles() {
+    let text = std::fs::read_to_string(repo().join("images/lab/packages.txt")).unwrap();
+    let baked: Vec<&str> = text.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()).collect();
+    let platform = OsId::Debian12.platform();
+    let missing: Vec<&str> =
+        platform.db.packages.iter().chain(platform.web.packages).copied().filter(|p| !baked.contains(p)).collect();
+    assert!(missing.is_empty(), "images/lab/packages.txt lacks {missing:?} (the lab VMs cannot download them)");
+}
+
+/// `scripts/lab/lab.py inputs DIR`: each VM's IMDS document and the shared config.
+fn lab_inputs(dir: &Path) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg(repo().join("scripts/lab/lab.py"))
+        .args(["inputs"])
+        .arg(dir)
+        .env("LAB_SECRET", "lab-test-secret-0123456789abcdefghijklmnopqrstuv")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "lab.py inputs: {}", stderr(&out));
+    stdout(&out).split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn every_lab_vm_discovers_its_place_in_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = lab_inputs(dir.path());
+    assert_eq!(names, ["db-a", "db-b", "web-1", "web-2"]);
+    let config = dir.path().join("hainit.yaml");
+    let mut seen = Vec::new();
+    for name in &names {
+        let root = TestRoot::new();
+        let server = FakeImds::start(Document::File(dir.path().join(format!("{name}.imds.json"))));
+        let config_flag = format!("--config={}", config.display());
+        let out = hainit(&server.url(), root.path(), "debian12", &[&config_flag, "discover", "--json"]);
+        assert!(out.status.success(), "{name}: exit {:?}\n{}", out.status.code(), stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["node"]["name"], name.as_str(), "{v}");
+        assert_eq!(v["cluster"], "wpcluster");
+        assert_eq!(v["vip"], "10.0.1.10", "the web tier's DB_HOST is the ILB VIP");
+        seen.push((v["role"].as_str().unwrap().to_string(), v["node"]["ip"].as_str().unwrap().to_string()));
+        if v["role"] == "db" {
+            assert_eq!(v["leader"], "db-a");
+            let peers: Vec<&str> = v["peers"].as_array().unwrap().iter().map(|p| p["ip"].as_str().unwrap()).collect();
+            assert_eq!(peers, ["10.0.1.4", "10.0.1.5"]);
+        }
+        // The whole config (db and web keys) is valid for hainit: unknown keys would be exit 2.
+        let plan = hainit(&server.url(), root.path(), "debian12", &[&config_flag, "plan", "--json"]);
+        assert_ne!(plan.status.code(), Some(2), "{name}: the lab config is bad input:\n{}", stderr(&plan));
+    }
+    let expected = [("db", "10.0.1.4"), ("db", "10.0.1.5"), ("web", "10.0.2.4"), ("web", "10.0.2.5")];
+    assert_eq!(seen, expected.map(|(r, ip)| (r.to_string(), ip.to_string())));
+}
