@@ -10,7 +10,8 @@ SCRIPTS := $(shell for f in $$(find scripts images cloud-init .ci -type f 2>/dev
              head -n1 "$$f" | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done)
 
 .PHONY: print-scripts build test lint fmt unit golden bench install clean check-static
-.PHONY: lab lab-image lab-clean lab-check fake-imds
+.PHONY: lab lab-image lab-clean lab-check
+FAKE_IMDS := target/release/examples/fake-imds
 
 ## build: stripped static musl binary (adds the rustup target when missing)
 build: $(BIN)
@@ -59,11 +60,11 @@ clean:
 lab-image: build
 	images/lab/build.sh
 
-fake-imds:
+$(FAKE_IMDS): Cargo.toml Cargo.lock examples/fake-imds.rs tests/common/fake_imds.rs
 	$(CARGO) build --release --locked --example fake-imds
 
 ## lab: 2 db + 2 web VMs, emulated IMDS and load balancers, the failover drill, report (scripts/lab/lab.py)
-lab: lab-image fake-imds
+lab: lab-image $(FAKE_IMDS)
 	python3 scripts/lab/lab.py run
 
 ## lab-clean: stop whatever a lab run whose orchestrator died left behind (by its recorded ids)

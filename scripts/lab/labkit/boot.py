@@ -81,43 +81,55 @@ def kvm_boots(lab, accel):
 
 def bring_up(lab, result):
     """Network, LBs, 4 VMs, then wait: every VM converged by hainit, WordPress through the public LB."""
+    boot = {"vms": {}}
+    result["boot"] = boot
+    start_stack(lab, boot)
+    wait_converged(lab, boot)
+    wait_wordpress(lab, boot)
+    return boot
+
+
+def start_stack(lab, boot):
     log = lab.log
     lab.net.up()
     log("network: namespace %s, db %s.0/24, web %s.0/24, ILB VIP %s, public LB %s"
         % (lab.net.ns, net.DB_SUBNET, net.WEB_SUBNET, net.VIP, net.PUBLIC_VIP))
     lab.start_lbs()
-    t0 = time.time()
+    boot["t0"] = time.time()
     for spec in lab.specs():
         vm = lab.create_vm(spec)
         vm.start()
     log("VMs started: " + ", ".join("%s (%s, %d MiB)" % (s.name, s.ip, s.mem_mib) for s in lab.specs()))
-    boot = {"vms": {}}
+
+
+def wait_converged(lab, boot):
+    """ssh up on every VM, then hainit.service finished on every VM (first boot, nobody logged in)."""
+    t0 = boot["t0"]
     for vm in lab.vms.values():
-        waited = vm.wait_ssh(timeout=900)
+        vm.wait_ssh(timeout=900)
         boot["vms"][vm.name] = {"ssh_s": round(time.time() - t0, 1)}
-        log("%s: ssh up after %.0f s" % (vm.name, time.time() - t0))
-        _ = waited
+        lab.log("%s: ssh up after %.0f s" % (vm.name, time.time() - t0))
     for vm in lab.vms.values():
         (state, code), _ = stack.wait_hainit(vm, timeout=1800)
-        boot["vms"][vm.name]["hainit"] = state
-        boot["vms"][vm.name]["hainit_done_s"] = round(time.time() - t0, 1)
-        log("%s: hainit %s (exit %s) after %.0f s" % (vm.name, state, code, time.time() - t0))
+        boot["vms"][vm.name].update(hainit=state, hainit_done_s=round(time.time() - t0, 1))
+        lab.log("%s: hainit %s (exit %s) after %.0f s" % (vm.name, state, code, time.time() - t0))
         if state != "ok":
             stack.collect_diagnostics(vm, os.path.join(vm.dir, "diagnostics.txt"))
-    result["boot"] = boot
     bad = [n for n, v in boot["vms"].items() if v["hainit"] != "ok"]
     if bad:
         raise common.LabError("hainit did not converge on %s (diagnostics in %s/vms/*/diagnostics.txt)"
                               % (", ".join(bad), lab.run_dir))
+
+
+def wait_wordpress(lab, boot):
     boot["initial_sync"] = initial_sync(lab)
-    log("DRBD initial sync of the new pair: %s" % boot["initial_sync"])
+    lab.log("DRBD initial sync of the new pair: %s" % boot["initial_sync"])
     r = lab.client(["http", "--url", "http://%s/" % net.PUBLIC_VIP, "--deadline", "600", "--pause", "2"], 600)
     if not r["ok"]:
         raise common.LabError("WordPress not served through the public LB: %s" % r["errors"])
-    boot["wordpress_s"] = round(r["t"] - t0, 1)
-    log("WordPress served through the public load balancer %.0f s after the VMs were started"
-        % (r["t"] - t0))
-    return boot
+    boot["wordpress_s"] = round(r["t"] - boot["t0"], 1)
+    lab.log("WordPress served through the public load balancer %.0f s after the VMs were started"
+            % (r["t"] - boot["t0"]))
 
 
 def initial_sync(lab):
