@@ -107,7 +107,7 @@ def main():
     p.add_argument("--scenarios", default=os.environ.get("LAB_SCENARIOS", ",".join(ALL)))
     p.add_argument("--keep", action="store_true", help="leave the stack running at the end")
     p.add_argument("--force", action="store_true", help="clean: also runs whose orchestrator still lives")
-    args = p.parse_args()
+    args = p.parse_intermixed_args()
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = [s for s in args.scenarios if s not in ALL]
     if unknown:
