@@ -208,6 +208,8 @@ install -D -m 0644 "$wp_tarball" "$stage/usr/share/hainit/wordpress.tar.gz"
 printf '# Written by the image build (images/lab/build.sh)\nweb:\n  wordpress_tarball: /usr/share/hainit/wordpress.tar.gz\n  wordpress_sha256: "%s"\n' \
   "$wp_sha" >"$stage/usr/share/hainit/defaults.yaml"
 chroot "$stage" systemctl enable hainit.service hainit-lab-guest.service >/dev/null 2>&1
+# Web services start disabled too (hainit's web role enables them); no local consoles, no ha_logd.
+chroot "$stage" systemctl disable nginx.service php8.2-fpm.service logd.service getty@tty1.service >/dev/null 2>&1
 mkdir -p "$out.new"
 mkfs.ext4 -q -F -L labroot -E lazy_itable_init=0,lazy_journal_init=0 -d "$stage" "$out.new/base.raw" "$IMAGE_SIZE"
 rm -rf "$stage"
