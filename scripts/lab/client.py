@@ -2,7 +2,7 @@
 """The drill's user: writes and reads WordPress posts through the public load balancer and writes
 rows through the DB VIP. Runs inside the lab's network namespace. Prints one JSON object.
 
-  client.py post  --url URL --title T [--deadline S]   XML-RPC wp.newPost until it succeeds
+  client.py post  --url URL --title T [--deadline S]   log in, REST-create a post, until it works
   client.py get   --url URL --id N [--tries K]          REST read of post N (K reads: both web nodes)
   client.py http  --url URL [--deadline S]              first HTTP 200 for GET URL
   client.py vip   --host VIP --defaults FILE [--deadline S] [--note TEXT]
@@ -16,22 +16,17 @@ argv. Every attempt's error is kept (the last few are printed) with wall-clock t
 
 import argparse
 import http.client
+import http.cookiejar
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
-import xmlrpc.client
+import urllib.request
 
-ATTEMPT_TIMEOUT = 10.0
-
-
-class TimeoutTransport(xmlrpc.client.Transport):
-    def make_connection(self, host):
-        conn = super().make_connection(host)
-        conn.timeout = ATTEMPT_TIMEOUT
-        return conn
+ATTEMPT_TIMEOUT = 30.0
 
 
 def retry(attempt, deadline, pause):
@@ -53,10 +48,38 @@ def retry(attempt, deadline, pause):
         time.sleep(pause)
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def wp_post(url, title, content):
-    server = xmlrpc.client.ServerProxy(url.rstrip("/") + "/xmlrpc.php", transport=TimeoutTransport())
-    post = {"post_type": "post", "post_status": "publish", "post_title": title, "post_content": content}
-    return int(server.wp.newPost(1, os.environ["HLAB_WP_USER"], os.environ["HLAB_WP_PASSWORD"], post))
+    """Log in as the admin like a browser (cookies), take the REST nonce, create a published post.
+    Each request is a new connection, so the LB may send each to a different web node: the login
+    cookie works on every node only because they share WordPress's keys and salts."""
+    base = url.rstrip("/")
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
+    opener.open(base + "/wp-login.php", timeout=ATTEMPT_TIMEOUT).read()
+    form = urllib.parse.urlencode({"log": os.environ["HLAB_WP_USER"], "pwd": os.environ["HLAB_WP_PASSWORD"],
+                                   "wp-submit": "Log In", "testcookie": "1",
+                                   "redirect_to": base + "/wp-admin/"}).encode()
+    try:  # 302 to the dashboard on success; not followed (the dashboard is slow under emulation)
+        opener.open(base + "/wp-login.php", data=form, timeout=ATTEMPT_TIMEOUT).read()
+    except urllib.error.HTTPError as e:
+        if e.code != 302:
+            raise
+    if not any(c.name.startswith("wordpress_logged_in_") for c in jar):
+        raise RuntimeError("login as %s refused" % os.environ["HLAB_WP_USER"])
+    nonce = opener.open(base + "/wp-admin/admin-ajax.php?action=rest-nonce",
+                        timeout=ATTEMPT_TIMEOUT).read().decode().strip()
+    body = json.dumps({"title": title, "content": content, "status": "publish"}).encode()
+    req = urllib.request.Request(base + "/?rest_route=/wp/v2/posts", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "X-WP-Nonce": nonce})
+    with opener.open(req, timeout=ATTEMPT_TIMEOUT) as r:
+        if r.status != 201:
+            raise RuntimeError("HTTP %d creating the post" % r.status)
+        return int(json.loads(r.read())["id"])
 
 
 def http_get(url):

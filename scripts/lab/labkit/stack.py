@@ -50,7 +50,9 @@ def cluster(vm):
         root = ET.fromstring(out)
     except ET.ParseError:
         return None
-    nodes = {n.get("name"): n.get("online") == "true" for n in root.iter("node") if n.get("name")}
+    # <nodes><node name= online=>; resources also hold <node name=> children (where they run).
+    nodes = {n.get("name"): n.get("online") == "true" for section in root.iter("nodes") for n in section
+             if n.get("name")}
     resources = []
     for r in root.iter("resource"):
         where = [n.get("name") for n in r.iter("node")]
