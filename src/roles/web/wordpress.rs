@@ -36,7 +36,12 @@ pub fn tree_matches(probe: &dyn Probe, archive: &[u8], dest: &str) -> Result<boo
         same = match &entry.kind {
             EntryKind::Dir => meta.is_some_and(|m| m.kind == FileKind::Dir),
             EntryKind::Symlink(_) => meta.is_some_and(|m| m.kind == FileKind::Symlink),
-            EntryKind::File | EntryKind::HardLink(_) => {
+            // A hard link carries no data: it matches when it holds what its target holds.
+            EntryKind::HardLink(target) => {
+                meta.is_some_and(|m| m.kind == FileKind::File)
+                    && probe.read(&path)? == probe.read(&format!("{dest}/{target}"))?
+            }
+            EntryKind::File => {
                 if meta.is_some_and(|m| m.kind == FileKind::File && m.len == entry.size) {
                     let mut want = Vec::new();
                     data.read_to_end(&mut want).map_err(|e| Error::step(format!("reading {}: {e}", entry.path)))?;
