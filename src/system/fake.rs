@@ -39,8 +39,9 @@ pub struct FakeSystem {
     downloads: RefCell<BTreeMap<String, Vec<u8>>>,
 }
 
-/// Where the fake clock starts (2027-01-15).
-const CLOCK_START: u64 = 1_800_000_000;
+/// Where the fake clock starts (2020-09-13): in the past, so that a plan's overlay, which dates
+/// the files it would write "now", sees them as newer than anything on the fake machine.
+const CLOCK_START: u64 = 1_600_000_000;
 
 impl FakeSystem {
     pub fn new(hostname: &str) -> Self {

@@ -34,7 +34,7 @@ impl Step for PackagesStep {
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        let why = format!("install {}", missing.join(" "));
+        let why = format!("{} of the web role's packages missing", missing.len());
         Ok(pm.install_cmds(&missing).into_iter().map(|cmd| Action::run(cmd, why.clone())).collect())
     }
 }
