@@ -71,6 +71,12 @@ upstream hainit_php {{
     server {upstream};
 }}
 
+# The port of the Host header, when it has one (digits only), for HTTP_HOST below.
+map $http_host $hainit_port {{
+    ~:(?<hainit_p>[0-9]+)$ :$hainit_p;
+    default \"\";
+}}
+
 server {{
     listen 80 default_server;
     server_name _;
@@ -108,11 +114,34 @@ server {{
         # Only scripts that exist reach PHP (with cgi.fix_pathinfo=0 in php-fpm).
         try_files $uri =404;
         fastcgi_split_path_info ^(.+\\.php)(/.+)$;
-        include fastcgi_params;
-        # fastcgi_params does not set it; without it PHP answers \"Primary script unknown\".
-        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
         fastcgi_index index.php;
         fastcgi_pass hainit_php;
+        # The parameters of nginx's fastcgi_params, listed here rather than included: distros
+        # differ (Debian's sets HTTP_HOST to $host, which drops the port and sends WordPress into
+        # a redirect loop when the site URL has one). SCRIPT_FILENAME is not in fastcgi_params;
+        # without it PHP answers \"Primary script unknown\".
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param QUERY_STRING $query_string;
+        fastcgi_param REQUEST_METHOD $request_method;
+        fastcgi_param CONTENT_TYPE $content_type;
+        fastcgi_param CONTENT_LENGTH $content_length;
+        fastcgi_param SCRIPT_NAME $fastcgi_script_name;
+        fastcgi_param REQUEST_URI $request_uri;
+        fastcgi_param DOCUMENT_URI $document_uri;
+        fastcgi_param DOCUMENT_ROOT $document_root;
+        fastcgi_param SERVER_PROTOCOL $server_protocol;
+        fastcgi_param REQUEST_SCHEME $scheme;
+        fastcgi_param HTTPS $https if_not_empty;
+        fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+        fastcgi_param SERVER_SOFTWARE nginx;
+        fastcgi_param REMOTE_ADDR $remote_addr;
+        fastcgi_param REMOTE_PORT $remote_port;
+        fastcgi_param SERVER_ADDR $server_addr;
+        fastcgi_param SERVER_PORT $server_port;
+        fastcgi_param SERVER_NAME $server_name;
+        fastcgi_param REDIRECT_STATUS 200;
+        # The normalised host name with the port the client asked for (never its raw Host header).
+        fastcgi_param HTTP_HOST $host$hainit_port;
     }}
 }}
 ",

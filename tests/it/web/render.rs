@@ -58,7 +58,7 @@ fn sandbox_nginx(r: &Path) {
     for dir in ["etc/nginx/modules-enabled", "usr/share/nginx/modules", "var/log/nginx", "run", "var/www/wordpress"] {
         std::fs::create_dir_all(r.join(dir)).unwrap();
     }
-    for f in ["mime.types", "fastcgi_params"] {
+    for f in ["mime.types"] {
         std::fs::copy(Path::new("/etc/nginx").join(f), r.join("etc/nginx").join(f)).unwrap();
     }
     for f in ["etc/nginx/nginx.conf", "etc/nginx/conf.d/hainit.conf"] {
