@@ -58,9 +58,7 @@ fn sandbox_nginx(r: &Path) {
     for dir in ["etc/nginx/modules-enabled", "usr/share/nginx/modules", "var/log/nginx", "run", "var/www/wordpress"] {
         std::fs::create_dir_all(r.join(dir)).unwrap();
     }
-    for f in ["mime.types"] {
-        std::fs::copy(Path::new("/etc/nginx").join(f), r.join("etc/nginx").join(f)).unwrap();
-    }
+    std::fs::copy("/etc/nginx/mime.types", r.join("etc/nginx/mime.types")).unwrap();
     for f in ["etc/nginx/nginx.conf", "etc/nginx/conf.d/hainit.conf"] {
         let text = std::fs::read_to_string(r.join(f)).unwrap();
         let text = text
