@@ -172,7 +172,15 @@ static CENTOS7: Platform = Platform {
     web: WebPlatform {
         // rh-php73 is the newest PHP in CentOS 7's Software Collections: WordPress 6.x runs on it
         // (6.6 needs 7.2.24); WordPress 7.0 will need 7.4, which only third-party repos have (§6.4).
-        packages: &["nginx", "rh-php73-php-fpm", "rh-php73-php-cli", "rh-php73-php-mysqlnd", "mariadb"],
+        // policycoreutils-python has semanage (wp-content's SELinux file context).
+        packages: &[
+            "nginx",
+            "rh-php73-php-fpm",
+            "rh-php73-php-cli",
+            "rh-php73-php-mysqlnd",
+            "mariadb",
+            "policycoreutils-python",
+        ],
         nginx_service: "nginx",
         nginx_conf_dir: "/etc/nginx/conf.d",
         php_fpm_service: "rh-php73-php-fpm",
@@ -269,7 +277,7 @@ const EL_DB: DbPlatform = DbPlatform {
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
-    packages: &["nginx", "php-fpm", "php-cli", "php-mysqlnd", "mariadb"],
+    packages: &["nginx", "php-fpm", "php-cli", "php-mysqlnd", "mariadb", "policycoreutils-python-utils"],
     nginx_service: "nginx",
     nginx_conf_dir: "/etc/nginx/conf.d",
     php_fpm_service: "php-fpm",

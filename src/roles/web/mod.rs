@@ -1,12 +1,14 @@
 //! The web role: nginx, php-fpm and WordPress toward the DB VIP, the same on every web node.
 //! Steps in order; each module has one job.
 
+pub mod firewall;
 mod health;
 pub mod install;
 pub mod nginx;
 pub mod packages;
 pub mod permissions;
 pub mod php_fpm;
+pub mod selinux;
 pub mod services;
 pub mod wait_db;
 pub mod wordpress;
@@ -20,18 +22,27 @@ use crate::platform::Platform;
 use crate::status::Health;
 use crate::system::Probe;
 
-pub fn steps(_cx: &Context) -> Vec<Box<dyn Step>> {
-    vec![
+pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
+    let mut steps: Vec<Box<dyn Step>> = vec![
         Box::new(packages::PackagesStep),
         Box::new(wordpress::TreeStep),
         Box::new(wp_config::WpConfigStep),
         Box::new(php_fpm::PhpFpmStep),
         Box::new(nginx::NginxStep),
         Box::new(permissions::PermissionsStep),
-        Box::new(services::ServicesStep),
+    ];
+    if cx.platform.selinux {
+        steps.push(Box::new(selinux::SelinuxStep));
+    }
+    if cx.platform.firewalld {
+        steps.push(Box::new(firewall::FirewallStep));
+    }
+    steps.extend([
+        Box::new(services::ServicesStep) as Box<dyn Step>,
         Box::new(wait_db::WaitDbStep),
         Box::new(install::InstallStep),
-    ]
+    ]);
+    steps
 }
 
 /// Inputs the web role needs, checked before any step touches the machine (exit 2).

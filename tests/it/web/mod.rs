@@ -1,6 +1,7 @@
 //! The web role: renders judged by nginx and php, tarball safety, plans and convergence on the
 //! fake system, and the real stack on loopback.
 
+mod health;
 mod render;
 mod stack;
 mod steps;

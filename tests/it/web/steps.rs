@@ -84,6 +84,43 @@ fn brand_new_vm(os: OsId) -> FakeSystem {
             Output::ok("")
         });
     }
+    // EL: SELinux enforcing with the stock policy, firewalld running with HTTP closed.
+    f.reply(&["getenforce"], Output::ok("Enforcing\n"));
+    f.on(&["getsebool"], |f, _| {
+        Output::ok(format!("httpd_can_network_connect_db --> {}\n", f.fact("sebool").unwrap_or("off".into())))
+    });
+    f.on(&["setsebool"], |f, _| {
+        f.set_fact("sebool", "on");
+        Output::ok("")
+    });
+    f.on(&["matchpathcon"], |f, c| {
+        let t = if f.fact("fcontext").is_some() { "httpd_sys_rw_content_t" } else { "httpd_sys_content_t" };
+        Output::ok(format!("{}\tsystem_u:object_r:{t}:s0\n", c.argv_redacted()[1]))
+    });
+    f.on(&["semanage", "fcontext"], |f, _| {
+        f.set_fact("fcontext", "1");
+        Output::ok("")
+    });
+    f.on(&["restorecon", "-R", "-n"], |f, _| match (f.fact("fcontext"), f.fact("relabeled")) {
+        (Some(_), None) => Output::ok("Would relabel /var/www/wordpress/wp-content\n"),
+        _ => Output::ok(""),
+    });
+    f.on(&["restorecon", "-R", "/var/www/wordpress/wp-content"], |f, _| {
+        f.set_fact("relabeled", "1");
+        Output::ok("")
+    });
+    f.reply(&["firewall-cmd", "--state"], Output::ok("running\n"));
+    for scope in [&["firewall-cmd", "--permanent"][..], &["firewall-cmd"][..]] {
+        let key = scope.len().to_string();
+        let k = key.clone();
+        f.on(&[scope, &["--query-service=http"]].concat(), move |f, _| {
+            Output::ok(if f.fact(&format!("fw{k}")).is_some() { "yes\n" } else { "no\n" })
+        });
+        f.on(&[scope, &["--add-service=http"]].concat(), move |f, _| {
+            f.set_fact(&format!("fw{key}"), "1");
+            Output::ok("success\n")
+        });
+    }
     let web = &os.platform().web;
     f.reply(&[web.nginx_binary, "-t"], Output::ok(""));
     f.reply(&[web.php_fpm_binary, "-t"], Output::ok(""));
@@ -209,15 +246,20 @@ impl Executor for DiesAfter<'_> {
 
 #[test]
 fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
-    let node = node(OsId::Debian12);
+    for os in [OsId::Debian12, OsId::El9] {
+        killed_anywhere(os);
+    }
+}
+
+fn killed_anywhere(os: OsId) {
+    let node = node(os);
     let cx = node.cx();
     let steps = web::steps(&cx);
-    let total =
-        engine::plan(&steps, &cx, &brand_new_vm(OsId::Debian12)).unwrap().steps.iter().map(|s| s.actions.len()).sum();
+    let total = engine::plan(&steps, &cx, &brand_new_vm(os)).unwrap().steps.iter().map(|s| s.actions.len()).sum();
     for n in 0..total {
-        let sys = brand_new_vm(OsId::Debian12);
+        let sys = brand_new_vm(os);
         let dying = DiesAfter { inner: &sys, left: Cell::new(n) };
-        assert!(engine::apply(&steps, &cx, &dying).is_err(), "killed after {n} of {total}");
+        assert!(engine::apply(&steps, &cx, &dying).is_err(), "{os}: killed after {n} of {total}");
         engine::apply(&steps, &cx, &sys).unwrap_or_else(|e| panic!("re-run after {n}: {e}"));
         assert!(engine::plan(&steps, &cx, &sys).unwrap().is_converged(), "killed after {n}");
         // However it was interrupted, the daemons run the final configuration.
