@@ -216,9 +216,9 @@ pub fn read_archive(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Unpack on the real machine (below `root`): verify, extract into `.<name>.hainit-new` beside
-/// the destination, move the kept paths into it, then swap with two renames. A run killed at any
-/// point is finished or rolled back by the next call (see `recover`); kept paths always live in
-/// exactly one place, so they are never lost.
+/// the destination, move the kept paths into it, then swap with two renames; the replaced tree
+/// becomes `.<name>.hainit-previous`. A run killed at any point is finished or rolled back by the
+/// next call (see `recover`); kept paths always live in exactly one place, so they are never lost.
 pub fn unpack(root: &Root, spec: &UnpackSpec) -> Result<()> {
     let archive = root.resolve(&spec.archive, true)?;
     let bytes = read_archive(&archive)?;
@@ -246,7 +246,11 @@ pub fn unpack(root: &Root, spec: &UnpackSpec) -> Result<()> {
     if exists(&dest) {
         rename(&dest, &old)?;
         rename(&staging, &dest)?;
-        remove_any(&old)?;
+        // The replaced tree (without the kept paths) stays beside it until the next upgrade, so
+        // files someone added at its top (robots.txt, verification files …) are not lost.
+        let previous = dest.with_file_name(format!(".{}.hainit-previous", file_name(&dest)));
+        remove_any(&previous)?;
+        rename(&old, &previous)?;
     } else {
         rename(&staging, &dest)?;
     }
@@ -325,6 +329,10 @@ fn write_new(path: &Path, data: &mut dyn Read) -> Result<()> {
     f.set_permissions(fs::Permissions::from_mode(0o644))
         .map_err(|e| io_error(format!("chmod {}", path.display()), e))?;
     f.flush().map_err(|e| io_error(format!("writing {}", path.display()), e))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn exists(p: &Path) -> bool {

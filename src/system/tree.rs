@@ -70,7 +70,8 @@ pub fn fix(root: &Root, spec: &TreeSpec, passwd: &str, groups: &str) -> Result<u
         .ok_or_else(|| Error::step(format!("user {:?} does not exist on this machine", spec.owner)))?;
     let gid = lookup_group(groups, &spec.group)
         .ok_or_else(|| Error::step(format!("group {:?} does not exist on this machine", spec.group)))?;
-    let except: Vec<PathBuf> = spec.except.iter().map(|e| root.resolve(e, false)).collect::<Result<_>>()?;
+    // Resolved like the walk's own paths (directories followed), so the two compare equal.
+    let except: Vec<PathBuf> = spec.except.iter().map(|e| root.resolve(e, true)).collect::<Result<_>>()?;
     let mut pending = vec![root.resolve(&spec.path, true)?];
     let mut fixed = 0;
     while let Some(path) = pending.pop() {

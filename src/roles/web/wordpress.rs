@@ -67,6 +67,12 @@ impl Step for TreeStep {
         let web = &cx.config.web;
         let sha = web.pinned_sha256()?;
         let tarball = &web.wordpress_tarball;
+        if probe.meta(&web.docroot)?.is_some_and(|m| m.kind == FileKind::Symlink) {
+            return Err(Error::input(format!(
+                "web.docroot {} is a symlink: set web.docroot to the directory itself",
+                web.docroot
+            )));
+        }
         let unpack = Action::Unpack(UnpackSpec {
             archive: tarball.clone(),
             sha256: sha.clone(),

@@ -232,11 +232,10 @@ fn unpack_converges_and_an_upgrade_keeps_wp_content_and_wp_config() {
     assert_eq!(std::fs::read(wp.join("wp-content/uploads/photo.jpg")).unwrap(), b"jpeg");
     assert_eq!(std::fs::read(wp.join("wp-content/index.php")).unwrap(), b"<?php\n", "wp-content is the site's");
     assert_eq!(std::fs::read(wp.join("wp-config.php")).unwrap(), b"<?php // config\n");
-    let names: Vec<String> = std::fs::read_dir(wp.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["wordpress"], "no staging or old tree left beside the docroot");
+    assert_eq!(beside(wp.parent().unwrap()), [".wordpress.hainit-previous", "wordpress"], "no staging left");
+    let previous = wp.parent().unwrap().join(".wordpress.hainit-previous");
+    assert!(previous.join("only-in-v1.php").exists(), "the replaced tree is kept until the next upgrade");
+    assert!(!previous.join("wp-content").exists(), "wp-content lives only in the live tree");
 }
 
 #[test]
@@ -256,7 +255,13 @@ fn a_swap_killed_half_way_is_finished_without_losing_wp_content() {
     assert!(std::fs::read_to_string(base.join("wordpress/wp-includes/version.php")).unwrap().contains("6.2"));
     let node = Node::standard(OsId::Debian12, &web_yaml(TARBALL, &sha256(&v2), ""));
     assert!(TreeStep.check(&node.cx(), &sys).unwrap().is_empty());
-    let names: Vec<String> =
-        std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, ["wordpress"]);
+    assert_eq!(beside(&base), [".wordpress.hainit-previous", "wordpress"]);
+}
+
+/// Names in a directory, sorted.
+fn beside(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
 }
