@@ -265,3 +265,18 @@ fn beside(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[test]
+fn a_symlinked_docroot_is_refused_rather_than_swapped_away() {
+    let root = tempfile::tempdir().unwrap();
+    let bytes = mini_wordpress("6.1.9");
+    put(root.path(), TARBALL, &bytes);
+    std::fs::create_dir_all(root.path().join("srv/site")).unwrap();
+    std::fs::create_dir_all(root.path().join("var/www")).unwrap();
+    std::os::unix::fs::symlink("/srv/site", root.path().join("var/www/wordpress")).unwrap();
+    let sys = HostSystem::without_chown(Root::new(root.path()));
+    let node = Node::standard(OsId::Debian12, &web_yaml(TARBALL, &sha256(&bytes), ""));
+    let e = TreeStep.check(&node.cx(), &sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Input);
+    assert!(e.to_string().contains("web.docroot /var/www/wordpress is a symlink"), "{e}");
+}
