@@ -8,6 +8,7 @@
 //! converging at once install once. The admin password goes in on stdin, never in argv.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::engine::{Context, Step};
 use crate::error::{Error, Result};
@@ -62,7 +63,8 @@ pub struct InstallStep;
 
 impl InstallStep {
     fn install(cx: &Context) -> Action {
-        let cmd = php(cx, "install").stdin_secret(cx.derive(Purpose::WordpressAdmin));
+        // Longer than install.php's 600 s wait for the lock another node may hold.
+        let cmd = php(cx, "install").stdin_secret(cx.derive(Purpose::WordpressAdmin)).timeout(Duration::from_secs(900));
         Action::run(cmd, "finish the WordPress install (once per database, under a MariaDB lock)")
     }
 }

@@ -10,7 +10,7 @@
 //! the same run, so its own writes always precede its own restarts. Each (re)start is preceded by
 //! the service's own configuration test, so a broken file never takes a running service down.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::engine::{Context, Step};
 use crate::error::{Error, Result};
@@ -130,10 +130,13 @@ impl Step for ServicesStep {
     }
 }
 
-/// The first of `paths` modified after `started` (whole seconds).
+/// The first of `paths` modified after `started` (whole seconds). A time in the future (a file
+/// written before the clock was stepped back) says nothing about the order: restarting would not
+/// make the service newer than the file, so it is not counted.
 fn newer_than(probe: &dyn Probe, paths: &[String], started: u64) -> Result<Option<String>> {
+    let now = SystemTime::now() + Duration::from_secs(2); // a plan dates its own writes "now"
     for path in paths {
-        if let Some(t) = probe.modified(path)? {
+        if let Some(t) = probe.modified(path)?.filter(|t| *t <= now) {
             let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             if secs > started {
                 return Ok(Some(path.clone()));
