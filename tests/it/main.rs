@@ -9,3 +9,4 @@ mod boot;
 mod cli;
 mod engine;
 mod imds;
+mod web;
