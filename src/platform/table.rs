@@ -87,6 +87,15 @@ pub struct DbPlatform {
     /// `nc` with `-k`, for ocf:heartbeat:azure-lb (§4.3).
     pub nc: &'static str,
     pub drbd_scripts: &'static str,
+    /// Arguments for `mysql_install_db` besides `--datadir` (MariaDB 10.x skips the test database).
+    pub mysql_install_args: &'static [&'static str],
+    /// The table of accounts: `mysql.user` up to 10.3, `mysql.global_priv` from 10.4 (where
+    /// mysql.user became a view).
+    pub mysql_users_table: &'static str,
+    /// A Python that still has the `crypt` module, to check the hacluster password's hash.
+    pub python: &'static str,
+    /// Pacemaker ≥ 2.0.4 has `priority-fencing-delay`; older ones use `pcmk_delay_max` (§4.4).
+    pub priority_fencing: bool,
 }
 
 #[derive(Debug)]
@@ -168,6 +177,11 @@ static CENTOS7: Platform = Platform {
         mysql_install_db: "/usr/bin/mysql_install_db",
         nc: "/usr/bin/nc",
         drbd_scripts: "/usr/lib/drbd",
+        // MariaDB 5.5: no --skip-test-db; hainit's SQL drops the test database.
+        mysql_install_args: &["--user=mysql"],
+        mysql_users_table: "mysql.user",
+        python: "/usr/bin/python",
+        priority_fencing: false,
     },
     web: WebPlatform {
         // rh-php73 is the newest PHP in CentOS 7's Software Collections: WordPress 6.x runs on it
@@ -243,6 +257,9 @@ static EL9: Platform = Platform {
             "xfsprogs",
             "gdisk",
         ],
+        mysql_users_table: "mysql.global_priv",
+        // EL9 has no platform-python; its python3 (3.9) still has `crypt`.
+        python: "/usr/bin/python3",
         ..EL_DB
     },
     web: EL_WEB,
@@ -274,6 +291,11 @@ const EL_DB: DbPlatform = DbPlatform {
     mysql_install_db: "/usr/bin/mysql_install_db",
     nc: "/usr/bin/nc",
     drbd_scripts: "/usr/lib/drbd",
+    // EL8's default stream is MariaDB 10.3 (mysql.user is a table), EL9 has 10.5.
+    mysql_install_args: &["--user=mysql", "--skip-test-db"],
+    mysql_users_table: "mysql.user",
+    python: "/usr/libexec/platform-python",
+    priority_fencing: true,
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
@@ -335,6 +357,10 @@ static DEBIAN12: Platform = Platform {
         mysql_install_db: "/usr/bin/mariadb-install-db",
         nc: "/usr/bin/nc",
         drbd_scripts: "/usr/lib/drbd",
+        mysql_install_args: &["--user=mysql", "--skip-test-db"],
+        mysql_users_table: "mysql.global_priv",
+        python: "/usr/bin/python3",
+        priority_fencing: true,
     },
     web: WebPlatform {
         packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "mariadb-client"],

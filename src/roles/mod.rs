@@ -2,6 +2,8 @@
 
 mod common;
 pub mod db;
+pub mod packages;
+pub mod units;
 pub mod web;
 
 use crate::config::Config;
@@ -24,7 +26,7 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
 /// Role-specific inputs, checked before any step touches the machine (bad input: exit 2).
 pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
     match cx.inv.role {
-        Role::Db => Ok(()),
+        Role::Db => db::validate(cx, probe),
         Role::Web => web::validate(cx, probe),
     }
 }

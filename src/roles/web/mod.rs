@@ -5,7 +5,6 @@ pub mod firewall;
 mod health;
 pub mod install;
 pub mod nginx;
-pub mod packages;
 pub mod permissions;
 pub mod php_fpm;
 pub mod selinux;
@@ -24,7 +23,7 @@ use crate::system::Probe;
 
 pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
     let mut steps: Vec<Box<dyn Step>> = vec![
-        Box::new(packages::PackagesStep),
+        Box::new(crate::roles::packages::PackagesStep::web()),
         Box::new(wordpress::TreeStep),
         Box::new(wp_config::WpConfigStep),
         Box::new(php_fpm::PhpFpmStep),

@@ -1,10 +1,10 @@
-//! web.packages: nginx, php-fpm, PHP's MySQL driver and CLI (for the unattended install) and the
-//! MariaDB client, installed only when missing, from the repositories the image provides.
+//! `<role>.packages`: the role's packages from the platform table, installed only when missing,
+//! from the repositories the image provides.
 
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
-use crate::platform::PackageManager;
+use crate::platform::{PackageManager, Platform};
 use crate::system::{Cmd, Probe};
 
 /// The packages of `wanted` the package manager does not report as installed (one query each,
@@ -21,20 +21,33 @@ pub fn missing<'a>(probe: &dyn Probe, pm: PackageManager, wanted: &[&'a str]) ->
     Ok(missing)
 }
 
-pub struct PackagesStep;
+pub struct PackagesStep {
+    pub id: &'static str,
+    pub list: fn(&Platform) -> &'static [&'static str],
+}
+
+impl PackagesStep {
+    pub fn web() -> Self {
+        PackagesStep { id: "web.packages", list: |p| p.web.packages }
+    }
+    pub fn db() -> Self {
+        PackagesStep { id: "db.packages", list: |p| p.db.packages }
+    }
+}
 
 impl Step for PackagesStep {
     fn id(&self) -> &'static str {
-        "web.packages"
+        self.id
     }
 
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let pm = cx.platform.package_manager;
-        let missing = missing(probe, pm, cx.platform.web.packages)?;
+        let missing = missing(probe, pm, (self.list)(cx.platform))?;
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        let why = format!("{} of the web role's packages missing", missing.len());
+        let role = self.id.split('.').next().unwrap_or(self.id);
+        let why = format!("{} of the {role} role's packages missing", missing.len());
         Ok(pm.install_cmds(&missing).into_iter().map(|cmd| Action::run(cmd, why.clone())).collect())
     }
 }
