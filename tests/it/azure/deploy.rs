@@ -161,21 +161,33 @@ fn dry_run_prints_the_how_to_topology_with_hainit_contracts() {
 }
 
 /// One real run of the default deployment against a fresh fake (shared: each run costs ~80 fake
-/// az calls), with the first two role assignments failing as while a new role propagates.
+/// az calls), with the secret in an existing secret file and the first two role assignments
+/// failing as while a new role propagates.
 struct Deployed {
     state: serde_json::Value,
     calls: Vec<Call>,
     output: String,
+    secret_file_after: String,
 }
 
 fn deployed() -> &'static Deployed {
     static ONCE: std::sync::OnceLock<Deployed> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         let az = FakeAz::new();
-        let env = [("HAINIT_SECRET", SECRET), ("HAINIT_RETRY_DELAY", "0"), ("FAKE_AZ_FAIL_ROLE_ASSIGNMENTS", "2")];
+        let file = az.home().join(".config/hainit/hainit-wp.secret");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = [("HAINIT_RETRY_DELAY", "0"), ("FAKE_AZ_FAIL_ROLE_ASSIGNMENTS", "2")];
         let out = az.run(SCRIPT, &[], &env);
         assert!(out.status.success(), "{}", text(&out.stderr));
-        Deployed { state: az.state(), calls: az.calls(), output: text(&out.stdout) + &text(&out.stderr) }
+        Deployed {
+            state: az.state(),
+            calls: az.calls(),
+            output: text(&out.stdout) + &text(&out.stderr),
+            secret_file_after: std::fs::read_to_string(&file).unwrap(),
+        }
     })
 }
 
@@ -185,6 +197,7 @@ fn a_real_run_passes_custom_data_in_a_0600_file_and_a_second_run_changes_nothing
     let calls = &d.calls;
     assert_no_secret_in_argv(calls, SECRET);
     assert!(!d.output.contains(SECRET));
+    assert_eq!(d.secret_file_after, format!("{SECRET}\n"), "an existing secret file is used as it is");
 
     let creates: Vec<&Call> = calls.iter().filter(|c| c.is("vm create")).collect();
     assert_eq!(creates.len(), 4);
@@ -228,32 +241,7 @@ fn a_real_run_passes_custom_data_in_a_0600_file_and_a_second_run_changes_nothing
 }
 
 #[test]
-fn the_secret_file_is_created_once_with_mode_0600_and_reused() {
-    let az = FakeAz::new();
-    assert!(az.run(SCRIPT, &["--web-names", "web-1", "--web-ips", "10.0.2.4"], &[]).status.success());
-    let file = az.home().join(".config/hainit/hainit-wp.secret");
-    let secret = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(secret.len(), 64, "32 random bytes in hex");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    let first = az.calls();
-    assert_no_secret_in_argv(&first, &secret);
-    let content = &first.iter().find(|c| c.is("vm create")).unwrap().files.values().next().unwrap().1;
-    assert!(content.contains(&secret));
-
-    // A new VM later (a third web node) gets the same secret.
-    az.clear_log();
-    let out = az.run(SCRIPT, &["--web-names", "web-1 web-3", "--web-ips", "10.0.2.4 10.0.2.6"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let created: Vec<Call> = az.calls().into_iter().filter(|c| c.is("vm create")).collect();
-    assert_eq!(created.len(), 1);
-    assert_eq!(created[0].value("-n").as_deref(), Some("web-3"));
-    assert!(created[0].files.values().next().unwrap().1.contains(&secret));
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), secret);
-}
-
-#[test]
-fn flags_flow_into_the_probe_nsg_and_custom_data() {
+fn flags_flow_into_the_probe_nsg_and_custom_data_and_a_new_secret_is_kept() {
     let az = FakeAz::new();
     let args = [
         "--probe-port",
@@ -271,9 +259,16 @@ fn flags_flow_into_the_probe_nsg_and_custom_data() {
         "--hainit-sha256",
         &"ab".repeat(32),
     ];
-    let out = az.run(SCRIPT, &args, &with_secret());
+    // No HAINIT_SECRET and no secret file: a new secret, kept in a 0600 file.
+    let out = az.run(SCRIPT, &args, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = az.home().join(".config/hainit/hainit-wp.secret");
+    let secret = std::fs::read_to_string(&file).unwrap();
+    assert!(secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()), "32 random bytes in hex");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     let calls = az.calls();
+    assert_no_secret_in_argv(&calls, &secret);
     let probe = one(&calls, "network lb probe create", "db-probe");
     assert_eq!(probe.value("--port").as_deref(), Some("61000"));
     assert_eq!(one(&calls, "network nsg rule create", "allow-lb-probe").values("--destination-port-ranges"), ["61000"]);
@@ -289,6 +284,7 @@ fn flags_flow_into_the_probe_nsg_and_custom_data() {
         assert_eq!(vm.value("--image").as_deref(), Some("Debian:debian-12:12-gen2:latest"));
         let content = &vm.files.values().next().unwrap().1;
         let config = super::cloud_init::hainit_config_of(content);
+        assert_eq!(config.secret.as_deref(), Some(secret.as_str()));
         if name.starts_with("db") {
             assert_eq!(config.db.probe_port, 61000);
             assert_eq!(config.db.web_subnet, "10.0.4.0/24");

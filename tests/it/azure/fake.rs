@@ -105,10 +105,6 @@ impl FakeAz {
         self.dir.path().join("log.jsonl")
     }
 
-    pub fn clear_log(&self) {
-        let _ = std::fs::remove_file(self.log_path());
-    }
-
     pub fn state(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.dir.path().join("state.json")).unwrap()).unwrap()
     }
