@@ -66,7 +66,19 @@ fn admin_password() -> String {
     SharedSecret::try_new(SECRET, "test").unwrap().derive(Purpose::WordpressAdmin).expose().to_string()
 }
 
+/// A `curl` first on PATH that records its argv (NUL-separated) and runs the real one.
+fn spy_on_curl(az: &FakeAz) {
+    let real = Command::new("sh").args(["-c", "command -v curl"]).output().unwrap();
+    let real = text(&real.stdout).trim().to_string();
+    let spy = az.dir.path().join("bin/curl");
+    let log = az.dir.path().join("curl-argv");
+    std::fs::write(&spy, format!("#!/bin/sh\nprintf '%s\\0' \"$@\" >> {}\nexec {real} \"$@\"\n", log.display()))
+        .unwrap();
+    Command::new("chmod").arg("+x").arg(&spy).status().unwrap();
+}
+
 fn drill(az: &FakeAz, wp: &FakeWordPress, out: &std::path::Path, timeout: &str) -> std::process::Output {
+    spy_on_curl(az);
     let secret_file = az.dir.path().join("stack.secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let args = ["--url", &wp.url(), "--secret-file", secret_file.to_str().unwrap(), "--out", out.to_str().unwrap()];
@@ -121,11 +133,14 @@ fn the_drill_fails_over_and_reports_in_the_labs_format() {
     assert!(refused.iter().all(|e| e["password_ok"] == true), "the derived admin password is right");
     assert_eq!(log.iter().filter(|e| e["kind"] == "wp" && e["method"] == "get").count(), 20, "4 reads of 5 posts");
 
-    // Neither the secret nor the derived password went into az's argv.
+    // Neither the secret nor the derived password went into az's or curl's argv.
     for e in log.iter().filter(|e| e["kind"] == "az") {
         let argv = e["argv"].to_string();
         assert!(!argv.contains(SECRET) && !argv.contains(&admin_password()), "{argv}");
     }
+    let curl_argv = std::fs::read_to_string(az.dir.path().join("curl-argv")).unwrap();
+    assert!(curl_argv.contains("xmlrpc.php"), "the spy saw the posts");
+    assert!(!curl_argv.contains(SECRET) && !curl_argv.contains(&admin_password()));
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["ok"], true);
