@@ -19,7 +19,8 @@ $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 	$(CARGO) build --release --locked --target $(TARGET)
 
 check-static:
-	@file $(BIN) | tee /dev/stderr | grep -q 'statically linked' || { echo "$(BIN) is not statically linked" >&2; exit 1; }
+	@out=$$(file $(BIN)); echo "$$out"; \
+	  grep -q 'statically linked' <<<"$$out" || { echo "$(BIN) is not statically linked" >&2; exit 1; }
 	@size=$$(stat -c %s $(BIN)); echo "size: $$size bytes"; \
 	  [ $$size -lt $$((8 * 1024 * 1024)) ] || { echo "$(BIN) is $$size bytes, over 8 MiB" >&2; exit 1; }
 

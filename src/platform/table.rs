@@ -2,6 +2,7 @@
 //! comment); steps read fields, they never branch on the OS.
 
 use crate::dialect::{DrbdDialect, PcsDialect};
+use crate::system::{Cmd, Output};
 
 use super::OsId;
 
@@ -19,6 +20,37 @@ impl PackageManager {
             PackageManager::Yum | PackageManager::Dnf => ("rpm", &["-q"]),
             PackageManager::Apt => ("dpkg-query", &["-W", "-f=${db:Status-Abbrev}\\n"]),
         }
+    }
+
+    /// Whether the output of `is_installed_query` for ONE package says it is installed: rpm exits
+    /// 0; dpkg-query also knows removed packages whose conffiles remain (`rc`), so only `ii` counts.
+    pub fn reports_installed(self, out: &Output) -> bool {
+        match self {
+            PackageManager::Yum | PackageManager::Dnf => out.success(),
+            PackageManager::Apt => out.success() && out.stdout.trim_start().starts_with("ii"),
+        }
+    }
+
+    /// Commands that install `packages` without asking anything, from the repositories the image
+    /// has: apt refreshes its lists first (cloud images ship none), skips recommends and keeps
+    /// configuration files hainit changed.
+    pub fn install_cmds(self, packages: &[&str]) -> Vec<Cmd> {
+        let slow = std::time::Duration::from_secs(1800);
+        match self {
+            PackageManager::Yum => vec![Cmd::new("yum").args(["install", "-y"]).args(packages.iter().copied())],
+            PackageManager::Dnf => vec![Cmd::new("dnf").args(["install", "-y"]).args(packages.iter().copied())],
+            PackageManager::Apt => vec![
+                Cmd::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"),
+                Cmd::new("apt-get")
+                    .args(["install", "-y", "-q", "--no-install-recommends"])
+                    .args(["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"])
+                    .args(packages.iter().copied())
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            ],
+        }
+        .into_iter()
+        .map(|c| c.timeout(slow))
+        .collect()
     }
 }
 
@@ -73,6 +105,21 @@ pub struct WebPlatform {
     pub web_group: &'static str,
     pub nginx_user: &'static str,
     pub log_dir: &'static str,
+    /// nginx's main configuration. hainit renders the whole file: EL's stock one carries a default
+    /// server on :80 and Debian's includes sites-enabled/default, and ours replaces both (§6.6).
+    pub nginx_conf: &'static str,
+    pub nginx_pid: &'static str,
+    /// Dynamic-module snippets the stock nginx.conf includes (kept so packaged modules still load).
+    pub nginx_modules: &'static str,
+    pub nginx_mime_types: &'static str,
+    pub nginx_binary: &'static str,
+    /// The FPM binary, for `-t` before a restart.
+    pub php_fpm_binary: &'static str,
+    /// The distro's stock pool; hainit replaces it with a comment so only hainit's pool runs
+    /// (CentOS 7's listens on 127.0.0.1:9000, where hainit's pool listens).
+    pub php_fpm_stock_pool: &'static str,
+    /// ini drop-in directory the FPM SAPI reads (cgi.fix_pathinfo=0 goes there, php.ini stays stock).
+    pub php_ini_dir: &'static str,
 }
 
 pub fn platform(id: OsId) -> &'static Platform {
@@ -123,7 +170,17 @@ static CENTOS7: Platform = Platform {
         drbd_scripts: "/usr/lib/drbd",
     },
     web: WebPlatform {
-        packages: &["nginx", "rh-php73-php-fpm", "rh-php73-php-mysqlnd", "mariadb"],
+        // rh-php73 is the newest PHP in CentOS 7's Software Collections: WordPress 6.x runs on it
+        // (6.6 needs 7.2.24); WordPress 7.0 will need 7.4, which only third-party repos have (§6.4).
+        // policycoreutils-python has semanage (wp-content's SELinux file context).
+        packages: &[
+            "nginx",
+            "rh-php73-php-fpm",
+            "rh-php73-php-cli",
+            "rh-php73-php-mysqlnd",
+            "mariadb",
+            "policycoreutils-python",
+        ],
         nginx_service: "nginx",
         nginx_conf_dir: "/etc/nginx/conf.d",
         php_fpm_service: "rh-php73-php-fpm",
@@ -135,6 +192,14 @@ static CENTOS7: Platform = Platform {
         web_group: "apache",
         nginx_user: "nginx",
         log_dir: "/var/log/nginx",
+        nginx_conf: "/etc/nginx/nginx.conf",
+        nginx_pid: "/run/nginx.pid",
+        nginx_modules: "/usr/share/nginx/modules/*.conf",
+        nginx_mime_types: "/etc/nginx/mime.types",
+        nginx_binary: "/usr/sbin/nginx",
+        php_fpm_binary: "/opt/rh/rh-php73/root/usr/sbin/php-fpm",
+        php_fpm_stock_pool: "/etc/opt/rh/rh-php73/php-fpm.d/www.conf",
+        php_ini_dir: "/etc/opt/rh/rh-php73/php.d",
     },
 };
 
@@ -212,7 +277,7 @@ const EL_DB: DbPlatform = DbPlatform {
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
-    packages: &["nginx", "php-fpm", "php-mysqlnd", "mariadb"],
+    packages: &["nginx", "php-fpm", "php-cli", "php-mysqlnd", "mariadb", "policycoreutils-python-utils"],
     nginx_service: "nginx",
     nginx_conf_dir: "/etc/nginx/conf.d",
     php_fpm_service: "php-fpm",
@@ -224,6 +289,14 @@ const EL_WEB: WebPlatform = WebPlatform {
     web_group: "apache",
     nginx_user: "nginx",
     log_dir: "/var/log/nginx",
+    nginx_conf: "/etc/nginx/nginx.conf",
+    nginx_pid: "/run/nginx.pid",
+    nginx_modules: "/usr/share/nginx/modules/*.conf",
+    nginx_mime_types: "/etc/nginx/mime.types",
+    nginx_binary: "/usr/sbin/nginx",
+    php_fpm_binary: "/usr/sbin/php-fpm",
+    php_fpm_stock_pool: "/etc/php-fpm.d/www.conf",
+    php_ini_dir: "/etc/php.d",
 };
 
 // Debian 12: pcs 0.11.5, pacemaker 2.1.5, in-kernel DRBD 8.4.11 under drbd-utils 9.22 (§2.1, §3.1).
@@ -264,7 +337,7 @@ static DEBIAN12: Platform = Platform {
         drbd_scripts: "/usr/lib/drbd",
     },
     web: WebPlatform {
-        packages: &["nginx", "php8.2-fpm", "php8.2-mysql", "mariadb-client"],
+        packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "mariadb-client"],
         nginx_service: "nginx",
         nginx_conf_dir: "/etc/nginx/conf.d",
         php_fpm_service: "php8.2-fpm",
@@ -276,5 +349,13 @@ static DEBIAN12: Platform = Platform {
         web_group: "www-data",
         nginx_user: "www-data",
         log_dir: "/var/log/nginx",
+        nginx_conf: "/etc/nginx/nginx.conf",
+        nginx_pid: "/run/nginx.pid",
+        nginx_modules: "/etc/nginx/modules-enabled/*.conf",
+        nginx_mime_types: "/etc/nginx/mime.types",
+        nginx_binary: "/usr/sbin/nginx",
+        php_fpm_binary: "/usr/sbin/php-fpm8.2",
+        php_fpm_stock_pool: "/etc/php/8.2/fpm/pool.d/www.conf",
+        php_ini_dir: "/etc/php/8.2/fpm/conf.d",
     },
 };

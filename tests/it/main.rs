@@ -10,3 +10,4 @@ mod boot;
 mod cli;
 mod engine;
 mod imds;
+mod web;

@@ -1,0 +1,171 @@
+//! web.services: php-fpm and nginx enabled and running, restarted only when their configuration
+//! changed.
+//!
+//! "Changed" is read from the machine, not remembered: a service is restarted when one of the
+//! files hainit writes for it is newer than the moment systemd last started it. Keeping the
+//! restart in the step that writes the file would lose it when a run is killed between the write
+//! and the restart (the next run finds the file right and would never restart); comparing times
+//! catches that case too. Both sides have one-second resolution, so a file written in the very
+//! second the service started is not seen as newer; hainit writes its files in earlier steps of
+//! the same run, so its own writes always precede its own restarts. Each (re)start is preceded by
+//! the service's own configuration test, so a broken file never takes a running service down.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::engine::{Context, Step};
+use crate::error::{Error, Result};
+use crate::plan::Action;
+use crate::system::{Cmd, Probe};
+
+use super::nginx::NginxStep;
+use super::php_fpm::PhpFpmStep;
+
+/// One systemd service and the files it was started from.
+pub struct Service {
+    pub unit: &'static str,
+    pub config: Vec<String>,
+    /// The daemon's own configuration test.
+    pub test: Cmd,
+}
+
+pub fn services(cx: &Context) -> Vec<Service> {
+    let web = &cx.platform.web;
+    let paths = |specs: Vec<crate::system::FileSpec>| specs.into_iter().map(|s| s.path).collect();
+    vec![
+        Service {
+            unit: web.php_fpm_service,
+            config: paths(PhpFpmStep::specs(cx)),
+            test: Cmd::new(web.php_fpm_binary).arg("-t"),
+        },
+        Service {
+            unit: web.nginx_service,
+            config: paths(NginxStep::specs(cx)),
+            test: Cmd::new(web.nginx_binary).args(["-t", "-q"]),
+        },
+    ]
+}
+
+/// What systemd says about a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    pub enabled: bool,
+    pub active: bool,
+    /// When it last entered the active state, seconds since the epoch (UTC).
+    pub started: Option<u64>,
+}
+
+/// `systemctl show` with the timestamps in UTC (systemd formats them in the caller's zone).
+pub fn show(unit: &str) -> Cmd {
+    Cmd::new("systemctl")
+        .args(["show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", unit])
+        .env("TZ", "UTC")
+}
+
+pub fn parse_show(text: &str) -> UnitState {
+    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap_or("").trim();
+    UnitState {
+        enabled: field("UnitFileState") == "enabled",
+        active: field("ActiveState") == "active",
+        started: parse_utc(field("ActiveEnterTimestamp")),
+    }
+}
+
+/// `Tue 2026-11-25 06:15:01 UTC` → seconds since the epoch.
+pub fn parse_utc(text: &str) -> Option<u64> {
+    let mut words = text.split_whitespace();
+    let (_weekday, date, time, zone) = (words.next()?, words.next()?, words.next()?, words.next()?);
+    if zone != "UTC" {
+        return None;
+    }
+    let num = |s: Option<&str>| s?.parse::<i64>().ok();
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next())?, num(d.next())?, num(d.next())?);
+    let mut t = time.split(':');
+    let (hh, mm, ss) = (num(t.next())?, num(t.next())?, num(t.next())?);
+    // Days from the civil date (Howard Hinnant's algorithm, the inverse of status::rfc3339).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+pub struct ServicesStep;
+
+impl Step for ServicesStep {
+    fn id(&self) -> &'static str {
+        "web.services"
+    }
+
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let mut actions = Vec::new();
+        for svc in services(cx) {
+            let out = probe.query(&show(svc.unit))?;
+            let state = parse_show(&out.stdout);
+            let systemctl = |verb: &str| Cmd::new("systemctl").args([verb, svc.unit]);
+            if !state.enabled {
+                actions.push(Action::run(systemctl("enable"), format!("start {} at boot", svc.unit)));
+            }
+            if !state.active {
+                actions.push(Action::run(svc.test.clone(), format!("test {}'s configuration", svc.unit)));
+                actions.push(Action::run(systemctl("reset-failed"), "forget an earlier failure"));
+                actions.push(Action::run(systemctl("start"), format!("start {}", svc.unit)));
+                continue;
+            }
+            let started = state.started.ok_or_else(|| {
+                Error::step(format!(
+                    "{} is active but systemd reports no start time: {:?}",
+                    svc.unit,
+                    out.stdout.trim()
+                ))
+            })?;
+            if let Some(path) = newer_than(probe, &svc.config, started)? {
+                actions.push(Action::run(svc.test.clone(), format!("test {}'s configuration", svc.unit)));
+                actions.push(Action::run(systemctl("restart"), format!("{path} changed since {} started", svc.unit)));
+            }
+        }
+        Ok(actions)
+    }
+}
+
+/// The first of `paths` modified after `started` (whole seconds). A time in the future (a file
+/// written before the clock was stepped back) says nothing about the order: restarting would not
+/// make the service newer than the file, so it is not counted.
+fn newer_than(probe: &dyn Probe, paths: &[String], started: u64) -> Result<Option<String>> {
+    let now = SystemTime::now() + Duration::from_secs(2); // a plan dates its own writes "now"
+    for path in paths {
+        if let Some(t) = probe.modified(path)?.filter(|t| *t <= now) {
+            let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            if secs > started {
+                return Ok(Some(path.clone()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_systemd_timestamps_in_utc() {
+        assert_eq!(parse_utc("Thu 1970-01-01 00:00:00 UTC"), Some(0));
+        assert_eq!(parse_utc("Tue 2000-02-29 00:00:00 UTC"), Some(951_782_400));
+        assert_eq!(parse_utc("Wed 2026-11-18 11:06:40 UTC"), Some(1_795_000_000));
+        assert_eq!(parse_utc("Wed 2026-11-18 11:06:40 CET"), None);
+        assert_eq!(parse_utc(""), None);
+        assert_eq!(parse_utc("n/a"), None);
+    }
+
+    #[test]
+    fn reads_unit_state() {
+        let s =
+            parse_show("UnitFileState=enabled\nActiveState=active\nActiveEnterTimestamp=Tue 2000-02-29 00:00:00 UTC\n");
+        assert_eq!(s, UnitState { enabled: true, active: true, started: Some(951_782_400) });
+        let s = parse_show("UnitFileState=disabled\nActiveState=inactive\nActiveEnterTimestamp=\n");
+        assert_eq!(s, UnitState { enabled: false, active: false, started: None });
+    }
+}
