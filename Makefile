@@ -54,5 +54,16 @@ install: build
 clean:
 	$(CARGO) clean
 
+## validate: packer validate both Azure images and cloud-init schema on the custom-data (no Azure needed)
+.PHONY: validate images
+validate: build
+	cd images/packer && for t in centos7 rocky9; do packer validate $$t.pkr.hcl; done
+	for f in cloud-init/db.yaml cloud-init/web.yaml; do cloud-init schema --config-file $$f; done
+
+## images: build both Azure images (needs `az login` and the resource group hainit-images)
+images: build
+	packer build images/packer/rocky9.pkr.hcl
+	packer build images/packer/centos7.pkr.hcl
+
 print-scripts:
 	@echo $(SCRIPTS)

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod azure;
 mod boot;
 mod cli;
 mod engine;
