@@ -2,6 +2,7 @@
 
 mod common;
 pub mod db;
+pub mod firewall;
 pub mod packages;
 pub mod units;
 pub mod web;

@@ -113,6 +113,10 @@ impl FakeSystem {
         self.facts.borrow_mut().insert(key.to_string(), value.to_string());
     }
 
+    pub fn facts_remove(&self, key: &str) {
+        self.facts.borrow_mut().remove(key);
+    }
+
     pub fn fact(&self, key: &str) -> Option<String> {
         self.facts.borrow().get(key).cloned()
     }

@@ -90,6 +90,10 @@ impl Step for DatadirStep {
                 actions.push(Action::run(Cmd::new("rmdir").arg(format!("{mp}/lost+found")), "keep the datadir clean"));
             }
             actions.push(Action::run(Cmd::new("chown").args(["mysql:mysql", mp]), "MariaDB owns its datadir"));
+            if cx.platform.selinux {
+                // A new filesystem's root is unlabelled; files MariaDB creates inherit the label.
+                actions.push(Action::run(Cmd::new("restorecon").args(["-R", mp]), "SELinux label mysqld_db_t"));
+            }
             actions.push(Action::run(
                 Cmd::new(db.mysql_install_db)
                     .args(db.mysql_install_args.iter().copied())

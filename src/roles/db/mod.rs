@@ -23,13 +23,17 @@ use crate::engine::{Context, Step};
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
+use crate::roles::firewall::FirewallStep;
 use crate::roles::packages::PackagesStep;
 use crate::status::Health;
 use crate::system::Probe;
 
-pub fn steps(_cx: &Context) -> Vec<Box<dyn Step>> {
-    vec![
-        Box::new(PackagesStep::db()),
+pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
+    let mut steps: Vec<Box<dyn Step>> = vec![Box::new(PackagesStep::db())];
+    if cx.platform.firewalld {
+        steps.push(Box::new(FirewallStep::db()));
+    }
+    steps.extend::<Vec<Box<dyn Step>>>(vec![
         Box::new(disk::PartitionStep),
         Box::new(drbd::ModuleStep),
         Box::new(drbd::ConfigStep),
@@ -54,7 +58,8 @@ pub fn steps(_cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(cluster::StartStep),
         Box::new(resources::ResourcesStep),
         Box::new(resources::ReadyStep),
-    ]
+    ]);
+    steps
 }
 
 /// Inputs the db role needs, checked before any step touches the machine (exit 2).

@@ -1,7 +1,6 @@
 //! The web role: nginx, php-fpm and WordPress toward the DB VIP, the same on every web node.
 //! Steps in order; each module has one job.
 
-pub mod firewall;
 mod health;
 pub mod install;
 pub mod nginx;
@@ -34,7 +33,7 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         steps.push(Box::new(selinux::SelinuxStep));
     }
     if cx.platform.firewalld {
-        steps.push(Box::new(firewall::FirewallStep));
+        steps.push(Box::new(crate::roles::firewall::FirewallStep::web()));
     }
     steps.extend([
         Box::new(services::ServicesStep) as Box<dyn Step>,

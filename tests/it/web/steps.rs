@@ -2,17 +2,14 @@
 //! convergence (also after a run killed at any action), restarts only on change, the VIP wait,
 //! one install per database, and input errors.
 
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hainit::engine::{self, Outcome};
-use hainit::error::{Error, ErrorKind, Result};
+use hainit::error::ErrorKind;
 use hainit::platform::OsId;
 use hainit::roles::web::{self, services};
-use hainit::system::{
-    Cmd, DownloadSpec, Executor, FakeSystem, FileMeta, FileSpec, HttpReply, Output, Probe, TreeSpec, UnpackSpec,
-};
+use hainit::system::{Cmd, FakeSystem, Output, Probe};
 
 use super::{mini_wordpress, sha256, web_yaml, Node};
 use crate::common::assert_golden;
@@ -174,76 +171,6 @@ fn apply_converges_and_a_second_run_changes_nothing() {
     }
 }
 
-/// An executor that dies after `left` actions, like a run killed mid-way.
-struct DiesAfter<'a> {
-    inner: &'a FakeSystem,
-    left: Cell<usize>,
-}
-
-impl DiesAfter<'_> {
-    fn spend(&self) -> Result<()> {
-        if self.left.get() == 0 {
-            return Err(Error::step("killed"));
-        }
-        self.left.set(self.left.get() - 1);
-        Ok(())
-    }
-}
-
-impl Probe for DiesAfter<'_> {
-    fn read(&self, p: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.read(p)
-    }
-    fn meta(&self, p: &str) -> Result<Option<FileMeta>> {
-        self.inner.meta(p)
-    }
-    fn list(&self, p: &str) -> Result<Vec<String>> {
-        self.inner.list(p)
-    }
-    fn query(&self, c: &Cmd) -> Result<Output> {
-        self.inner.query(c)
-    }
-    fn tcp_open(&self, ip: IpAddr, port: u16, t: Duration) -> bool {
-        self.inner.tcp_open(ip, port, t)
-    }
-    fn hostname(&self) -> Result<String> {
-        self.inner.hostname()
-    }
-    fn modified(&self, p: &str) -> Result<Option<SystemTime>> {
-        self.inner.modified(p)
-    }
-    fn http_get(&self, url: &str, t: Duration) -> Result<HttpReply> {
-        self.inner.http_get(url, t)
-    }
-}
-
-impl Executor for DiesAfter<'_> {
-    fn write_file(&self, spec: &FileSpec) -> Result<()> {
-        self.spend()?;
-        self.inner.write_file(spec)
-    }
-    fn ensure_dir(&self, p: &str, m: u32, o: &str, g: &str) -> Result<()> {
-        self.spend()?;
-        self.inner.ensure_dir(p, m, o, g)
-    }
-    fn run(&self, c: &Cmd) -> Result<Output> {
-        self.spend()?;
-        self.inner.run(c)
-    }
-    fn unpack(&self, s: &UnpackSpec) -> Result<()> {
-        self.spend()?;
-        self.inner.unpack(s)
-    }
-    fn download(&self, s: &DownloadSpec) -> Result<()> {
-        self.spend()?;
-        self.inner.download(s)
-    }
-    fn fix_tree(&self, s: &TreeSpec) -> Result<()> {
-        self.spend()?;
-        self.inner.fix_tree(s)
-    }
-}
-
 #[test]
 fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
     for os in [OsId::Debian12, OsId::El9] {
@@ -258,7 +185,7 @@ fn killed_anywhere(os: OsId) {
     let total = engine::plan(&steps, &cx, &brand_new_vm(os)).unwrap().steps.iter().map(|s| s.actions.len()).sum();
     for n in 0..total {
         let sys = brand_new_vm(os);
-        let dying = DiesAfter { inner: &sys, left: Cell::new(n) };
+        let dying = crate::common::dies_after::DiesAfter::new(&sys, n);
         assert!(engine::apply(&steps, &cx, &dying).is_err(), "{os}: killed after {n} of {total}");
         engine::apply(&steps, &cx, &sys).unwrap_or_else(|e| panic!("re-run after {n}: {e}"));
         assert!(engine::plan(&steps, &cx, &sys).unwrap().is_converged(), "killed after {n}");
