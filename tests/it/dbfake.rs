@@ -139,10 +139,9 @@ fn fresh_vm(node: &Node) -> FakeSystem {
     if !node.inv.is_leader() {
         set(&sys, "peer.corosync");
     }
-    for unit in ["mariadb"] {
-        set(&sys, &format!("unit.{unit}.enabled"));
-        set(&sys, &format!("unit.{unit}.active"));
-    }
+    // Debian's package starts MariaDB on its local datadir at install.
+    set(&sys, "unit.mariadb.enabled");
+    set(&sys, "unit.mariadb.active");
     script(&sys, node.inv.platform);
     sys
 }
@@ -345,7 +344,7 @@ fn script(sys: &FakeSystem, os: OsId) {
     sys.on(&["pcs", "cluster", "start"], |s, _| {
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
-        if fact(s, "peer.corosync") && !s.fact("node.leader").is_some() {
+        if fact(s, "peer.corosync") && s.fact("node.leader").is_none() {
             // The follower joins a cluster whose leader pushes the stack.
             set(s, "cib.pushed");
         }
