@@ -21,7 +21,8 @@ $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 	$(CARGO) build --release --locked --target $(TARGET)
 
 check-static:
-	@file $(BIN) | tee /dev/stderr | grep -q 'statically linked' || { echo "$(BIN) is not statically linked" >&2; exit 1; }
+	@out=$$(file $(BIN)); echo "$$out"; \
+	  grep -q 'statically linked' <<<"$$out" || { echo "$(BIN) is not statically linked" >&2; exit 1; }
 	@size=$$(stat -c %s $(BIN)); echo "size: $$size bytes"; \
 	  [ $$size -lt $$((8 * 1024 * 1024)) ] || { echo "$(BIN) is $$size bytes, over 8 MiB" >&2; exit 1; }
 
@@ -74,6 +75,17 @@ lab-clean:
 ## lab-check: the lab's own tests (load balancer semantics in a network namespace, report, inputs)
 lab-check:
 	python3 -m unittest discover -s scripts/lab/tests -v
+
+## validate: packer validate both Azure images and cloud-init schema on the custom-data (no Azure needed)
+.PHONY: validate images
+validate: build
+	cd images/packer && for t in centos7 rocky9; do packer validate $$t.pkr.hcl; done
+	for f in cloud-init/db.yaml cloud-init/web.yaml; do cloud-init schema --config-file $$f; done
+
+## images: build both Azure images (needs `az login` and the resource group hainit-images)
+images: build
+	packer build images/packer/rocky9.pkr.hcl
+	packer build images/packer/centos7.pkr.hcl
 
 print-scripts:
 	@echo $(SCRIPTS)

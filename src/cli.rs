@@ -174,6 +174,7 @@ fn with_context<T>(inputs: &Inputs, global: &GlobalArgs, f: impl FnOnce(&Context
         secret: &secret,
         options: Options { wipe_data_disk: global.wipe_data_disk, managed_identity },
     };
+    roles::validate(&cx, &inputs.host)?;
     f(&cx)
 }
 

@@ -155,6 +155,65 @@ impl Default for WebConfig {
     }
 }
 
+impl WebConfig {
+    /// The pinned sha256, lower case; refusing (exit 2) when none is configured.
+    pub fn pinned_sha256(&self) -> Result<String> {
+        let sha = self.wordpress_sha256.as_deref().ok_or_else(|| {
+            Error::input(
+                "web.wordpress_sha256 is not set: hainit installs WordPress only from a tarball whose sha256 is \
+                 pinned (scripts/wordpress-tarball.sh prints it)",
+            )
+        })?;
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::input(format!("web.wordpress_sha256 {sha:?} is not 64 hexadecimal characters")));
+        }
+        Ok(sha.to_ascii_lowercase())
+    }
+
+    /// Everything the web role reads from here, checked before anything is touched.
+    pub fn validate(&self) -> Result<()> {
+        self.pinned_sha256()?;
+        let bad = |key: &str, value: &str, why: &str| Err(Error::input(format!("web.{key} {value:?}: {why}")));
+        let http = |v: &str| v.starts_with("http://") || v.starts_with("https://");
+        if let Some(url) = &self.wordpress_url {
+            if !http(url) {
+                return bad("wordpress_url", url, "must start with http:// or https://");
+            }
+        }
+        if !self.wordpress_tarball.starts_with('/') {
+            return bad("wordpress_tarball", &self.wordpress_tarball, "must be an absolute path");
+        }
+        let docroot_parts: Vec<&str> = self.docroot.split('/').filter(|c| !c.is_empty()).collect();
+        if !self.docroot.starts_with('/') || docroot_parts.is_empty() || docroot_parts.contains(&"..") {
+            return bad("docroot", &self.docroot, "must be an absolute path below / without ..");
+        }
+        if self.table_prefix.is_empty() || !self.table_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return bad("table_prefix", &self.table_prefix, "only letters, digits and _ are allowed (WordPress)");
+        }
+        if let Some(url) = &self.site_url {
+            let clean = url.bytes().all(|b| b.is_ascii_graphic() && !b"'\"\\<>".contains(&b));
+            if !http(url) || !clean {
+                return bad("site_url", url, "must be an http:// or https:// URL without quotes or spaces");
+            }
+        }
+        if self.site_title.trim().is_empty() || self.site_title.chars().any(char::is_control) {
+            return bad("site_title", &self.site_title, "must be a non-empty line of text");
+        }
+        let user_ok = |b: u8| b.is_ascii_alphanumeric() || b"_.@-".contains(&b);
+        if self.admin_user.is_empty() || self.admin_user.len() > 60 || !self.admin_user.bytes().all(user_ok) {
+            return bad("admin_user", &self.admin_user, "1-60 of letters, digits and _.@- (WordPress user names)");
+        }
+        let email_ok = self.admin_email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'));
+        if !email_ok || self.admin_email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return bad("admin_email", &self.admin_email, "is not an e-mail address");
+        }
+        if self.vip_timeout_secs == 0 {
+            return bad("vip_timeout_secs", "0", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Parse YAML text; `origin` names the file in errors (unknown keys name the key and line).
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self> {

@@ -168,6 +168,9 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
             }
         }
         Action::Wait { .. } => Ok(()),
+        Action::Unpack(spec) => sys.unpack(spec),
+        Action::Download(spec) => sys.download(spec),
+        Action::Tree(spec) => sys.fix_tree(spec),
     }
 }
 

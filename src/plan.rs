@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::system::{Cmd, FileSpec, Input};
+use crate::system::{Cmd, DownloadSpec, FileSpec, Input, TreeSpec, UnpackSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -28,6 +28,12 @@ pub enum Action {
         what: String,
         timeout: Duration,
     },
+    /// Replace a directory tree with the verified content of an archive.
+    Unpack(UnpackSpec),
+    /// Fetch a file whose sha256 is pinned.
+    Download(DownloadSpec),
+    /// Owner, group and modes across a directory tree.
+    Tree(TreeSpec),
 }
 
 impl Action {
@@ -57,6 +63,9 @@ impl Action {
             }),
             Action::Run { cmd, why } => {
                 let mut v = json!({ "type": "command", "argv": cmd.argv_redacted(), "why": why });
+                if let Some(dir) = &cmd.cwd {
+                    v["cwd"] = json!(dir);
+                }
                 if let Some(input) = &cmd.stdin {
                     v["stdin"] = match input {
                         Input::Secret(_) => json!(crate::secrets::REDACTED),
@@ -68,6 +77,16 @@ impl Action {
             Action::Wait { what, timeout } => {
                 json!({ "type": "wait", "what": what, "timeout_secs": timeout.as_secs() })
             }
+            Action::Unpack(u) => json!({
+                "type": "unpack", "archive": u.archive, "sha256": u.sha256, "top": u.top, "dest": u.dest,
+                "keep": u.keep,
+            }),
+            Action::Download(d) => json!({ "type": "download", "url": d.url, "path": d.path, "sha256": d.sha256 }),
+            Action::Tree(t) => json!({
+                "type": "tree", "path": t.path, "owner": t.owner, "group": t.group,
+                "dir_mode": format!("{:04o}", t.dir_mode), "file_mode": format!("{:04o}", t.file_mode),
+                "except": t.except,
+            }),
         }
     }
 
@@ -82,8 +101,25 @@ impl Action {
             Action::Dir { path, mode, owner, group } => format!("dir   {path} {mode:04o} {owner}:{group}"),
             Action::Run { cmd, why } => format!("run   {cmd}    # {why}"),
             Action::Wait { what, timeout } => format!("wait  {what} (up to {} s)", timeout.as_secs()),
+            Action::Unpack(u) => {
+                let keep = if u.keep.is_empty() { String::new() } else { format!(", keeping {}", u.keep.join(", ")) };
+                format!("unpack {} sha256:{} {}/ -> {}{keep}", u.archive, short(&u.sha256), u.top, u.dest)
+            }
+            Action::Download(d) => format!("download {} -> {} sha256:{}", d.url, d.path, short(&d.sha256)),
+            Action::Tree(t) => {
+                let except =
+                    if t.except.is_empty() { String::new() } else { format!(" except {}", t.except.join(", ")) };
+                format!(
+                    "tree  {} {}:{} dirs {:04o} files {:04o}{except}",
+                    t.path, t.owner, t.group, t.dir_mode, t.file_mode
+                )
+            }
         }
     }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -58,6 +58,8 @@ pub enum Purpose {
     WordpressAdmin,
     /// One of WordPress's eight keys and salts, by constant name (`AUTH_KEY`, …).
     WordpressSalt(&'static str),
+    /// The corosync authkey, identical on both db nodes, so a replaced node can rejoin.
+    CorosyncAuthkey,
 }
 
 impl Purpose {
@@ -68,6 +70,7 @@ impl Purpose {
             Purpose::WordpressDb => "wordpress-db".into(),
             Purpose::WordpressAdmin => "wordpress-admin".into(),
             Purpose::WordpressSalt(name) => format!("wordpress-salt/{name}"),
+            Purpose::CorosyncAuthkey => "corosync-authkey".into(),
         }
     }
 }
@@ -105,6 +108,25 @@ impl SharedSecret {
     }
 }
 
+impl SharedSecret {
+    /// `len` raw bytes for binary keys: HMAC blocks over `"hainit/" + purpose + "/" + n`,
+    /// n = 0, 1, … concatenated (reproducible with `openssl dgst -binary`).
+    #[allow(clippy::expect_used)] // invariant: HMAC takes keys of any length
+    pub fn derive_bytes(&self, purpose: Purpose, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 32);
+        let mut n = 0u32;
+        while out.len() < len {
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes()).expect("HMAC accepts keys of any length");
+            mac.update(format!("hainit/{}/{n}", purpose.label()).as_bytes());
+            out.extend_from_slice(&mac.finalize().into_bytes());
+            n += 1;
+        }
+        out.truncate(len);
+        out
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
@@ -138,6 +160,16 @@ mod tests {
         let other = SharedSecret::try_new(&S.replace('0', "1"), "test").unwrap();
         assert_ne!(a.derive(Purpose::WordpressDb), other.derive(Purpose::WordpressDb));
         assert_eq!(a.derive(Purpose::HaclusterPassword).expose().len(), 64);
+    }
+
+    #[test]
+    fn derived_bytes_are_stable_and_long_enough() {
+        let s = SharedSecret::try_new(S, "test").unwrap();
+        let key = s.derive_bytes(Purpose::CorosyncAuthkey, 256);
+        assert_eq!(key.len(), 256);
+        assert_eq!(key, s.derive_bytes(Purpose::CorosyncAuthkey, 256));
+        // printf '%s' 'hainit/corosync-authkey/0' | openssl dgst -sha256 -hmac 0123…cdef -r
+        assert_eq!(hex(&key[..32]), "b80dec6e01d5930791d397273855135d3388bdeefd714acc532020d2deab96b1");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Version dialects of the cluster tools: the only place that knows argument shapes per version.
 
+pub mod crm_mon;
+pub mod drbd;
+pub mod pcs;
+
 use std::fmt;
 
 /// pcs command-line generations (reference §2): 0.9 on CentOS 7, 0.10 on EL8, 0.11 on EL9/Debian 12.

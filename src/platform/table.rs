@@ -2,6 +2,7 @@
 //! comment); steps read fields, they never branch on the OS.
 
 use crate::dialect::{DrbdDialect, PcsDialect};
+use crate::system::{Cmd, Output};
 
 use super::OsId;
 
@@ -19,6 +20,37 @@ impl PackageManager {
             PackageManager::Yum | PackageManager::Dnf => ("rpm", &["-q"]),
             PackageManager::Apt => ("dpkg-query", &["-W", "-f=${db:Status-Abbrev}\\n"]),
         }
+    }
+
+    /// Whether the output of `is_installed_query` for ONE package says it is installed: rpm exits
+    /// 0; dpkg-query also knows removed packages whose conffiles remain (`rc`), so only `ii` counts.
+    pub fn reports_installed(self, out: &Output) -> bool {
+        match self {
+            PackageManager::Yum | PackageManager::Dnf => out.success(),
+            PackageManager::Apt => out.success() && out.stdout.trim_start().starts_with("ii"),
+        }
+    }
+
+    /// Commands that install `packages` without asking anything, from the repositories the image
+    /// has: apt refreshes its lists first (cloud images ship none), skips recommends and keeps
+    /// configuration files hainit changed.
+    pub fn install_cmds(self, packages: &[&str]) -> Vec<Cmd> {
+        let slow = std::time::Duration::from_secs(1800);
+        match self {
+            PackageManager::Yum => vec![Cmd::new("yum").args(["install", "-y"]).args(packages.iter().copied())],
+            PackageManager::Dnf => vec![Cmd::new("dnf").args(["install", "-y"]).args(packages.iter().copied())],
+            PackageManager::Apt => vec![
+                Cmd::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"),
+                Cmd::new("apt-get")
+                    .args(["install", "-y", "-q", "--no-install-recommends"])
+                    .args(["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"])
+                    .args(packages.iter().copied())
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            ],
+        }
+        .into_iter()
+        .map(|c| c.timeout(slow))
+        .collect()
     }
 }
 
@@ -55,6 +87,15 @@ pub struct DbPlatform {
     /// `nc` with `-k`, for ocf:heartbeat:azure-lb (§4.3).
     pub nc: &'static str,
     pub drbd_scripts: &'static str,
+    /// Arguments for `mysql_install_db` besides `--datadir` (MariaDB 10.x skips the test database).
+    pub mysql_install_args: &'static [&'static str],
+    /// The table of accounts: `mysql.user` up to 10.3, `mysql.global_priv` from 10.4 (where
+    /// mysql.user became a view).
+    pub mysql_users_table: &'static str,
+    /// A Python that still has the `crypt` module, to check the hacluster password's hash.
+    pub python: &'static str,
+    /// Pacemaker ≥ 2.0.4 has `priority-fencing-delay`; older ones use `pcmk_delay_max` (§4.4).
+    pub priority_fencing: bool,
 }
 
 #[derive(Debug)]
@@ -73,6 +114,21 @@ pub struct WebPlatform {
     pub web_group: &'static str,
     pub nginx_user: &'static str,
     pub log_dir: &'static str,
+    /// nginx's main configuration. hainit renders the whole file: EL's stock one carries a default
+    /// server on :80 and Debian's includes sites-enabled/default, and ours replaces both (§6.6).
+    pub nginx_conf: &'static str,
+    pub nginx_pid: &'static str,
+    /// Dynamic-module snippets the stock nginx.conf includes (kept so packaged modules still load).
+    pub nginx_modules: &'static str,
+    pub nginx_mime_types: &'static str,
+    pub nginx_binary: &'static str,
+    /// The FPM binary, for `-t` before a restart.
+    pub php_fpm_binary: &'static str,
+    /// The distro's stock pool; hainit replaces it with a comment so only hainit's pool runs
+    /// (CentOS 7's listens on 127.0.0.1:9000, where hainit's pool listens).
+    pub php_fpm_stock_pool: &'static str,
+    /// ini drop-in directory the FPM SAPI reads (cgi.fix_pathinfo=0 goes there, php.ini stays stock).
+    pub php_ini_dir: &'static str,
 }
 
 pub fn platform(id: OsId) -> &'static Platform {
@@ -121,9 +177,24 @@ static CENTOS7: Platform = Platform {
         mysql_install_db: "/usr/bin/mysql_install_db",
         nc: "/usr/bin/nc",
         drbd_scripts: "/usr/lib/drbd",
+        // MariaDB 5.5: no --skip-test-db; hainit's SQL drops the test database.
+        mysql_install_args: &["--user=mysql"],
+        mysql_users_table: "mysql.user",
+        python: "/usr/bin/python",
+        priority_fencing: false,
     },
     web: WebPlatform {
-        packages: &["nginx", "rh-php73-php-fpm", "rh-php73-php-mysqlnd", "mariadb"],
+        // rh-php73 is the newest PHP in CentOS 7's Software Collections: WordPress 6.x runs on it
+        // (6.6 needs 7.2.24); WordPress 7.0 will need 7.4, which only third-party repos have (§6.4).
+        // policycoreutils-python has semanage (wp-content's SELinux file context).
+        packages: &[
+            "nginx",
+            "rh-php73-php-fpm",
+            "rh-php73-php-cli",
+            "rh-php73-php-mysqlnd",
+            "mariadb",
+            "policycoreutils-python",
+        ],
         nginx_service: "nginx",
         nginx_conf_dir: "/etc/nginx/conf.d",
         php_fpm_service: "rh-php73-php-fpm",
@@ -135,6 +206,14 @@ static CENTOS7: Platform = Platform {
         web_group: "apache",
         nginx_user: "nginx",
         log_dir: "/var/log/nginx",
+        nginx_conf: "/etc/nginx/nginx.conf",
+        nginx_pid: "/run/nginx.pid",
+        nginx_modules: "/usr/share/nginx/modules/*.conf",
+        nginx_mime_types: "/etc/nginx/mime.types",
+        nginx_binary: "/usr/sbin/nginx",
+        php_fpm_binary: "/opt/rh/rh-php73/root/usr/sbin/php-fpm",
+        php_fpm_stock_pool: "/etc/opt/rh/rh-php73/php-fpm.d/www.conf",
+        php_ini_dir: "/etc/opt/rh/rh-php73/php.d",
     },
 };
 
@@ -178,6 +257,9 @@ static EL9: Platform = Platform {
             "xfsprogs",
             "gdisk",
         ],
+        mysql_users_table: "mysql.global_priv",
+        // EL9 has no platform-python; its python3 (3.9) still has `crypt`.
+        python: "/usr/bin/python3",
         ..EL_DB
     },
     web: EL_WEB,
@@ -209,10 +291,15 @@ const EL_DB: DbPlatform = DbPlatform {
     mysql_install_db: "/usr/bin/mysql_install_db",
     nc: "/usr/bin/nc",
     drbd_scripts: "/usr/lib/drbd",
+    // EL8's default stream is MariaDB 10.3 (mysql.user is a table), EL9 has 10.5.
+    mysql_install_args: &["--user=mysql", "--skip-test-db"],
+    mysql_users_table: "mysql.user",
+    python: "/usr/libexec/platform-python",
+    priority_fencing: true,
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
-    packages: &["nginx", "php-fpm", "php-mysqlnd", "mariadb"],
+    packages: &["nginx", "php-fpm", "php-cli", "php-mysqlnd", "mariadb", "policycoreutils-python-utils"],
     nginx_service: "nginx",
     nginx_conf_dir: "/etc/nginx/conf.d",
     php_fpm_service: "php-fpm",
@@ -224,6 +311,14 @@ const EL_WEB: WebPlatform = WebPlatform {
     web_group: "apache",
     nginx_user: "nginx",
     log_dir: "/var/log/nginx",
+    nginx_conf: "/etc/nginx/nginx.conf",
+    nginx_pid: "/run/nginx.pid",
+    nginx_modules: "/usr/share/nginx/modules/*.conf",
+    nginx_mime_types: "/etc/nginx/mime.types",
+    nginx_binary: "/usr/sbin/nginx",
+    php_fpm_binary: "/usr/sbin/php-fpm",
+    php_fpm_stock_pool: "/etc/php-fpm.d/www.conf",
+    php_ini_dir: "/etc/php.d",
 };
 
 // Debian 12: pcs 0.11.5, pacemaker 2.1.5, in-kernel DRBD 8.4.11 under drbd-utils 9.22 (§2.1, §3.1).
@@ -262,9 +357,13 @@ static DEBIAN12: Platform = Platform {
         mysql_install_db: "/usr/bin/mariadb-install-db",
         nc: "/usr/bin/nc",
         drbd_scripts: "/usr/lib/drbd",
+        mysql_install_args: &["--user=mysql", "--skip-test-db"],
+        mysql_users_table: "mysql.global_priv",
+        python: "/usr/bin/python3",
+        priority_fencing: true,
     },
     web: WebPlatform {
-        packages: &["nginx", "php8.2-fpm", "php8.2-mysql", "mariadb-client"],
+        packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "mariadb-client"],
         nginx_service: "nginx",
         nginx_conf_dir: "/etc/nginx/conf.d",
         php_fpm_service: "php8.2-fpm",
@@ -276,5 +375,13 @@ static DEBIAN12: Platform = Platform {
         web_group: "www-data",
         nginx_user: "www-data",
         log_dir: "/var/log/nginx",
+        nginx_conf: "/etc/nginx/nginx.conf",
+        nginx_pid: "/run/nginx.pid",
+        nginx_modules: "/etc/nginx/modules-enabled/*.conf",
+        nginx_mime_types: "/etc/nginx/mime.types",
+        nginx_binary: "/usr/sbin/nginx",
+        php_fpm_binary: "/usr/sbin/php-fpm8.2",
+        php_fpm_stock_pool: "/etc/php/8.2/fpm/pool.d/www.conf",
+        php_ini_dir: "/etc/php/8.2/fpm/conf.d",
     },
 };

@@ -2,10 +2,14 @@
 
 mod common;
 pub mod db;
+pub mod firewall;
+pub mod packages;
+pub mod units;
 pub mod web;
 
 use crate::config::Config;
 use crate::engine::{Context, Step};
+use crate::error::Result;
 use crate::inventory::{Inventory, Role};
 use crate::platform::Platform;
 use crate::status::Health;
@@ -18,6 +22,14 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Role::Web => web::steps(cx),
     });
     steps
+}
+
+/// Role-specific inputs, checked before any step touches the machine (bad input: exit 2).
+pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
+    match cx.inv.role {
+        Role::Db => db::validate(cx, probe),
+        Role::Web => web::validate(cx, probe),
+    }
 }
 
 /// Health of this node's role, for `status`.

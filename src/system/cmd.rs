@@ -26,13 +26,22 @@ pub struct Cmd {
     pub env: Vec<(String, String)>,
     /// Killed after this long (the step then fails).
     pub timeout: Duration,
+    /// Working directory: a path on the target, resolved under `--root` like every other path.
+    pub cwd: Option<String>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), stdin: None, env: Vec::new(), timeout: DEFAULT_TIMEOUT }
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            stdin: None,
+            env: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            cwd: None,
+        }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(Arg::Plain(a.into()));
@@ -64,6 +73,10 @@ impl Cmd {
     }
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
+        self
+    }
+    pub fn cwd(mut self, dir: impl Into<String>) -> Self {
+        self.cwd = Some(dir.into());
         self
     }
 
@@ -100,6 +113,9 @@ impl Cmd {
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let words: Vec<String> = self.argv_redacted().into_iter().map(|w| quote(&w)).collect();
+        if let Some(dir) = &self.cwd {
+            write!(f, "(in {}) ", quote(dir))?;
+        }
         f.write_str(&words.join(" "))?;
         match &self.stdin {
             Some(Input::Secret(_)) => write!(f, " <<< {REDACTED}"),

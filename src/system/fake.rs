@@ -2,13 +2,17 @@
 //! machine, open TCP ports. An unscripted command is an error that shows its argv, so a test
 //! cannot pass by accident.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{lookup_group, lookup_user, Cmd, Executor, FileKind, FileMeta, FileSpec, Output, Probe};
+use super::archive::{read_entries, sha256_hex, EntryKind};
+use super::{
+    lookup_group, lookup_user, Cmd, DownloadSpec, Executor, FileKind, FileMeta, FileSpec, HttpReply, Output, Probe,
+    TreeSpec, UnpackSpec,
+};
 use crate::error::{Error, Result};
 
 type Handler = Rc<dyn Fn(&FakeSystem, &Cmd) -> Output>;
@@ -17,6 +21,7 @@ type Handler = Rc<dyn Fn(&FakeSystem, &Cmd) -> Output>;
 struct FakeFile {
     content: Vec<u8>,
     meta: FileMeta,
+    modified: SystemTime,
 }
 
 #[derive(Default)]
@@ -28,7 +33,15 @@ pub struct FakeSystem {
     open_ports: RefCell<BTreeSet<(IpAddr, u16)>>,
     hostname: RefCell<String>,
     ran: RefCell<Vec<Vec<String>>>,
+    /// Seconds of a fake clock that every change advances, so modification times are ordered.
+    clock: Cell<u64>,
+    http: RefCell<BTreeMap<String, HttpReply>>,
+    downloads: RefCell<BTreeMap<String, Vec<u8>>>,
 }
+
+/// Where the fake clock starts (2020-09-13): in the past, so that a plan's overlay, which dates
+/// the files it would write "now", sees them as newer than anything on the fake machine.
+const CLOCK_START: u64 = 1_600_000_000;
 
 impl FakeSystem {
     pub fn new(hostname: &str) -> Self {
@@ -42,12 +55,43 @@ impl FakeSystem {
     pub fn add_file(&self, path: &str, content: impl Into<Vec<u8>>, mode: u32) {
         let content = content.into();
         let meta = FileMeta { kind: FileKind::File, mode, uid: 0, gid: 0, len: content.len() as u64 };
-        self.files.borrow_mut().insert(path.to_string(), FakeFile { content, meta });
+        self.put(path, content, meta);
     }
 
     pub fn add_node(&self, path: &str, kind: FileKind) {
         let meta = FileMeta { kind, mode: 0o660, uid: 0, gid: 0, len: 0 };
-        self.files.borrow_mut().insert(path.to_string(), FakeFile { content: Vec::new(), meta });
+        self.put(path, Vec::new(), meta);
+    }
+
+    fn put(&self, path: &str, content: Vec<u8>, meta: FileMeta) {
+        let modified = self.tick();
+        self.files.borrow_mut().insert(path.to_string(), FakeFile { content, meta, modified });
+    }
+
+    /// The fake clock now; every change to the machine advances it by a second.
+    pub fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(CLOCK_START.max(self.clock.get()))
+    }
+
+    fn tick(&self) -> SystemTime {
+        self.clock.set(CLOCK_START.max(self.clock.get()) + 1);
+        self.now()
+    }
+
+    /// Answer `http_get(url)` with `reply`.
+    pub fn serve_http(&self, url: &str, reply: HttpReply) {
+        self.http.borrow_mut().insert(url.to_string(), reply);
+    }
+
+    /// Let `download` fetch `bytes` from `url`.
+    pub fn serve_download(&self, url: &str, bytes: Vec<u8>) {
+        self.downloads.borrow_mut().insert(url.to_string(), bytes);
+    }
+
+    /// Every path at or below `dir` (explicit entries only).
+    fn paths_below(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        self.files.borrow().keys().filter(|k| *k == dir || k.starts_with(&prefix)).cloned().collect()
     }
 
     pub fn remove(&self, path: &str) {
@@ -67,6 +111,10 @@ impl FakeSystem {
 
     pub fn set_fact(&self, key: &str, value: &str) {
         self.facts.borrow_mut().insert(key.to_string(), value.to_string());
+    }
+
+    pub fn facts_remove(&self, key: &str) {
+        self.facts.borrow_mut().remove(key);
     }
 
     pub fn fact(&self, key: &str) -> Option<String> {
@@ -152,6 +200,14 @@ impl Probe for FakeSystem {
     fn hostname(&self) -> Result<String> {
         Ok(self.hostname.borrow().clone())
     }
+
+    fn modified(&self, path: &str) -> Result<Option<SystemTime>> {
+        Ok(self.files.borrow().get(path).map(|f| f.modified))
+    }
+
+    fn http_get(&self, url: &str, _timeout: Duration) -> Result<HttpReply> {
+        self.http.borrow().get(url).cloned().ok_or_else(|| Error::step(format!("GET {url}: connection refused")))
+    }
 }
 
 impl Executor for FakeSystem {
@@ -159,18 +215,97 @@ impl Executor for FakeSystem {
         let (uid, gid) = self.ids(&spec.owner, &spec.group)?;
         let content = spec.content.bytes().to_vec();
         let meta = FileMeta { kind: FileKind::File, mode: spec.mode, uid, gid, len: content.len() as u64 };
-        self.files.borrow_mut().insert(spec.path.clone(), FakeFile { content, meta });
+        self.put(&spec.path, content, meta);
         Ok(())
     }
 
     fn ensure_dir(&self, path: &str, mode: u32, owner: &str, group: &str) -> Result<()> {
         let (uid, gid) = self.ids(owner, group)?;
         let meta = FileMeta { kind: FileKind::Dir, mode, uid, gid, len: 0 };
-        self.files.borrow_mut().insert(path.to_string(), FakeFile { content: Vec::new(), meta });
+        self.put(path, Vec::new(), meta);
         Ok(())
     }
 
     fn run(&self, cmd: &Cmd) -> Result<Output> {
+        self.tick();
         self.dispatch(cmd)
+    }
+
+    /// The archive's entries replace everything below `dest` except the kept paths (no staging:
+    /// in memory a refusal is found before anything changes).
+    fn unpack(&self, spec: &UnpackSpec) -> Result<()> {
+        let bytes = self.read(&spec.archive)?.ok_or_else(|| Error::step(format!("{} does not exist", spec.archive)))?;
+        if sha256_hex(&bytes) != spec.sha256.to_ascii_lowercase() {
+            return Err(Error::step(format!("{}: sha256 mismatch", spec.archive)));
+        }
+        let mut fresh = Vec::new();
+        read_entries(&bytes, &spec.top, |entry, data| {
+            let mut content = Vec::new();
+            data.read_to_end(&mut content).map_err(|e| Error::step(e.to_string()))?;
+            fresh.push((entry.clone(), content));
+            Ok(())
+        })?;
+        let kept: Vec<String> = spec.keep.iter().map(|k| format!("{}/{k}", spec.dest)).collect();
+        for path in self.paths_below(&spec.dest) {
+            if !kept.iter().any(|k| path == *k || path.starts_with(&format!("{k}/"))) {
+                self.remove(&path);
+            }
+        }
+        self.put(&spec.dest, Vec::new(), FileMeta { kind: FileKind::Dir, mode: 0o755, uid: 0, gid: 0, len: 0 });
+        for (entry, content) in fresh {
+            let path = format!("{}/{}", spec.dest, entry.path);
+            if kept.iter().any(|k| path == *k || path.starts_with(&format!("{k}/"))) && self.exists(&path)? {
+                continue;
+            }
+            let (kind, mode) = match entry.kind {
+                EntryKind::Dir => (FileKind::Dir, 0o755),
+                EntryKind::Symlink(_) => (FileKind::Symlink, 0o777),
+                EntryKind::File | EntryKind::HardLink(_) => (FileKind::File, 0o644),
+            };
+            let meta = FileMeta { kind, mode, uid: 0, gid: 0, len: content.len() as u64 };
+            self.put(&path, content, meta);
+        }
+        Ok(())
+    }
+
+    fn download(&self, spec: &DownloadSpec) -> Result<()> {
+        let bytes = self
+            .downloads
+            .borrow()
+            .get(&spec.url)
+            .cloned()
+            .ok_or_else(|| Error::step(format!("downloading {}: HTTP 404", spec.url)))?;
+        if sha256_hex(&bytes) != spec.sha256.to_ascii_lowercase() {
+            return Err(Error::step(format!("downloaded {} does not match the pinned sha256", spec.url)));
+        }
+        self.write_file(&FileSpec::new(&spec.path, bytes, 0o644))
+    }
+
+    fn fix_tree(&self, spec: &TreeSpec) -> Result<()> {
+        let (uid, gid) = self.ids(&spec.owner, &spec.group)?;
+        let skipped = |p: &str| spec.except.iter().any(|e| p == e || p.starts_with(&format!("{e}/")));
+        // Directories that exist only implicitly become entries, so their owner can be set.
+        for path in self.paths_below(&spec.path) {
+            let mut dir = path.as_str();
+            while let Some((parent, _)) = dir.rsplit_once('/') {
+                if parent.len() < spec.path.len() || self.files.borrow().contains_key(parent) {
+                    break;
+                }
+                self.put(parent, Vec::new(), FileMeta { kind: FileKind::Dir, mode: 0o755, uid: 0, gid: 0, len: 0 });
+                dir = parent;
+            }
+        }
+        for path in self.paths_below(&spec.path).into_iter().filter(|p| !skipped(p)) {
+            if let Some(f) = self.files.borrow_mut().get_mut(&path) {
+                f.meta.uid = uid;
+                f.meta.gid = gid;
+                match f.meta.kind {
+                    FileKind::Dir => f.meta.mode = spec.dir_mode,
+                    FileKind::Symlink => {}
+                    _ => f.meta.mode = spec.file_mode,
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -3,24 +3,30 @@
 //! root prefix), [`RecordingSystem`] (an overlay that records instead of acting, for `plan`)
 //! and [`FakeSystem`] (in memory with scripted commands, for tests).
 
+pub mod archive;
 mod cmd;
 mod fake;
 mod file;
+mod http;
 mod real;
 mod record;
 mod root;
+pub mod tree;
 
+pub use archive::UnpackSpec;
 pub use cmd::{Arg, Cmd, Input, Output};
 pub use fake::FakeSystem;
 pub use file::{lookup_group, lookup_user, Content, FileKind, FileMeta, FileSpec};
+pub use http::{DownloadSpec, HttpReply};
 pub use real::HostSystem;
 pub use record::RecordingSystem;
 pub use root::Root;
+pub use tree::TreeSpec;
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Read-only view of the machine. Paths are absolute paths on the target (the root prefix, if
 /// any, is applied by the implementation).
@@ -39,6 +45,15 @@ pub trait Probe {
     /// `uname -n`.
     fn hostname(&self) -> Result<String>;
 
+    /// Last modification time of a path (not following a final symlink), `None` when absent.
+    fn modified(&self, path: &str) -> Result<Option<SystemTime>> {
+        Err(Error::step(format!("modification times are not available here ({path})")))
+    }
+    /// One HTTP GET, no proxy, no redirects (health checks of this machine's own services).
+    fn http_get(&self, url: &str, _timeout: Duration) -> Result<HttpReply> {
+        Err(Error::step(format!("HTTP is not available here ({url})")))
+    }
+
     fn read_string(&self, path: &str) -> Result<Option<String>> {
         Ok(self.read(path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
@@ -54,4 +69,16 @@ pub trait Executor: Probe {
     fn ensure_dir(&self, path: &str, mode: u32, owner: &str, group: &str) -> Result<()>;
     /// Run a command; a non-zero exit is returned in `Output`, not as an error.
     fn run(&self, cmd: &Cmd) -> Result<Output>;
+    /// Replace a tree with the verified content of an archive (see [`archive::unpack`]).
+    fn unpack(&self, spec: &UnpackSpec) -> Result<()> {
+        Err(Error::step(format!("unpacking archives is not supported here ({})", spec.dest)))
+    }
+    /// Download a file whose sha256 is pinned; nothing is written when it does not match.
+    fn download(&self, spec: &DownloadSpec) -> Result<()> {
+        Err(Error::step(format!("downloads are not supported here ({})", spec.url)))
+    }
+    /// Set owner, group and modes across a tree (see [`TreeSpec`]).
+    fn fix_tree(&self, spec: &TreeSpec) -> Result<()> {
+        Err(Error::step(format!("tree ownership is not supported here ({})", spec.path)))
+    }
 }

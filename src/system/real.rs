@@ -15,7 +15,10 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{chown, Gid, Pid, Uid};
 use tracing::debug;
 
-use super::{lookup_group, lookup_user, Cmd, Executor, FileKind, FileMeta, FileSpec, Output, Probe, Root};
+use super::{
+    archive, http, lookup_group, lookup_user, tree, Cmd, DownloadSpec, Executor, FileKind, FileMeta, FileSpec,
+    HttpReply, Output, Probe, Root, TreeSpec, UnpackSpec,
+};
 use crate::error::{io_error, Error, Result};
 
 pub struct HostSystem {
@@ -100,6 +103,17 @@ impl HostSystem {
             .process_group(0);
         for (k, v) in &cmd.env {
             command.env(k, v);
+        }
+        if let Some(dir) = &cmd.cwd {
+            let dir = self.root.resolve(dir, true)?;
+            if !dir.is_dir() {
+                return Err(Error::step(format!(
+                    "{}: working directory {} does not exist",
+                    cmd.program,
+                    dir.display()
+                )));
+            }
+            command.current_dir(dir);
         }
         let mut child = match command.spawn() {
             Ok(c) => c,
@@ -199,6 +213,17 @@ impl Probe for HostSystem {
         TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout).is_ok()
     }
 
+    fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        let p = self.root.resolve(path, false)?;
+        not_found_is_none(fs::symlink_metadata(&p), &p)?
+            .map(|m| m.modified().map_err(|e| io_error(p.display(), e)))
+            .transpose()
+    }
+
+    fn http_get(&self, url: &str, timeout: Duration) -> Result<HttpReply> {
+        http::get(url, timeout)
+    }
+
     fn hostname(&self) -> Result<String> {
         nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
@@ -248,6 +273,23 @@ impl Executor for HostSystem {
 
     fn run(&self, cmd: &Cmd) -> Result<Output> {
         self.execute(cmd)
+    }
+
+    fn unpack(&self, spec: &UnpackSpec) -> Result<()> {
+        archive::unpack(&self.root, spec)
+    }
+
+    fn download(&self, spec: &DownloadSpec) -> Result<()> {
+        let bytes = http::fetch_verified(spec)?;
+        self.write_file(&FileSpec::new(&spec.path, bytes, 0o644))
+    }
+
+    fn fix_tree(&self, spec: &TreeSpec) -> Result<()> {
+        let passwd = self.read_string("/etc/passwd")?.unwrap_or_default();
+        let groups = self.read_string("/etc/group")?.unwrap_or_default();
+        let fixed = tree::fix(&self.root, spec, &passwd, &groups)?;
+        debug!(path = %spec.path, fixed, "tree ownership and modes");
+        Ok(())
     }
 }
 

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{lookup_group, lookup_user, Cmd, Executor, FileKind, FileMeta, FileSpec, Output, Probe};
+use super::{
+    lookup_group, lookup_user, Cmd, DownloadSpec, Executor, FileKind, FileMeta, FileSpec, HttpReply, Output, Probe,
+    TreeSpec, UnpackSpec,
+};
 use crate::error::Result;
 
 /// What the recording system was asked to do, in order.
@@ -15,6 +18,9 @@ pub enum Recorded {
     Write(String),
     Dir(String),
     Run(Vec<String>),
+    Unpack(String),
+    Download(String),
+    Tree(String),
 }
 
 pub struct RecordingSystem<'a> {
@@ -90,6 +96,18 @@ impl Probe for RecordingSystem<'_> {
     fn hostname(&self) -> Result<String> {
         self.inner.hostname()
     }
+
+    /// A file this overlay would write is as new as it gets.
+    fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        if self.files.borrow().contains_key(path) {
+            return Ok(Some(std::time::SystemTime::now()));
+        }
+        self.inner.modified(path)
+    }
+
+    fn http_get(&self, url: &str, timeout: Duration) -> Result<HttpReply> {
+        self.inner.http_get(url, timeout)
+    }
 }
 
 impl Executor for RecordingSystem<'_> {
@@ -109,5 +127,20 @@ impl Executor for RecordingSystem<'_> {
     fn run(&self, cmd: &Cmd) -> Result<Output> {
         self.journal.borrow_mut().push(Recorded::Run(cmd.argv_redacted()));
         Ok(Output::ok(""))
+    }
+
+    fn unpack(&self, spec: &UnpackSpec) -> Result<()> {
+        self.journal.borrow_mut().push(Recorded::Unpack(spec.dest.clone()));
+        Ok(())
+    }
+
+    fn download(&self, spec: &DownloadSpec) -> Result<()> {
+        self.journal.borrow_mut().push(Recorded::Download(spec.path.clone()));
+        Ok(())
+    }
+
+    fn fix_tree(&self, spec: &TreeSpec) -> Result<()> {
+        self.journal.borrow_mut().push(Recorded::Tree(spec.path.clone()));
+        Ok(())
     }
 }

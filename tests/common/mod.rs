@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod dies_after;
 pub mod fake_imds;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,9 @@ pub const SECRET: &str = "lab-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 pub const DB_PEERS: &str = "db-a=10.0.1.4,db-b=10.0.1.5";
 pub const VIP: &str = "10.0.1.10";
+/// A pinned WordPress sha256 and a URL for the web role's config (plan only shows the download).
+pub const WP_SHA256: &str = "8f88b0ca608ec0d530890bdbd3ea9027b3e0e828639579f1cb5425a65ba2f634";
+pub const WP_URL: &str = "http://127.0.0.1:9/wordpress.tar.gz";
 
 /// An IMDS instance document shaped like the real one (reference §1.7).
 pub fn instance_doc(host: &str, ip: &str, tags: &[(&str, &str)]) -> String {
@@ -66,7 +70,10 @@ impl TestRoot {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = TestRoot { dir };
-        root.write("/etc/hainit/hainit.yaml", &format!("secret: {SECRET}\n"));
+        root.write(
+            "/etc/hainit/hainit.yaml",
+            &format!("secret: {SECRET}\nweb:\n  wordpress_url: {WP_URL}\n  wordpress_sha256: {WP_SHA256}\n"),
+        );
         root.write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
         root.write("/etc/group", "root:x:0:\n");
         root

@@ -4,12 +4,13 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use hainit::engine::{self, check_files, Context, Options, Outcome, Step};
-use hainit::error::{Error, ErrorKind, Result};
+use hainit::error::{ErrorKind, Result};
 use hainit::plan::Action;
 use hainit::platform::OsId;
 use hainit::secrets::{Purpose, Secret};
-use hainit::system::{Cmd, Executor, FakeSystem, FileMeta, FileSpec, Output, Probe};
+use hainit::system::{Cmd, FakeSystem, FileSpec, Output, Probe};
 
+use crate::common::dies_after::DiesAfter;
 use crate::common::{capture_logs, db_doc, parts};
 
 /// Writes a secret-bearing file, then runs `touch-marker` until the fake says it ran.
@@ -138,64 +139,12 @@ fn waits_poll_until_ready_or_time_out_with_exit_3() {
     });
 }
 
-/// An executor that dies after `n` actions, like a run killed mid-way.
-struct DiesAfter<'a> {
-    inner: &'a FakeSystem,
-    left: Cell<usize>,
-}
-
-impl DiesAfter<'_> {
-    fn spend(&self) -> Result<()> {
-        if self.left.get() == 0 {
-            return Err(Error::step("killed"));
-        }
-        self.left.set(self.left.get() - 1);
-        Ok(())
-    }
-}
-
-impl Probe for DiesAfter<'_> {
-    fn read(&self, p: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.read(p)
-    }
-    fn meta(&self, p: &str) -> Result<Option<FileMeta>> {
-        self.inner.meta(p)
-    }
-    fn list(&self, p: &str) -> Result<Vec<String>> {
-        self.inner.list(p)
-    }
-    fn query(&self, c: &Cmd) -> Result<Output> {
-        self.inner.query(c)
-    }
-    fn tcp_open(&self, ip: std::net::IpAddr, port: u16, t: Duration) -> bool {
-        self.inner.tcp_open(ip, port, t)
-    }
-    fn hostname(&self) -> Result<String> {
-        self.inner.hostname()
-    }
-}
-
-impl Executor for DiesAfter<'_> {
-    fn write_file(&self, spec: &FileSpec) -> Result<()> {
-        self.spend()?;
-        self.inner.write_file(spec)
-    }
-    fn ensure_dir(&self, p: &str, m: u32, o: &str, g: &str) -> Result<()> {
-        self.spend()?;
-        self.inner.ensure_dir(p, m, o, g)
-    }
-    fn run(&self, c: &Cmd) -> Result<Output> {
-        self.spend()?;
-        self.inner.run(c)
-    }
-}
-
 #[test]
 fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
     with_cx(|cx| {
         for n in 0..2 {
             let sys = fake();
-            let dying = DiesAfter { inner: &sys, left: Cell::new(n) };
+            let dying = DiesAfter::new(&sys, n);
             assert!(engine::apply(&steps(), cx, &dying).is_err(), "killed after {n}");
             engine::apply(&steps(), cx, &sys).unwrap();
             assert!(engine::plan(&steps(), cx, &sys).unwrap().is_converged(), "killed after {n}");

@@ -5,8 +5,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod azure;
 mod boot;
 mod cli;
+mod dbfake;
 mod engine;
 mod imds;
 mod lab;
+mod web;

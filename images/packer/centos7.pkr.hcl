@@ -1,0 +1,184 @@
+# hainit image for CentOS 7 (the original how-to's OS: pcs 0.9, DRBD 8.4 from ELRepo, MariaDB 5.5,
+# PHP 7.3 from Software Collections). README "Deploy to Azure":
+#
+#   make build                                   # the static hainit binary this image bakes in
+#   az group create -n hainit-images -l westeurope
+#   packer build images/packer/centos7.pkr.hcl   # after `az login`
+#
+# HCL2 for the packer in Debian 12 (1.6.6, azure-arm builder built in). Every VM of the stack boots
+# this image; cloud-init custom-data (cloud-init/*.yaml) and the VM's tags decide its role.
+# CentOS 7 is end of life (2024-06-30): repositories come from vault.centos.org and the EPEL
+# archive (reference §7.1); override the URLs below for a local mirror.
+
+variable "location" {
+  type    = string
+  default = "westeurope"
+}
+
+variable "image_resource_group" {
+  type        = string
+  default     = "hainit-images"
+  description = "Existing resource group that receives the managed image."
+}
+
+variable "image_name" {
+  type    = string
+  default = "hainit-centos7"
+}
+
+variable "vm_size" {
+  type    = string
+  default = "Standard_D2s_v5"
+}
+
+variable "source_publisher" {
+  type    = string
+  default = "OpenLogic"
+}
+
+variable "source_offer" {
+  type    = string
+  default = "CentOS"
+}
+
+variable "source_sku" {
+  type    = string
+  default = "7_9-gen2"
+}
+
+variable "hainit_binary" {
+  type        = string
+  default     = ""
+  description = "The static musl hainit; empty means target/x86_64-unknown-linux-musl/release/hainit (make build)."
+}
+
+# WordPress 6.8 needs PHP >= 7.2.24 (rh-php73 here; 7.0 would need 7.4) and MariaDB >= 5.5.5.
+# wordpress.org publishes only md5/sha1 (reference §6.5): this sha256 is pinned by us, and
+# matches nixpkgs' fetchurl hash of the same URL (pkgs/servers/web-apps/wordpress/default.nix).
+variable "wordpress_url" {
+  type    = string
+  default = "https://wordpress.org/wordpress-6.8.5.tar.gz"
+}
+
+variable "wordpress_sha256" {
+  type    = string
+  default = "37f595510c48d16dede0bfa5afa29cb8af12dbf0e3d345b25c494c15f8c81d81"
+}
+
+variable "os_update" {
+  type    = bool
+  default = true
+}
+
+variable "vault_baseurl" {
+  type    = string
+  default = "https://vault.centos.org/7.9.2009"
+}
+
+variable "sclo_gpgkey" {
+  type    = string
+  default = "https://www.centos.org/keys/RPM-GPG-KEY-CentOS-SIG-SCLo"
+}
+
+variable "epel_baseurl" {
+  type    = string
+  default = "https://dl.fedoraproject.org/pub/archive/epel/7/$basearch/"
+}
+
+variable "epel_gpgkey" {
+  type    = string
+  default = "https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-7"
+}
+
+variable "elrepo_baseurl" {
+  type    = string
+  default = "https://elrepo.org/linux/elrepo/el7/$basearch/"
+}
+
+variable "elrepo_gpgkeys" {
+  type    = string
+  default = "https://www.elrepo.org/RPM-GPG-KEY-elrepo.org"
+}
+
+locals {
+  hainit_binary = var.hainit_binary != "" ? var.hainit_binary : "${path.root}/../../target/x86_64-unknown-linux-musl/release/hainit"
+  stage         = "/tmp/hainit-build"
+}
+
+source "azure-arm" "centos7" {
+  # Credentials of `az login`; nothing secret in this template.
+  use_azure_cli_auth = true
+
+  location        = var.location
+  vm_size         = var.vm_size
+  os_type         = "Linux"
+  image_publisher = var.source_publisher
+  image_offer     = var.source_offer
+  image_sku       = var.source_sku
+
+  managed_image_resource_group_name = var.image_resource_group
+  managed_image_name                = var.image_name
+
+  azure_tags = {
+    project = "hainit"
+    os      = "centos7"
+  }
+}
+
+build {
+  sources = ["source.azure-arm.centos7"]
+
+  provisioner "shell" {
+    inline = ["mkdir -p ${local.stage}"]
+  }
+
+  provisioner "file" {
+    source      = local.hainit_binary
+    destination = "${local.stage}/hainit"
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/../systemd/hainit-boot"
+    destination = "${local.stage}/hainit-boot"
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/../systemd/hainit.service"
+    destination = "${local.stage}/hainit.service"
+  }
+
+  provisioner "file" {
+    source      = "${path.root}/provision/packages-centos7.txt"
+    destination = "${local.stage}/packages.txt"
+  }
+
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E bash '{{ .Path }}'"
+    script          = "${path.root}/provision/el.sh"
+    environment_vars = [
+      "HAINIT_OS=centos7",
+      "STAGE=${local.stage}",
+      "WORDPRESS_URL=${var.wordpress_url}",
+      "WORDPRESS_SHA256=${var.wordpress_sha256}",
+      "OS_UPDATE=${var.os_update ? "yes" : "no"}",
+      "VAULT_BASEURL=${var.vault_baseurl}",
+      "SCLO_GPGKEY=${var.sclo_gpgkey}",
+      "EPEL_BASEURL=${var.epel_baseurl}",
+      "EPEL_GPGKEY=${var.epel_gpgkey}",
+      "ELREPO_BASEURL=${var.elrepo_baseurl}",
+      "ELREPO_GPGKEYS=${var.elrepo_gpgkeys}",
+    ]
+  }
+
+  # Azure's generalisation step, last: forget this build VM's cloud-init instance, user, host keys.
+  provisioner "shell" {
+    execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E sh '{{ .Path }}'"
+    inline_shebang  = "/bin/sh -x"
+    skip_clean      = true
+    inline = [
+      "rm -rf ${local.stage}",
+      "cloud-init clean --logs --seed",
+      "/usr/sbin/waagent -force -deprovision+user && export HISTSIZE=0 && sync",
+    ]
+  }
+}

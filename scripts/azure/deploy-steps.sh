@@ -1,0 +1,372 @@
+# shellcheck shell=bash
+# The steps of scripts/deploy-azure.sh (sourced after its options are parsed; see its header).
+# Names of the resources it creates in the resource group:
+VNET=hainit-vnet
+DB_SUBNET_NAME=db
+WEB_SUBNET_NAME=web
+DB_NSG=hainit-db-nsg
+WEB_NSG=hainit-web-nsg
+NAT=hainit-nat
+NAT_IP=hainit-nat-ip
+DB_AVSET=hainit-db-avset
+WEB_AVSET=hainit-web-avset
+ILB=hainit-db-lb
+PLB=hainit-web-lb
+PLB_IP=hainit-web-ip
+# Azure's minimum probe interval; two failed probes take a backend out (reference §5.1).
+PROBE_INTERVAL=5
+PROBE_THRESHOLD=2
+
+# split_into ARRAY VALUE: the words of a space- or comma-separated list.
+split_into() {
+  local -n out=$1
+  IFS=$', \t\n' read -ra out <<<"$2" || true
+}
+
+cidr_within() { # SUBNET VNET: SUBNET lies inside VNET
+  local s v sb=${1#*/} vb=${2#*/}
+  s=$(ip_int "${1%/*}") && v=$(ip_int "${2%/*}") || return 1
+  ((sb >= vb)) && (((s >> (32 - vb)) == (v >> (32 - vb))))
+}
+
+validate_inputs() {
+  ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))) || bad_input "bash 4.4 or newer is needed"
+  [[ $RESOURCE_GROUP =~ ^[A-Za-z0-9._()-]{1,89}[A-Za-z0-9_()-]$ ]] || bad_input "--resource-group '$RESOURCE_GROUP' is not a valid resource group name"
+  [[ $LOCATION =~ ^[a-z0-9]+$ ]] || bad_input "--location '$LOCATION' is not an Azure region name (e.g. westeurope)"
+  [[ $CLUSTER =~ ^[a-z][a-z0-9-]{0,30}$ ]] || bad_input "--cluster '$CLUSTER': 1-31 of a-z, 0-9 and - starting with a letter"
+  [[ $ADMIN_USER =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || bad_input "--admin-user '$ADMIN_USER' is not a Linux user name"
+  split_into DB_NAME_LIST "$DB_NAMES"
+  split_into DB_IP_LIST "$DB_IPS"
+  split_into WEB_NAME_LIST "$WEB_NAMES"
+  split_into WEB_IP_LIST "$WEB_IPS"
+  split_into ZONE_LIST "$ZONES"
+  [[ ${#DB_NAME_LIST[@]} -eq 2 ]] || bad_input "--db-names '$DB_NAMES': exactly two db VMs (the DRBD pair)"
+  [[ ${#DB_IP_LIST[@]} -eq 2 ]] || bad_input "--db-ips '$DB_IPS': one address per db VM"
+  [[ ${#WEB_NAME_LIST[@]} -ge 1 ]] || bad_input "--web-names: at least one web VM"
+  [[ ${#WEB_IP_LIST[@]} -eq ${#WEB_NAME_LIST[@]} ]] || bad_input "--web-ips '$WEB_IPS': one address per web VM (${#WEB_NAME_LIST[@]})"
+  local n z
+  for n in "${DB_NAME_LIST[@]}" "${WEB_NAME_LIST[@]}"; do
+    host_ok "$n" || bad_input "VM name '$n': 1-63 of a-z, 0-9 and - (it is also the host name)"
+  done
+  [[ $(printf '%s\n' "${DB_NAME_LIST[@]}" "${WEB_NAME_LIST[@]}" | sort | uniq -d) == "" ]] || bad_input "VM names must be unique"
+  for z in "${ZONE_LIST[@]}"; do
+    [[ $z =~ ^[123]$ ]] || bad_input "--zones '$ZONES': zones are 1, 2 or 3"
+  done
+  valid_cidr "$VNET_CIDR" || bad_input "--vnet-cidr '$VNET_CIDR' is not a network address/prefix (/8../29)"
+  for n in "$DB_SUBNET" "$WEB_SUBNET"; do
+    valid_cidr "$n" || bad_input "subnet '$n' is not a network address/prefix (/8../29)"
+    cidr_within "$n" "$VNET_CIDR" || bad_input "subnet $n is not inside --vnet-cidr $VNET_CIDR"
+  done
+  ! cidr_within "$DB_SUBNET" "$WEB_SUBNET" && ! cidr_within "$WEB_SUBNET" "$DB_SUBNET" ||
+    bad_input "--db-subnet $DB_SUBNET and --web-subnet $WEB_SUBNET overlap"
+  for n in "${DB_IP_LIST[@]}" "$VIP"; do
+    in_subnet "$n" "$DB_SUBNET" || bad_input "address '$n' is not a usable host of --db-subnet $DB_SUBNET"
+  done
+  for n in "${WEB_IP_LIST[@]}"; do
+    in_subnet "$n" "$WEB_SUBNET" || bad_input "address '$n' is not a usable host of --web-subnet $WEB_SUBNET"
+  done
+  [[ $(printf '%s\n' "${DB_IP_LIST[@]}" "$VIP" "${WEB_IP_LIST[@]}" | sort | uniq -d) == "" ]] ||
+    bad_input "every VM address and the VIP must differ"
+  valid_port "$PROBE_PORT" || bad_input "--probe-port '$PROBE_PORT' is not a TCP port"
+  valid_port "$DB_PORT" || bad_input "--db-port '$DB_PORT' is not a TCP port"
+  [[ $PROBE_PORT != "$DB_PORT" ]] || bad_input "--probe-port must differ from --db-port: the probe follows Pacemaker, not mysqld (reference §5.4)"
+  [[ $DATA_DISK_GB =~ ^[0-9]+$ ]] && ((DATA_DISK_GB >= 4 && DATA_DISK_GB <= 32767)) || bad_input "--data-disk-gb '$DATA_DISK_GB': 4..32767"
+  [[ -z $IMAGE_PLAN || $IMAGE_PLAN =~ ^[^:]+:[^:]+:[^:]+$ ]] || bad_input "--image-plan '$IMAGE_PLAN': publisher:product:name"
+  if [[ -n $HAINIT_URL_OPT ]]; then
+    [[ $HAINIT_URL_OPT =~ ^https?://[^[:space:]\"]+$ ]] || bad_input "--hainit-url '$HAINIT_URL_OPT' is not an http(s) URL"
+    [[ $HAINIT_SHA256_OPT =~ ^[0-9a-f]{64}$ ]] || bad_input "--hainit-url needs --hainit-sha256 (64 lowercase hex digits)"
+  elif [[ -n $HAINIT_SHA256_OPT ]]; then
+    bad_input "--hainit-sha256 without --hainit-url"
+  fi
+  if [[ -n $SSH_KEY ]]; then
+    [[ -r $SSH_KEY ]] || bad_input "--ssh-key $SSH_KEY is not readable"
+    SSH_ARGS=(--ssh-key-values "$SSH_KEY")
+  elif [[ -r $HOME/.ssh/id_ed25519.pub ]]; then
+    SSH_ARGS=(--ssh-key-values "$HOME/.ssh/id_ed25519.pub")
+  elif [[ -r $HOME/.ssh/id_rsa.pub ]]; then
+    SSH_ARGS=(--ssh-key-values "$HOME/.ssh/id_rsa.pub")
+  else
+    SSH_ARGS=(--generate-ssh-keys)
+  fi
+  PEERS_TAG="${DB_NAME_LIST[0]}=${DB_IP_LIST[0]},${DB_NAME_LIST[1]}=${DB_IP_LIST[1]}"
+  FENCE_ROLE="hainit-fence-$RESOURCE_GROUP"
+}
+
+# Log in check, subscription, image, resource group.
+connect() {
+  local sub=""
+  if command -v az >/dev/null && sub=$(az account show --query id -o tsv 2>/dev/null) && [[ -n $sub ]]; then
+    SUBSCRIPTION=$sub
+  elif [[ $DRY_RUN -eq 1 ]]; then
+    OFFLINE=1
+    SUBSCRIPTION="<subscription-id>"
+    say "dry run without a working 'az login': assuming an empty subscription"
+  else
+    die "az account show failed: install the Azure CLI and run 'az login' (or try --dry-run)"
+  fi
+  RG_ID="/subscriptions/$SUBSCRIPTION/resourceGroups/$RESOURCE_GROUP"
+  if [[ $IMAGE == */* || $IMAGE == *:* ]]; then
+    IMAGE_REF=$IMAGE
+  else
+    IMAGE_REF="/subscriptions/$SUBSCRIPTION/resourceGroups/$IMAGE_GROUP/providers/Microsoft.Compute/images/$IMAGE"
+    if [[ $OFFLINE -eq 0 ]] && ! present image show -g "$IMAGE_GROUP" -n "$IMAGE"; then
+      local msg="image $IMAGE not found in resource group $IMAGE_GROUP: build it (packer build images/packer/rocky9.pkr.hcl) or pass --image"
+      [[ $DRY_RUN -eq 1 ]] && say "warning: $msg" || die "$msg"
+    fi
+  fi
+  PLAN_ARGS=()
+  if [[ -n $IMAGE_PLAN ]]; then
+    local pub prod name
+    IFS=: read -r pub prod name <<<"$IMAGE_PLAN"
+    PLAN_ARGS=(--plan-publisher "$pub" --plan-product "$prod" --plan-name "$name")
+  fi
+  if present group show -n "$RESOURCE_GROUP"; then
+    say "resource group $RESOURCE_GROUP: exists"
+  else
+    az_do group create -n "$RESOURCE_GROUP" -l "$LOCATION" -o none
+    if [[ $DRY_RUN -eq 1 && $OFFLINE -eq 0 ]]; then
+      OFFLINE=1
+      say "dry run: resource group $RESOURCE_GROUP is new, so is everything in it"
+    fi
+  fi
+}
+
+nsg_rule() { # NSG NAME PRIORITY ACCESS PROTOCOL SOURCE PORTS…
+  local nsg=$1 name=$2 prio=$3 access=$4 proto=$5 src=$6
+  shift 6
+  ensure "NSG rule $nsg/$name" network nsg rule show -g "$RESOURCE_GROUP" --nsg-name "$nsg" -n "$name" -- \
+    network nsg rule create -g "$RESOURCE_GROUP" --nsg-name "$nsg" -n "$name" --priority "$prio" \
+    --direction Inbound --access "$access" --protocol "$proto" --source-address-prefixes "$src" \
+    --source-port-ranges '*' --destination-address-prefixes '*' --destination-port-ranges "$@" -o none
+}
+
+# A subnet with its NSG and the NAT gateway; an existing subnet gets whichever is missing.
+subnet() { # NAME PREFIX NSG
+  local name=$1 prefix=$2 nsg=$3 show=(network vnet subnet show -g "$RESOURCE_GROUP" --vnet-name "$VNET" -n "$1")
+  if ! present "${show[@]}"; then
+    az_do network vnet subnet create -g "$RESOURCE_GROUP" --vnet-name "$VNET" -n "$name" \
+      --address-prefixes "$prefix" --network-security-group "$nsg" --nat-gateway "$NAT" -o none
+    return
+  fi
+  local have_nat have_nsg
+  have_nat=$(az_get "${show[@]}" --query natGateway.id -o tsv)
+  have_nsg=$(az_get "${show[@]}" --query networkSecurityGroup.id -o tsv)
+  if [[ -z $have_nat || -z $have_nsg ]]; then
+    az_do network vnet subnet update -g "$RESOURCE_GROUP" --vnet-name "$VNET" -n "$name" \
+      --network-security-group "$nsg" --nat-gateway "$NAT" -o none
+  else
+    say "subnet $name: exists with an NSG and a NAT gateway, left as it is"
+  fi
+}
+
+deploy_network() {
+  local rg=(-g "$RESOURCE_GROUP")
+  ensure "NSG $DB_NSG" network nsg show "${rg[@]}" -n "$DB_NSG" -- network nsg create "${rg[@]}" -n "$DB_NSG" -l "$LOCATION" -o none
+  # The db subnet takes MariaDB from the web tier, the probe from the load balancer, and the
+  # cluster's own traffic (pcsd 2224, DRBD 7789, corosync 5404-5406/udp); nothing else.
+  nsg_rule "$DB_NSG" allow-mysql-from-web 100 Allow Tcp "$WEB_SUBNET" "$DB_PORT"
+  nsg_rule "$DB_NSG" allow-lb-probe 110 Allow Tcp AzureLoadBalancer "$PROBE_PORT"
+  nsg_rule "$DB_NSG" allow-cluster-tcp 120 Allow Tcp "$DB_SUBNET" 2224 7789
+  nsg_rule "$DB_NSG" allow-cluster-udp 130 Allow Udp "$DB_SUBNET" 5404-5406
+  nsg_rule "$DB_NSG" allow-ssh-vnet 140 Allow Tcp VirtualNetwork 22
+  nsg_rule "$DB_NSG" deny-vnet 4000 Deny '*' VirtualNetwork '*'
+  ensure "NSG $WEB_NSG" network nsg show "${rg[@]}" -n "$WEB_NSG" -- network nsg create "${rg[@]}" -n "$WEB_NSG" -l "$LOCATION" -o none
+  # A Standard load balancer's backends are closed until an NSG opens them.
+  nsg_rule "$WEB_NSG" allow-http 100 Allow Tcp Internet 80
+  nsg_rule "$WEB_NSG" allow-ssh-vnet 140 Allow Tcp VirtualNetwork 22
+
+  ensure "public IP $NAT_IP" network public-ip show "${rg[@]}" -n "$NAT_IP" -- \
+    network public-ip create "${rg[@]}" -n "$NAT_IP" -l "$LOCATION" --sku Standard --allocation-method Static -o none
+  ensure "NAT gateway $NAT" network nat gateway show "${rg[@]}" -n "$NAT" -- \
+    network nat gateway create "${rg[@]}" -n "$NAT" -l "$LOCATION" --public-ip-addresses "$NAT_IP" --idle-timeout 4 -o none
+
+  ensure "VNet $VNET" network vnet show "${rg[@]}" -n "$VNET" -- \
+    network vnet create "${rg[@]}" -n "$VNET" -l "$LOCATION" --address-prefixes "$VNET_CIDR" -o none
+  subnet "$DB_SUBNET_NAME" "$DB_SUBNET" "$DB_NSG"
+  subnet "$WEB_SUBNET_NAME" "$WEB_SUBNET" "$WEB_NSG"
+
+  if [[ ${#ZONE_LIST[@]} -eq 0 ]]; then
+    local avset
+    for avset in "$DB_AVSET" "$WEB_AVSET"; do
+      ensure "availability set $avset" vm availability-set show "${rg[@]}" -n "$avset" -- \
+        vm availability-set create "${rg[@]}" -n "$avset" -l "$LOCATION" \
+        --platform-fault-domain-count 2 --platform-update-domain-count 5 -o none
+    done
+  fi
+}
+
+deploy_load_balancers() {
+  local rg=(-g "$RESOURCE_GROUP") zonal=()
+  [[ ${#ZONE_LIST[@]} -eq 0 ]] || zonal=(--frontend-ip-zone 1 2 3)
+  # Internal: the VIP. The LB rewrites the destination to the backend's own address (no floating
+  # IP), and its probe finds the node where Pacemaker runs ocf:heartbeat:azure-lb.
+  ensure "internal load balancer $ILB" network lb show "${rg[@]}" -n "$ILB" -- \
+    network lb create "${rg[@]}" -n "$ILB" -l "$LOCATION" --sku Standard --vnet-name "$VNET" \
+    --subnet "$DB_SUBNET_NAME" --private-ip-address "$VIP" --frontend-ip-name db-frontend \
+    --backend-pool-name db-pool "${zonal[@]}" -o none
+  local probe=(network lb probe show "${rg[@]}" --lb-name "$ILB" -n db-probe) port
+  if present "${probe[@]}"; then
+    port=$(az_get "${probe[@]}" --query port -o tsv)
+    [[ $port == "$PROBE_PORT" ]] || die "probe db-probe of $ILB uses port $port, hainit's probe port is $PROBE_PORT: fix one of them"
+    say "probe $ILB/db-probe: exists on port $port"
+  else
+    az_do network lb probe create "${rg[@]}" --lb-name "$ILB" -n db-probe --protocol Tcp --port "$PROBE_PORT" \
+      --interval "$PROBE_INTERVAL" --probe-threshold "$PROBE_THRESHOLD" -o none
+  fi
+  ensure "rule $ILB/mysql" network lb rule show "${rg[@]}" --lb-name "$ILB" -n mysql -- \
+    network lb rule create "${rg[@]}" --lb-name "$ILB" -n mysql --protocol Tcp --frontend-port "$DB_PORT" \
+    --backend-port "$DB_PORT" --frontend-ip-name db-frontend --backend-pool-name db-pool --probe-name db-probe \
+    --floating-ip false --idle-timeout 30 -o none
+
+  local pip_zone=()
+  [[ ${#ZONE_LIST[@]} -eq 0 ]] || pip_zone=(--zone 1 2 3)
+  ensure "public IP $PLB_IP" network public-ip show "${rg[@]}" -n "$PLB_IP" -- \
+    network public-ip create "${rg[@]}" -n "$PLB_IP" -l "$LOCATION" --sku Standard --allocation-method Static \
+    "${pip_zone[@]}" -o none
+  ensure "public load balancer $PLB" network lb show "${rg[@]}" -n "$PLB" -- \
+    network lb create "${rg[@]}" -n "$PLB" -l "$LOCATION" --sku Standard --public-ip-address "$PLB_IP" \
+    --frontend-ip-name web-frontend --backend-pool-name web-pool -o none
+  ensure "probe $PLB/web-healthz" network lb probe show "${rg[@]}" --lb-name "$PLB" -n web-healthz -- \
+    network lb probe create "${rg[@]}" --lb-name "$PLB" -n web-healthz --protocol Http --port 80 --path /healthz \
+    --interval "$PROBE_INTERVAL" --probe-threshold "$PROBE_THRESHOLD" -o none
+  # Outbound goes through the NAT gateway, not the load balancer's SNAT.
+  ensure "rule $PLB/http" network lb rule show "${rg[@]}" --lb-name "$PLB" -n http -- \
+    network lb rule create "${rg[@]}" --lb-name "$PLB" -n http --protocol Tcp --frontend-port 80 --backend-port 80 \
+    --frontend-ip-name web-frontend --backend-pool-name web-pool --probe-name web-healthz \
+    --disable-outbound-snat true --idle-timeout 4 -o none
+  PUBLIC_IP=""
+  if present network public-ip show "${rg[@]}" -n "$PLB_IP"; then
+    PUBLIC_IP=$(az_get network public-ip show "${rg[@]}" -n "$PLB_IP" --query ipAddress -o tsv)
+  fi
+  [[ -n $PUBLIC_IP ]] || PUBLIC_IP="<public-ip>"
+  SITE_URL="http://$PUBLIC_IP"
+}
+
+# fence_azure_arm's least privilege (reference §4.4), assignable only in this resource group.
+deploy_fence_role() {
+  local found
+  found=$(az_get role definition list --name "$FENCE_ROLE" --scope "$RG_ID" --custom-role-only true --query "[0].id" -o tsv)
+  if [[ -n $found ]]; then
+    say "role $FENCE_ROLE: exists, left as it is"
+    return
+  fi
+  local actions='"Microsoft.Compute/*/read", "Microsoft.Compute/virtualMachines/powerOff/action", "Microsoft.Compute/virtualMachines/start/action"'
+  az_do role definition create --role-definition "{\"Name\": \"$FENCE_ROLE\", \"IsCustom\": true, \"Description\": \"fence_azure_arm of the hainit DB pair in $RESOURCE_GROUP: read VMs, power them off, start them\", \"Actions\": [$actions], \"NotActions\": [], \"AssignableScopes\": [\"$RG_ID\"]}" -o none
+}
+
+# render_custom_data ROLE OUT: cloud-init/ROLE.yaml with its @@…@@ fields filled, mode 0600.
+render_custom_data() {
+  local t
+  t=$(<"$CLOUD_INIT_DIR/$1.yaml")
+  t=${t//@@SECRET@@/"$SECRET"}
+  t=${t//@@DB_PORT@@/"$DB_PORT"}
+  t=${t//@@PROBE_PORT@@/"$PROBE_PORT"}
+  t=${t//@@WEB_SUBNET@@/"$WEB_SUBNET"}
+  t=${t//@@SITE_URL@@/"$SITE_URL"}
+  t=${t//@@HAINIT_URL@@/"$HAINIT_URL_OPT"}
+  t=${t//@@HAINIT_SHA256@@/"$HAINIT_SHA256_OPT"}
+  [[ ! $t =~ @@[A-Z0-9_]+@@ ]] || die "$CLOUD_INIT_DIR/$1.yaml has a field this script does not fill: ${BASH_REMATCH[0]}"
+  (umask 077 && printf '%s\n' "$t" >"$2")
+}
+
+# vm_create NAME ROLE NIC AVSET ZONE EXTRA…: the VM with the hainit tags and custom-data.
+vm_create() {
+  local name=$1 role=$2 nic=$3 avset=$4 zone=$5 placement data="$WORK/$2.yaml"
+  shift 5
+  [[ -f $data ]] || render_custom_data "$role" "$data"
+  if [[ -n $zone ]]; then placement=(--zone "$zone"); else placement=(--availability-set "$avset"); fi
+  local tags=("hainit-role=$role" "hainit-cluster=$CLUSTER" "hainit-vip=$VIP")
+  [[ $role == web ]] || tags+=("hainit-peers=$PEERS_TAG")
+  az_do vm create -g "$RESOURCE_GROUP" -n "$name" -l "$LOCATION" --computer-name "$name" \
+    --image "$IMAGE_REF" "${PLAN_ARGS[@]}" --size "$VM_SIZE" --nics "$nic" "${placement[@]}" \
+    --admin-username "$ADMIN_USER" "${SSH_ARGS[@]}" --os-disk-name "$name-os" "$@" \
+    --custom-data "@$data" --tags "${tags[@]}" -o none
+}
+
+zone_of() { [[ ${#ZONE_LIST[@]} -eq 0 ]] || printf '%s' "${ZONE_LIST[$(($1 % ${#ZONE_LIST[@]}))]}"; }
+
+deploy_db_vm() {
+  local i=$1 name=${DB_NAME_LIST[$1]} ip=${DB_IP_LIST[$1]} zone rg=(-g "$RESOURCE_GROUP")
+  zone=$(zone_of "$i")
+  local disk="$name-data" zone_arg=()
+  [[ -z $zone ]] || zone_arg=(--zone "$zone")
+  ensure "disk $disk" disk show "${rg[@]}" -n "$disk" -- \
+    disk create "${rg[@]}" -n "$disk" -l "$LOCATION" --size-gb "$DATA_DISK_GB" --sku "$DISK_SKU" "${zone_arg[@]}" -o none
+  ensure "NIC $name-nic" network nic show "${rg[@]}" -n "$name-nic" -- \
+    network nic create "${rg[@]}" -n "$name-nic" -l "$LOCATION" --vnet-name "$VNET" --subnet "$DB_SUBNET_NAME" \
+    --private-ip-address "$ip" --lb-name "$ILB" --lb-address-pools db-pool -o none
+  local existed=0 principal
+  if present vm show "${rg[@]}" -n "$name"; then
+    existed=1
+    say "VM $name: exists"
+  else
+    # The data disk is attached at creation, so it is LUN 0 before hainit's first run looks for it.
+    vm_create "$name" db "$name-nic" "$DB_AVSET" "$zone" --attach-data-disks "$disk" --data-disk-caching None \
+      --assign-identity '[system]'
+  fi
+  if [[ $DRY_RUN -eq 1 && $existed -eq 0 ]]; then
+    principal="<principal-id-of-$name>"
+  else
+    check_lun0 "$name" "$disk"
+    principal=$(az_get vm show "${rg[@]}" -n "$name" --query identity.principalId -o tsv)
+    if [[ -z $principal ]]; then
+      az_do vm identity assign "${rg[@]}" -n "$name" -o none
+      principal=$(az_get vm show "${rg[@]}" -n "$name" --query identity.principalId -o tsv)
+    fi
+    [[ -n $principal ]] || principal="<principal-id-of-$name>"
+  fi
+  local assigned
+  assigned=$(az_get role assignment list --scope "$RG_ID" \
+    --query "length([?principalId=='$principal' && roleDefinitionName=='$FENCE_ROLE'])" -o tsv)
+  if [[ ${assigned:-0} -gt 0 ]]; then
+    say "role $FENCE_ROLE for $name: assigned"
+    return
+  fi
+  # A new role definition or identity can take a while to reach Azure AD: retry.
+  local try
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    az_do role assignment create --assignee-object-id "$principal" --assignee-principal-type ServicePrincipal \
+      --role "$FENCE_ROLE" --scope "$RG_ID" -o none && return
+    say "role assignment for $name failed (attempt $try/10); retrying in ${HAINIT_RETRY_DELAY:-15}s"
+    sleep "${HAINIT_RETRY_DELAY:-15}"
+  done
+  die "could not assign role $FENCE_ROLE to $name's identity $principal"
+}
+
+# LUN 0 of a db VM must be its data disk: attach it when the slot is empty, stop at anything else.
+check_lun0() { # NAME DISK
+  local lun0
+  [[ $OFFLINE -eq 0 ]] || return 0
+  lun0=$(az_get vm show -g "$RESOURCE_GROUP" -n "$1" --query "storageProfile.dataDisks[?lun==\`0\`].name | [0]" -o tsv)
+  if [[ -z $lun0 ]]; then
+    az_do vm disk attach -g "$RESOURCE_GROUP" --vm-name "$1" --name "$2" --lun 0 --caching None -o none
+  elif [[ $lun0 != "$2" ]]; then
+    die "VM $1 has disk $lun0 at LUN 0, not $2: hainit would take $lun0 as its data disk; fix by hand"
+  else
+    say "VM $1: LUN 0 is $2"
+  fi
+}
+
+deploy_web_vm() {
+  local i=$1 name=${WEB_NAME_LIST[$1]} ip=${WEB_IP_LIST[$1]} zone rg=(-g "$RESOURCE_GROUP")
+  zone=$(zone_of "$i")
+  ensure "NIC $name-nic" network nic show "${rg[@]}" -n "$name-nic" -- \
+    network nic create "${rg[@]}" -n "$name-nic" -l "$LOCATION" --vnet-name "$VNET" --subnet "$WEB_SUBNET_NAME" \
+    --private-ip-address "$ip" --lb-name "$PLB" --lb-address-pools web-pool -o none
+  if present vm show "${rg[@]}" -n "$name"; then
+    say "VM $name: exists, left as it is"
+  else
+    vm_create "$name" web "$name-nic" "$WEB_AVSET" "$zone"
+  fi
+}
+
+summary() {
+  local file=${SECRET_FILE:-$(default_secret_file "$RESOURCE_GROUP")}
+  [[ -n ${HAINIT_SECRET:-} ]] && file='(HAINIT_SECRET)'
+  cat >&2 <<EOF
+$SCRIPT_NAME: done$([[ $DRY_RUN -eq 1 ]] && echo " (dry run: nothing was changed)").
+  WordPress:  $SITE_URL/   (first boot takes a few minutes; /healthz answers when a web node is up)
+  admin user: wpadmin, password hex(HMAC-SHA256(secret, "hainit/wordpress-admin")), secret in $file
+  failover drill: scripts/failover-drill.sh --resource-group $RESOURCE_GROUP
+EOF
+}

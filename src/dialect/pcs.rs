@@ -1,0 +1,304 @@
+//! pcs 0.9 (CentOS 7) vs 0.10 (EL8) vs 0.11 (EL9, Debian 12): the only place that knows their
+//! argument shapes (reference §2). Every builder returns a `Cmd`; secrets never go in argv
+//! (pcs reads the password from stdin when it is not a terminal, §2.2).
+
+use super::PcsDialect;
+use crate::system::Cmd;
+
+/// Everything the offline CIB needs; ids are fixed so checks, status and the lab find them.
+#[derive(Debug, Clone)]
+pub struct CibSpec<'a> {
+    pub drbd_resource: &'a str,
+    pub drbd_primitive: String,
+    pub device: String,
+    pub mount_point: &'a str,
+    pub fs_type: &'a str,
+    pub mysqld_binary: &'a str,
+    pub my_cnf: &'a str,
+    pub mysql_pid: &'a str,
+    pub mysql_socket: &'a str,
+    pub mysql_log: &'a str,
+    pub probe_port: u16,
+    pub nc: &'a str,
+    pub stonith: Option<Stonith>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stonith {
+    pub subscription_id: String,
+    pub resource_group: String,
+    /// `host:vm;host:vm` (pcmk_host_map).
+    pub host_map: String,
+    /// Pacemaker ≥ 2.0.4: `priority-fencing-delay`; else `pcmk_delay_max` on the device.
+    pub priority_fencing: bool,
+}
+
+pub const GROUP: &str = "g_db";
+pub const FS: &str = "fs_db";
+pub const MYSQLD: &str = "mysqld";
+pub const PROBE: &str = "lb_probe";
+pub const FENCE: &str = "fence_azure";
+
+impl PcsDialect {
+    /// The promotable clone's id: pcs ≥ 0.10 names it `<rsc>-clone`; 0.9 takes the ms id we give.
+    pub fn clone_id(self, primitive: &str) -> String {
+        match self {
+            PcsDialect::V09 => format!("ms_{primitive}"),
+            PcsDialect::V010 | PcsDialect::V011 => format!("{primitive}-clone"),
+        }
+    }
+
+    /// Role names in constraints and ops.
+    pub fn promoted(self) -> &'static str {
+        match self {
+            PcsDialect::V09 | PcsDialect::V010 => "Master",
+            PcsDialect::V011 => "Promoted",
+        }
+    }
+
+    pub fn unpromoted(self) -> &'static str {
+        match self {
+            PcsDialect::V09 | PcsDialect::V010 => "Slave",
+            PcsDialect::V011 => "Unpromoted",
+        }
+    }
+
+    /// Authenticate this node's pcs to the pcsd of `nodes` (password on stdin).
+    pub fn auth(self, nodes: &[(&str, String)]) -> Cmd {
+        match self {
+            PcsDialect::V09 => Cmd::new("pcs").args(["cluster", "auth"]).args(nodes.iter().map(|(n, _)| *n)),
+            PcsDialect::V010 | PcsDialect::V011 => Cmd::new("pcs")
+                .args(["host", "auth"])
+                .args(nodes.iter().flat_map(|(n, ip)| [n.to_string(), format!("addr={ip}")])),
+        }
+        .args(["-u", "hacluster"])
+    }
+
+    /// Write corosync.conf on every node. `--force`: Debian ships a default corosync.conf that
+    /// pcs would otherwise take for an existing cluster (§2.3); hainit has checked that neither
+    /// node belongs to a cluster of ours before it gets here. 0.10+: `--no-keys-sync` keeps the
+    /// corosync authkey hainit derived on both nodes (a replaced node can rejoin with it).
+    pub fn setup(self, cluster: &str, nodes: &[(&str, String)], token_ms: u32) -> Cmd {
+        match self {
+            PcsDialect::V09 => Cmd::new("pcs")
+                .args(["cluster", "setup", "--name", cluster])
+                .args(nodes.iter().map(|(n, _)| *n))
+                .args(["--token", &token_ms.to_string(), "--force"]),
+            PcsDialect::V010 | PcsDialect::V011 => Cmd::new("pcs")
+                .args(["cluster", "setup", cluster])
+                .args(nodes.iter().flat_map(|(n, ip)| [n.to_string(), format!("addr={ip}")]))
+                .args(["totem", &format!("token={token_ms}"), "--no-keys-sync", "--force"]),
+        }
+    }
+
+    /// Read-only: the corosync.conf a (authenticated) node has.
+    pub fn corosync_of(self, node: &str) -> Cmd {
+        Cmd::new("pcs").args(["cluster", "corosync", node])
+    }
+
+    /// Build the whole stack in the CIB file `file`, offline (`pcs -f`), in one ordered list.
+    pub fn cib_commands(self, file: &str, s: &CibSpec) -> Vec<Cmd> {
+        let pcs = || Cmd::new("pcs").args(["-f", file]);
+        let clone = self.clone_id(&s.drbd_primitive);
+        let mut cmds = Vec::new();
+
+        // Properties: STONITH only with a fence device (safety rule 4 logs the other choice).
+        let mut props = vec![format!("stonith-enabled={}", s.stonith.is_some())];
+        if let Some(f) = &s.stonith {
+            props.extend(["stonith-timeout=900".to_string(), "concurrent-fencing=true".to_string()]);
+            if f.priority_fencing {
+                props.push("priority-fencing-delay=15s".to_string());
+            }
+        }
+        cmds.push(pcs().args(["property", "set"]).args(props));
+        // A node that comes back must not take the service back: that would be a second outage.
+        let defaults: &[&str] = match self {
+            PcsDialect::V09 => &["resource", "defaults"],
+            PcsDialect::V010 | PcsDialect::V011 => &["resource", "defaults", "update"],
+        };
+        cmds.push(pcs().args(defaults.iter().copied()).arg("resource-stickiness=100"));
+
+        // DRBD as a promotable clone; ocf:linbit:drbd refuses to run without notify=true and pcs
+        // refuses two monitors with the same interval (§2.4, §3.10).
+        cmds.push(
+            pcs()
+                .args(["resource", "create", &s.drbd_primitive, "ocf:linbit:drbd"])
+                .arg(format!("drbd_resource={}", s.drbd_resource))
+                .arg("--no-default-ops")
+                .args(["op", "monitor", "interval=29s", "timeout=20s"])
+                .arg(format!("role={}", self.promoted()))
+                .args(["op", "monitor", "interval=31s", "timeout=20s"])
+                .arg(format!("role={}", self.unpromoted()))
+                .args(["op", "start", "interval=0s", "timeout=240s"])
+                .args(["op", "stop", "interval=0s", "timeout=100s"])
+                .args(["op", "promote", "interval=0s", "timeout=90s"])
+                .args(["op", "demote", "interval=0s", "timeout=90s"])
+                .args(["op", "notify", "interval=0s", "timeout=90s"]),
+        );
+        let clone_meta = ["clone-max=2", "clone-node-max=1", "notify=true"];
+        cmds.push(match self {
+            PcsDialect::V09 => pcs()
+                .args(["resource", "master", &clone, &s.drbd_primitive, "master-max=1", "master-node-max=1"])
+                .args(clone_meta),
+            PcsDialect::V010 | PcsDialect::V011 => pcs()
+                .args(["resource", "promotable", &s.drbd_primitive, "promoted-max=1", "promoted-node-max=1"])
+                .args(clone_meta),
+        });
+        if s.stonith.as_ref().is_some_and(|f| f.priority_fencing) {
+            // The node running the promoted DRBD wins a fence race (priority-fencing-delay).
+            cmds.push(pcs().args(["resource", "meta", &clone, "priority=10"]));
+        }
+
+        // The group: filesystem → mysqld → LB probe listener (started in this order, stopped in
+        // reverse, so the probe disappears before MariaDB stops).
+        cmds.push(
+            pcs()
+                .args(["resource", "create", FS, "ocf:heartbeat:Filesystem"])
+                .arg(format!("device={}", s.device))
+                .arg(format!("directory={}", s.mount_point))
+                .arg(format!("fstype={}", s.fs_type))
+                .arg("--no-default-ops")
+                .args(["op", "monitor", "interval=20s", "timeout=40s"])
+                .args(["op", "start", "interval=0s", "timeout=60s"])
+                .args(["op", "stop", "interval=0s", "timeout=60s"])
+                .args(["--group", GROUP]),
+        );
+        cmds.push(
+            pcs()
+                .args(["resource", "create", MYSQLD, "ocf:heartbeat:mysql"])
+                .arg(format!("binary={}", s.mysqld_binary))
+                .arg(format!("config={}", s.my_cnf))
+                .arg(format!("datadir={}", s.mount_point))
+                .arg(format!("pid={}", s.mysql_pid))
+                .arg(format!("socket={}", s.mysql_socket))
+                .arg(format!("log={}", s.mysql_log))
+                .args(["user=mysql", "group=mysql"])
+                .arg("--no-default-ops")
+                .args(["op", "monitor", "interval=20s", "timeout=30s"])
+                .args(["op", "start", "interval=0s", "timeout=180s"])
+                .args(["op", "stop", "interval=0s", "timeout=120s"])
+                .args(["--group", GROUP]),
+        );
+        cmds.push(
+            pcs()
+                .args(["resource", "create", PROBE, "ocf:heartbeat:azure-lb"])
+                .arg(format!("port={}", s.probe_port))
+                .arg(format!("nc={}", s.nc))
+                .arg("--no-default-ops")
+                .args(["op", "monitor", "interval=10s", "timeout=20s"])
+                .args(["op", "start", "interval=0s", "timeout=20s"])
+                .args(["op", "stop", "interval=0s", "timeout=20s"])
+                .args(["--group", GROUP]),
+        );
+        cmds.push(
+            pcs()
+                .args(["constraint", "colocation", "add", GROUP, "with"])
+                .arg(match self {
+                    PcsDialect::V09 => "master".to_string(),
+                    _ => self.promoted().to_string(),
+                })
+                .args([clone.as_str(), "INFINITY"]),
+        );
+        cmds.push(pcs().args(["constraint", "order", "promote", &clone, "then", "start", GROUP]));
+
+        if let Some(f) = &s.stonith {
+            let mut fence = pcs()
+                .args(["stonith", "create", FENCE, "fence_azure_arm", "msi=true"])
+                .arg(format!("subscriptionId={}", f.subscription_id))
+                .arg(format!("resourceGroup={}", f.resource_group))
+                .arg(format!("pcmk_host_map={}", f.host_map))
+                .args(["power_timeout=240", "pcmk_reboot_timeout=900", "pcmk_monitor_timeout=120"])
+                .args(["pcmk_monitor_retries=4", "pcmk_action_limit=3"]);
+            if !f.priority_fencing {
+                fence = fence.arg("pcmk_delay_max=15");
+            }
+            cmds.push(fence.args(["op", "monitor", "interval=3600s", "timeout=120s"]));
+        }
+        cmds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> CibSpec<'static> {
+        CibSpec {
+            drbd_resource: "wp",
+            drbd_primitive: "drbd_wp".into(),
+            device: "/dev/drbd0".into(),
+            mount_point: "/var/lib/mysql",
+            fs_type: "ext4",
+            mysqld_binary: "/usr/sbin/mariadbd",
+            my_cnf: "/etc/mysql/my.cnf",
+            mysql_pid: "/run/mysqld/mysqld.pid",
+            mysql_socket: "/run/mysqld/mysqld.sock",
+            mysql_log: "/var/log/mysql/error.log",
+            probe_port: 62500,
+            nc: "/usr/bin/nc",
+            stonith: None,
+        }
+    }
+
+    fn joined(cmds: &[Cmd]) -> Vec<String> {
+        cmds.iter().map(|c| c.argv_redacted().join(" ")).collect()
+    }
+
+    #[test]
+    fn auth_and_setup_per_dialect() {
+        let nodes = [("db-a", "10.0.1.4".to_string()), ("db-b", "10.0.1.5".to_string())];
+        assert_eq!(PcsDialect::V09.auth(&nodes).argv_redacted().join(" "), "pcs cluster auth db-a db-b -u hacluster");
+        assert_eq!(
+            PcsDialect::V011.auth(&nodes).argv_redacted().join(" "),
+            "pcs host auth db-a addr=10.0.1.4 db-b addr=10.0.1.5 -u hacluster"
+        );
+        assert_eq!(
+            PcsDialect::V09.setup("wp", &nodes, 30000).argv_redacted().join(" "),
+            "pcs cluster setup --name wp db-a db-b --token 30000 --force"
+        );
+        assert_eq!(
+            PcsDialect::V010.setup("wp", &nodes, 30000).argv_redacted().join(" "),
+            "pcs cluster setup wp db-a addr=10.0.1.4 db-b addr=10.0.1.5 totem token=30000 --no-keys-sync --force"
+        );
+    }
+
+    #[test]
+    fn cib_per_dialect() {
+        let old = joined(&PcsDialect::V09.cib_commands("c.xml", &spec()));
+        assert!(old.iter().any(|c| c.contains("resource master ms_drbd_wp drbd_wp master-max=1")), "{old:#?}");
+        assert!(old.iter().any(|c| c.ends_with("colocation add g_db with master ms_drbd_wp INFINITY")));
+        assert!(old.iter().any(|c| c.ends_with("resource defaults resource-stickiness=100")));
+        let new = joined(&PcsDialect::V011.cib_commands("c.xml", &spec()));
+        assert!(new.iter().any(|c| c.contains("resource promotable drbd_wp promoted-max=1")), "{new:#?}");
+        assert!(new.iter().any(|c| c.contains("role=Promoted") && c.contains("role=Unpromoted")));
+        assert!(new.iter().any(|c| c.ends_with("colocation add g_db with Promoted drbd_wp-clone INFINITY")));
+        assert!(new.iter().any(|c| c.ends_with("order promote drbd_wp-clone then start g_db")));
+        assert!(new.iter().any(|c| c.contains("property set stonith-enabled=false")));
+        assert!(!new.iter().any(|c| c.contains("fence_azure_arm")));
+        let el8 = joined(&PcsDialect::V010.cib_commands("c.xml", &spec()));
+        assert!(
+            el8.iter().any(|c| c.contains("role=Master"))
+                && el8.iter().any(|c| c.contains("with Master drbd_wp-clone"))
+        );
+    }
+
+    #[test]
+    fn stonith_with_managed_identity() {
+        let mut s = spec();
+        s.stonith = Some(Stonith {
+            subscription_id: "sub".into(),
+            resource_group: "rg".into(),
+            host_map: "db-a:vm-a;db-b:vm-b".into(),
+            priority_fencing: true,
+        });
+        let cmds = joined(&PcsDialect::V011.cib_commands("c.xml", &s));
+        assert!(cmds.iter().any(|c| c.contains("property set stonith-enabled=true stonith-timeout=900")));
+        assert!(cmds.iter().any(|c| c.contains("priority-fencing-delay=15s")));
+        assert!(cmds.iter().any(|c| c.contains(
+            "fence_azure_arm msi=true subscriptionId=sub resourceGroup=rg pcmk_host_map=db-a:vm-a;db-b:vm-b"
+        )));
+        s.stonith.as_mut().unwrap().priority_fencing = false;
+        let cmds = joined(&PcsDialect::V09.cib_commands("c.xml", &s));
+        assert!(cmds.iter().any(|c| c.contains("pcmk_delay_max=15")) && !cmds.iter().any(|c| c.contains("priority")));
+    }
+}

@@ -1,0 +1,218 @@
+//! Corosync/Pacemaker membership through pcs: /etc/hosts, the hacluster password, pcsd, the
+//! corosync authkey, corosync.conf (the leader sets the cluster up; a node whose peer already
+//! has it — the follower, or a replaced VM — takes it from the peer), and starting the stack.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::facts::{is_our_corosync, COROSYNC_CONF};
+use crate::engine::{check_files, Context, Step};
+use crate::error::Result;
+use crate::plan::Action;
+use crate::roles::units;
+use crate::secrets::{Purpose, Secret};
+use crate::system::{Cmd, FileSpec, Probe};
+
+const PCSD_PORT: u16 = 2224;
+const HOSTS_BEGIN: &str = "# BEGIN hainit cluster nodes";
+const HOSTS_END: &str = "# END hainit cluster nodes";
+
+/// Both node names resolve to their cluster addresses without DNS (pcs 0.9 and corosync 2 on
+/// CentOS 7 address nodes by name; elsewhere it spares pcsd a DNS lookup).
+pub struct HostsStep;
+
+impl HostsStep {
+    pub fn hosts_with_block(cx: &Context, current: &str) -> String {
+        let mut out: Vec<&str> = Vec::new();
+        let mut inside = false;
+        for line in current.lines() {
+            match line.trim() {
+                HOSTS_BEGIN => inside = true,
+                HOSTS_END => inside = false,
+                _ if !inside => out.push(line),
+                _ => {}
+            }
+        }
+        let mut text = out.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(HOSTS_BEGIN);
+        text.push('\n');
+        for p in &cx.inv.peers {
+            text.push_str(&format!("{} {}\n", p.ip, p.name));
+        }
+        text.push_str(HOSTS_END);
+        text.push('\n');
+        text
+    }
+}
+
+impl Step for HostsStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.hosts"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let current = probe.read_string("/etc/hosts")?.unwrap_or_default();
+        check_files(probe, vec![FileSpec::new("/etc/hosts", Self::hosts_with_block(cx, &current), 0o644)])
+    }
+}
+
+/// The same derived hacluster password on both nodes, set through stdin (never argv).
+pub struct HaclusterStep;
+
+/// Exits 0 when the password on stdin's second line matches the crypt hash on its first.
+const CRYPT_CHECK: &str = "import crypt, sys\nh = sys.stdin.readline().rstrip('\\n')\np = sys.stdin.readline().rstrip('\\n')\nsys.exit(0 if h and crypt.crypt(p, h) == h else 1)\n";
+
+impl Step for HaclusterStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.hacluster"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let pw = cx.derive(Purpose::HaclusterPassword);
+        let set = vec![Action::run(
+            Cmd::new("chpasswd").stdin_secret(Secret::new(format!("hacluster:{}\n", pw.expose()))),
+            "the derived hacluster password, the same on both nodes",
+        )];
+        let shadow = probe.read_string("/etc/shadow")?.unwrap_or_default();
+        let Some(hash) = shadow.lines().find_map(|l| l.strip_prefix("hacluster:")?.split(':').next()) else {
+            return Ok(set); // pcs not installed yet (a plan before the packages step)
+        };
+        let check = Cmd::new(cx.platform.db.python)
+            .args(["-W", "ignore", "-c", CRYPT_CHECK])
+            .stdin_secret(Secret::new(format!("{hash}\n{}\n", pw.expose())));
+        Ok(if probe.query(&check)?.success() { Vec::new() } else { set })
+    }
+}
+
+/// A unit enabled and running.
+pub struct UnitStep {
+    pub id: &'static str,
+    pub unit: &'static str,
+}
+
+impl Step for UnitStep {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+    fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let s = units::state(probe, self.unit)?;
+        Ok(if s.enabled && s.active {
+            Vec::new()
+        } else {
+            vec![Action::run(
+                Cmd::new("systemctl").args(["enable", "--now", self.unit]),
+                format!("{} running", self.unit),
+            )]
+        })
+    }
+}
+
+/// Derived from the shared secret, so both nodes — and a replacement VM — hold the same key
+/// without copying it (pcs setup runs with --no-keys-sync).
+pub struct AuthkeyStep;
+
+impl AuthkeyStep {
+    fn spec(cx: &Context) -> FileSpec {
+        FileSpec::new("/etc/corosync/authkey", cx.secret.derive_bytes(Purpose::CorosyncAuthkey, 256), 0o400).secret()
+    }
+}
+
+impl Step for AuthkeyStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.authkey"
+    }
+    fn files(&self, cx: &Context) -> Result<Vec<FileSpec>> {
+        Ok(vec![Self::spec(cx)])
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        check_files(probe, vec![Self::spec(cx)])
+    }
+}
+
+/// corosync.conf of our cluster. The leader runs `pcs cluster setup` only when the peer has no
+/// cluster of ours yet; otherwise (follower, or a replaced VM) the file comes from the peer.
+pub struct CorosyncStep;
+
+impl CorosyncStep {
+    fn nodes<'a>(cx: &'a Context) -> Vec<(&'a str, String)> {
+        let mut nodes: Vec<(&str, String)> = cx.inv.peers.iter().map(|p| (p.name.as_str(), p.ip.to_string())).collect();
+        nodes.sort();
+        nodes
+    }
+}
+
+impl Step for CorosyncStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.corosync"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        if probe.read_string(COROSYNC_CONF)?.is_some_and(|t| is_our_corosync(cx, &t)) {
+            return Ok(Vec::new());
+        }
+        let timeout = Duration::from_secs(cx.config.db.peer_timeout_secs);
+        let Some(peer) = cx.inv.peer() else { return Ok(Vec::new()) };
+        if !probe.tcp_open(IpAddr::V4(peer.ip), PCSD_PORT, Duration::from_secs(3)) {
+            return Ok(vec![Action::wait(format!("pcsd on {} ({}:{PCSD_PORT})", peer.name, peer.ip), timeout)]);
+        }
+        let pcs = cx.platform.pcs;
+        let pw = cx.derive(Purpose::HaclusterPassword);
+        let out = probe.query(&pcs.corosync_of(&peer.name))?;
+        if !out.success() && format!("{}{}", out.stdout, out.stderr).to_lowercase().contains("authenticat") {
+            // What the peer has decides between setup and join: authenticate, then look again.
+            let nodes = Self::nodes(cx);
+            return Ok(vec![
+                Action::run(
+                    pcs.auth(&nodes).stdin_secret(Secret::new(format!("{}\n", pw.expose()))),
+                    "authenticate to pcsd on both nodes",
+                ),
+                Action::wait(format!("the cluster configuration of {}", peer.name), timeout),
+            ]);
+        }
+        if out.success() && is_our_corosync(cx, &out.stdout) {
+            return Ok(vec![Action::Write(FileSpec::new(COROSYNC_CONF, out.stdout, 0o644))]);
+        }
+        if cx.inv.is_leader() {
+            return Ok(vec![Action::run(
+                pcs.setup(&cx.inv.cluster, &Self::nodes(cx), cx.config.db.token_ms),
+                "form the two-node cluster (corosync two_node quorum)",
+            )]);
+        }
+        Ok(vec![Action::wait(
+            format!("the leader {} to set up cluster {}", cx.inv.leader.as_deref().unwrap_or("?"), cx.inv.cluster),
+            timeout,
+        )])
+    }
+}
+
+/// corosync and pacemaker enabled and running with our corosync.conf (a distro default one that
+/// a package started is restarted).
+pub struct StartStep;
+
+impl Step for StartStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.start"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let corosync = units::state(probe, "corosync")?;
+        let pacemaker = units::state(probe, "pacemaker")?;
+        let mut actions = Vec::new();
+        let stale = corosync.active && {
+            let name = probe.query(&Cmd::new("corosync-cmapctl").args(["-g", "totem.cluster_name"]))?;
+            !name.stdout.trim().ends_with(&format!("= {}", cx.inv.cluster))
+        };
+        if stale {
+            actions.push(Action::run(
+                Cmd::new("pcs").args(["cluster", "stop", "--force"]),
+                "corosync runs a stale configuration",
+            ));
+        }
+        if stale || !corosync.active || !pacemaker.active {
+            actions.push(Action::run(Cmd::new("pcs").args(["cluster", "start"]), "start corosync and pacemaker here"));
+        }
+        if !corosync.enabled || !pacemaker.enabled {
+            actions.push(Action::run(Cmd::new("pcs").args(["cluster", "enable"]), "rejoin the cluster at boot"));
+        }
+        Ok(actions)
+    }
+}

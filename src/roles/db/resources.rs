@@ -1,0 +1,137 @@
+//! The leader builds the whole stack in a CIB file offline and pushes it once (reference §2.5,
+//! §2.10); then both nodes wait until the cluster runs MariaDB.
+
+use std::time::Duration;
+
+use super::bootstrap::fs_name;
+use super::facts::{device, drbd_primitive, resource, RUN_DIR};
+use crate::config::StonithMode;
+use crate::dialect::crm_mon::{self, ClusterState};
+use crate::dialect::pcs::{CibSpec, Stonith, MYSQLD};
+use crate::engine::{Context, Step};
+use crate::error::Result;
+use crate::plan::Action;
+use crate::system::{Cmd, Probe};
+
+pub fn crm_mon_query(cx: &Context) -> Cmd {
+    Cmd::new("crm_mon").arg("-1").args(cx.platform.crm_mon_xml.iter().copied())
+}
+
+/// The live cluster state, or `None` when crm_mon cannot reach a cluster.
+pub fn cluster_state(cx: &Context, probe: &dyn Probe) -> Result<Option<ClusterState>> {
+    let out = probe.query(&crm_mon_query(cx))?;
+    Ok(crm_mon::parse(&out.stdout).ok().filter(|s| s.connected))
+}
+
+/// STONITH with fence_azure_arm when the VM has a managed identity (and the config allows it).
+pub fn stonith(cx: &Context) -> Option<Stonith> {
+    if cx.config.db.stonith == StonithMode::Off || !cx.options.managed_identity {
+        return None;
+    }
+    let vm_of = |host: &str| {
+        cx.config.db.vm_names.get(host).cloned().unwrap_or_else(|| {
+            if host == cx.inv.node.name {
+                cx.inv.azure.vm_name.clone()
+            } else {
+                host.to_string()
+            }
+        })
+    };
+    let mut map: Vec<String> = cx.inv.peers.iter().map(|p| format!("{}:{}", p.name, vm_of(&p.name))).collect();
+    map.sort();
+    Some(Stonith {
+        subscription_id: cx.inv.azure.subscription_id.clone(),
+        resource_group: cx.inv.azure.resource_group.clone(),
+        host_map: map.join(";"),
+        priority_fencing: cx.platform.db.priority_fencing,
+    })
+}
+
+/// Why STONITH is off, when it is (logged once per run and shown by `status`).
+pub fn stonith_off_reason(cx: &Context) -> Option<&'static str> {
+    if cx.config.db.stonith == StonithMode::Off {
+        Some("db.stonith is off in the config")
+    } else if !cx.options.managed_identity {
+        Some("the VM has no managed identity (IMDS token endpoint refused), so fence_azure_arm cannot authenticate")
+    } else {
+        None
+    }
+}
+
+pub fn cib_spec<'a>(cx: &'a Context) -> CibSpec<'a> {
+    let db = &cx.platform.db;
+    CibSpec {
+        drbd_resource: resource(cx),
+        drbd_primitive: drbd_primitive(cx),
+        device: device(cx),
+        mount_point: &cx.config.db.mount_point,
+        fs_type: fs_name(cx.config.db.fs_type),
+        mysqld_binary: db.mysqld_binary,
+        my_cnf: db.my_cnf,
+        mysql_pid: db.mysql_pid,
+        mysql_socket: db.mysql_socket,
+        mysql_log: db.mysql_log,
+        probe_port: cx.config.db.probe_port,
+        nc: db.nc,
+        stonith: stonith(cx),
+    }
+}
+
+pub struct ResourcesStep;
+
+impl Step for ResourcesStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.resources"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        if !cx.inv.is_leader() {
+            return Ok(Vec::new());
+        }
+        let timeout = Duration::from_secs(cx.config.db.cluster_timeout_secs);
+        let state = cluster_state(cx, probe)?;
+        let ready = state.as_ref().is_some_and(|s| s.quorate && s.dc.is_some() && s.online_nodes().len() == 2);
+        let cib = probe.query(&Cmd::new("cibadmin").args(["--query", "--scope", "resources"]))?;
+        if cib.success() && cib.stdout.contains(&format!("id=\"{}\"", drbd_primitive(cx))) {
+            return Ok(Vec::new());
+        }
+        let orig = format!("{RUN_DIR}/cib-orig.xml");
+        let new = format!("{RUN_DIR}/cib-hainit.xml");
+        let pcs = cx.platform.pcs;
+        let mut actions = Vec::new();
+        if !ready {
+            // The plan shows the whole push; apply gets here again once both nodes are in.
+            actions.push(Action::wait("Pacemaker on both nodes, with quorum and a DC", timeout));
+        }
+        actions.push(Action::dir(RUN_DIR, 0o700, "root", "root"));
+        actions.push(Action::run(Cmd::new("pcs").args(["cluster", "cib", &orig]), "the live CIB to diff against"));
+        actions.push(Action::run(Cmd::new("cp").args([&orig, &new]), "a working copy"));
+        for cmd in pcs.cib_commands(&new, &cib_spec(cx)) {
+            actions.push(Action::run(cmd, "build the stack offline"));
+        }
+        actions.push(Action::run(
+            Cmd::new("pcs").args(["cluster", "cib-push", &new, &format!("diff-against={orig}")]),
+            "push the whole stack in one transaction",
+        ));
+        Ok(actions)
+    }
+}
+
+/// Wait until the cluster reports MariaDB started somewhere.
+pub struct ReadyStep;
+
+impl Step for ReadyStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.ready"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let started = cluster_state(cx, probe)?.is_some_and(|s| s.node_of(MYSQLD, "Started").is_some());
+        Ok(if started {
+            Vec::new()
+        } else {
+            vec![Action::wait(
+                "the cluster to start MariaDB".to_string(),
+                Duration::from_secs(cx.config.db.cluster_timeout_secs),
+            )]
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! `<role>.packages`: the role's packages from the platform table, installed only when missing,
+//! from the repositories the image provides.
+
+use crate::engine::{Context, Step};
+use crate::error::Result;
+use crate::plan::Action;
+use crate::platform::{PackageManager, Platform};
+use crate::system::{Cmd, Probe};
+
+/// The packages of `wanted` the package manager does not report as installed (one query each,
+/// so the answer is per package whatever the tool's exit-code conventions).
+pub fn missing<'a>(probe: &dyn Probe, pm: PackageManager, wanted: &[&'a str]) -> Result<Vec<&'a str>> {
+    let (program, args) = pm.is_installed_query();
+    let mut missing = Vec::new();
+    for package in wanted {
+        let out = probe.query(&Cmd::new(program).args(args.iter().copied()).arg(*package))?;
+        if !pm.reports_installed(&out) {
+            missing.push(*package);
+        }
+    }
+    Ok(missing)
+}
+
+pub struct PackagesStep {
+    pub id: &'static str,
+    pub list: fn(&Platform) -> &'static [&'static str],
+}
+
+impl PackagesStep {
+    pub fn web() -> Self {
+        PackagesStep { id: "web.packages", list: |p| p.web.packages }
+    }
+    pub fn db() -> Self {
+        PackagesStep { id: "db.packages", list: |p| p.db.packages }
+    }
+}
+
+impl Step for PackagesStep {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let pm = cx.platform.package_manager;
+        let missing = missing(probe, pm, (self.list)(cx.platform))?;
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let role = self.id.split('.').next().unwrap_or(self.id);
+        let why = format!("{} of the {role} role's packages missing", missing.len());
+        Ok(pm.install_cmds(&missing).into_iter().map(|cmd| Action::run(cmd, why.clone())).collect())
+    }
+}

@@ -1,0 +1,55 @@
+//! systemd unit state, read with `systemctl show` (shared by both roles).
+
+use crate::system::Cmd;
+
+/// What systemd says about a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    pub enabled: bool,
+    pub active: bool,
+    /// When it last entered the active state, seconds since the epoch (UTC).
+    pub started: Option<u64>,
+}
+
+/// `systemctl show` with the timestamps in UTC (systemd formats them in the caller's zone).
+pub fn show(unit: &str) -> Cmd {
+    Cmd::new("systemctl")
+        .args(["show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", unit])
+        .env("TZ", "UTC")
+}
+
+pub fn parse_show(text: &str) -> UnitState {
+    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap_or("").trim();
+    UnitState {
+        enabled: field("UnitFileState") == "enabled",
+        active: field("ActiveState") == "active",
+        started: parse_utc(field("ActiveEnterTimestamp")),
+    }
+}
+
+/// `Tue 2026-11-25 06:15:01 UTC` → seconds since the epoch.
+pub fn parse_utc(text: &str) -> Option<u64> {
+    let mut words = text.split_whitespace();
+    let (_weekday, date, time, zone) = (words.next()?, words.next()?, words.next()?, words.next()?);
+    if zone != "UTC" {
+        return None;
+    }
+    let num = |s: Option<&str>| s?.parse::<i64>().ok();
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next())?, num(d.next())?, num(d.next())?);
+    let mut t = time.split(':');
+    let (hh, mm, ss) = (num(t.next())?, num(t.next())?, num(t.next())?);
+    // Days from the civil date (Howard Hinnant's algorithm, the inverse of status::rfc3339).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+/// The state of `unit`, read through the probe.
+pub fn state(probe: &dyn crate::system::Probe, unit: &str) -> crate::error::Result<UnitState> {
+    Ok(parse_show(&probe.query(&show(unit))?.stdout))
+}

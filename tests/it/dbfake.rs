@@ -1,0 +1,575 @@
+//! The db role on a fake db VM whose commands change its state the way the real tools do:
+//! golden plans of brand-new leader and follower VMs per platform, convergence, a second run
+//! that changes nothing, a run killed after any action, a replaced node, and the refusals.
+
+use std::net::IpAddr;
+
+use hainit::config::Config;
+use hainit::engine::{self, Context, Options, Outcome, Step};
+use hainit::error::ErrorKind;
+use hainit::imds::InstanceDoc;
+use hainit::inventory::Inventory;
+use hainit::platform::OsId;
+use hainit::roles;
+use hainit::secrets::SharedSecret;
+use hainit::system::{Cmd, FakeSystem, Output, Probe};
+
+use crate::common::dies_after::DiesAfter;
+use crate::common::{assert_golden, db_doc, SECRET};
+
+const CIB: &str = "/var/lib/pacemaker/cib/cib.xml";
+
+/// Inputs of db-a (leader) or db-b (follower).
+struct Node {
+    inv: Inventory,
+    config: Config,
+    secret: SharedSecret,
+}
+
+impl Node {
+    fn new(os: OsId, leader: bool) -> Node {
+        let (host, ip) = if leader { ("db-a", "10.0.1.4") } else { ("db-b", "10.0.1.5") };
+        let doc = InstanceDoc::from_json(&db_doc(host, ip)).unwrap();
+        let config = Config::default();
+        let inv = Inventory::resolve(&doc, &config, &Default::default(), os).unwrap();
+        Node { inv, config, secret: SharedSecret::try_new(SECRET, "test").unwrap() }
+    }
+
+    fn cx(&self, options: Options) -> Context<'_> {
+        Context {
+            inv: &self.inv,
+            platform: self.inv.platform.platform(),
+            config: &self.config,
+            secret: &self.secret,
+            options,
+        }
+    }
+}
+
+fn fact(sys: &FakeSystem, key: &str) -> bool {
+    sys.fact(key).is_some()
+}
+
+fn set(sys: &FakeSystem, key: &str) {
+    sys.set_fact(key, "1");
+}
+
+/// /proc/drbd (8.4) from the model's facts.
+fn proc_drbd(sys: &FakeSystem) -> String {
+    let mut text = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 211FB288A383ED945B83420\n".to_string();
+    if fact(sys, "drbd.up") {
+        let role = if fact(sys, "drbd.primary") { "Primary" } else { "Secondary" };
+        let disk = if fact(sys, "drbd.uptodate") { "UpToDate/UpToDate" } else { "Inconsistent/Inconsistent" };
+        text.push_str(&format!(" 0: cs:Connected ro:{role}/Secondary ds:{disk} C r-----\n    ns:0 nr:0 dw:0 dr:0\n"));
+    }
+    text
+}
+
+fn refresh_drbd(sys: &FakeSystem) {
+    sys.add_file("/proc/drbd", proc_drbd(sys), 0o444);
+}
+
+fn mountinfo(sys: &FakeSystem) -> String {
+    let mut text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n".to_string();
+    if fact(sys, "mounted") {
+        text.push_str("40 22 147:0 / /var/lib/mysql rw,relatime - ext4 /dev/drbd0 rw\n");
+    }
+    text
+}
+
+fn unit_show(sys: &FakeSystem, unit: &str) -> String {
+    let state = |k: &str| fact(sys, &format!("unit.{unit}.{k}"));
+    format!(
+        "UnitFileState={}\nActiveState={}\nActiveEnterTimestamp=\n",
+        if state("enabled") { "enabled" } else { "disabled" },
+        if state("active") { "active" } else { "inactive" }
+    )
+}
+
+fn crm_mon(sys: &FakeSystem) -> Output {
+    if !fact(sys, "unit.pacemaker.active") {
+        return Output {
+            code: Some(102),
+            stdout: "<pacemaker-result api-version=\"2.25\"><status code=\"102\" message=\"Not connected\"/></pacemaker-result>\n".into(),
+            stderr: String::new(),
+        };
+    }
+    let running = if fact(sys, "cib.pushed") {
+        "<group id=\"g_db\"><resource id=\"mysqld\" resource_agent=\"ocf:heartbeat:mysql\" role=\"Started\" \
+         active=\"true\" failed=\"false\"><node name=\"db-a\" id=\"1\"/></resource></group>"
+    } else {
+        ""
+    };
+    Output::ok(format!(
+        "<pacemaker-result api-version=\"2.25\"><summary><current_dc present=\"true\" name=\"db-a\" with_quorum=\"true\"/>\
+         <cluster_options stonith-enabled=\"false\"/></summary><nodes>\
+         <node name=\"db-a\" id=\"1\" online=\"true\" standby=\"false\" unclean=\"false\"/>\
+         <node name=\"db-b\" id=\"2\" online=\"true\" standby=\"false\" unclean=\"false\"/></nodes>\
+         <resources>{running}</resources><status code=\"0\" message=\"OK\"/></pacemaker-result>\n"
+    ))
+}
+
+fn corosync_conf(name: &str) -> String {
+    format!("totem {{\n    version: 2\n    cluster_name: {name}\n    transport: knet\n}}\n")
+}
+
+/// A brand-new db VM: blank data disk at LUN 0, packages installed, nothing formed. The peer
+/// answers on pcsd; for the follower, the leader has already set the cluster up.
+fn fresh_vm(node: &Node) -> FakeSystem {
+    let me = &node.inv.node.name;
+    let peer = node.inv.peer().unwrap().clone();
+    let sys = FakeSystem::new(me);
+    sys.add_file(
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nmysql:x:105:108::/nonexistent:/bin/false\nhacluster:x:106:109::/var/lib/heartbeat:/usr/sbin/nologin\n",
+        0o644,
+    );
+    sys.add_file("/etc/group", "root:x:0:\nmysql:x:108:\nhaclient:x:109:\n", 0o644);
+    sys.add_file("/etc/shadow", "root:*:19000:0:99999:7:::\nhacluster:!:19000::::::\n", 0o640);
+    sys.add_file("/etc/hosts", "127.0.0.1 localhost\n", 0o644);
+    sys.add_file("/etc/corosync/corosync.conf", corosync_conf("debian"), 0o644);
+    for dev in ["/sys/block/sda/dev", "/sys/block/sda/sda1/dev", "/sys/block/sdb/dev", "/sys/block/sdc/dev"] {
+        sys.add_file(dev, "8:0\n", 0o444);
+    }
+    sys.add_file("/dev/disk/azure/scsi1/lun0", "", 0o660);
+    sys.add_file("/dev/disk/azure/resource", "", 0o660);
+    sys.add_file("/proc/self/mountinfo", mountinfo(&sys), 0o444);
+    sys.add_file("/proc/sys/net/ipv4/tcp_timestamps", "1\n", 0o644);
+    sys.open_port(IpAddr::V4(peer.ip), 2224);
+    if !node.inv.is_leader() {
+        set(&sys, "peer.corosync");
+    }
+    // Debian's package starts MariaDB on its local datadir at install.
+    set(&sys, "unit.mariadb.enabled");
+    set(&sys, "unit.mariadb.active");
+    script(&sys, node.inv.platform);
+    sys
+}
+
+fn arg(cmd: &Cmd, i: usize) -> String {
+    cmd.argv_redacted().get(i).cloned().unwrap_or_default()
+}
+
+/// The effects of the commands the db role runs.
+fn script(sys: &FakeSystem, os: OsId) {
+    let ok = |_: &FakeSystem, _: &Cmd| Output::ok("");
+    sys.on(&["dpkg-query"], |_, _| Output::ok("ii \n"));
+    sys.on(&["rpm", "-q"], |_, _| Output::ok("installed\n"));
+    sys.on(&["sysctl"], |s, _| {
+        s.add_file("/proc/sys/net/ipv4/tcp_timestamps", "0\n", 0o644);
+        Output::ok("")
+    });
+    sys.on(&["readlink", "-e"], |_, c| match arg(c, 2).as_str() {
+        "/dev/disk/azure/scsi1/lun0" => Output::ok("/dev/sdc\n"),
+        "/dev/disk/azure/resource" => Output::ok("/dev/sdb\n"),
+        _ => Output::fail(1, ""),
+    });
+    sys.on(&["blkid", "-p"], |s, c| {
+        let dev = arg(c, 4);
+        let text = match dev.as_str() {
+            "/dev/sdc" if fact(s, "gpt") => "PTTYPE=gpt\n",
+            "/dev/sdc1" | "/dev/disk/by-partlabel/hainit-wpcluster" if fact(s, "gpt") => {
+                "PART_ENTRY_SCHEME=gpt\nPART_ENTRY_NAME=hainit-wpcluster\nPART_ENTRY_NUMBER=1\n"
+            }
+            "/dev/drbd0" if fact(s, "fs") => "TYPE=ext4\nUSAGE=filesystem\n",
+            _ => "",
+        };
+        if text.is_empty() {
+            Output::fail(2, "")
+        } else {
+            Output::ok(text)
+        }
+    });
+    sys.on(&["sgdisk"], |s, _| {
+        set(s, "gpt");
+        s.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
+        Output::ok("The operation has completed successfully.\n")
+    });
+    sys.on(&["udevadm", "settle"], ok);
+    sys.on(&["modprobe", "drbd"], |s, _| {
+        refresh_drbd(s);
+        Output::ok("")
+    });
+    sys.on(&["drbdadm", "dump-md"], |s, _| {
+        if fact(s, "md") {
+            Output::ok("version \"v08\";\n")
+        } else {
+            Output::fail(255, "No valid meta data found")
+        }
+    });
+    sys.on(&["drbdadm", "create-md"], |s, _| {
+        set(s, "md");
+        Output::ok("New drbd meta data block successfully created.\n")
+    });
+    sys.on(&["drbdadm", "up"], |s, _| {
+        set(s, "drbd.up");
+        refresh_drbd(s);
+        Output::ok("")
+    });
+    sys.on(&["drbdadm", "new-current-uuid"], |s, _| {
+        set(s, "drbd.uptodate");
+        refresh_drbd(s);
+        Output::ok("")
+    });
+    sys.on(&["drbdadm", "primary"], |s, _| {
+        set(s, "drbd.primary");
+        refresh_drbd(s);
+        Output::ok("")
+    });
+    sys.on(&["drbdadm", "secondary"], |s, _| {
+        s.facts_remove("drbd.primary");
+        refresh_drbd(s);
+        Output::ok("")
+    });
+    // DRBD 9 state for EL: the same model as JSON.
+    sys.on(&["drbdsetup", "status"], |s, _| {
+        if !fact(s, "drbd.up") {
+            return Output::fail(10, "wpcluster: No such resource");
+        }
+        let role = if fact(s, "drbd.primary") { "Primary" } else { "Secondary" };
+        let disk = if fact(s, "drbd.uptodate") { "UpToDate" } else { "Inconsistent" };
+        Output::ok(format!(
+            "[{{\"name\":\"wpcluster\",\"role\":\"{role}\",\"devices\":[{{\"disk-state\":\"{disk}\"}}],\
+             \"connections\":[{{\"connection-state\":\"Connected\",\"peer-role\":\"Secondary\",\
+             \"peer_devices\":[{{\"replication-state\":\"Established\",\"peer-disk-state\":\"{disk}\"}}]}}]}}]"
+        ))
+    });
+    for mkfs in ["mkfs.ext4", "mkfs.xfs"] {
+        sys.on(&[mkfs], |s, _| {
+            set(s, "fs");
+            Output::ok("")
+        });
+    }
+    sys.on(&["mount"], |s, _| {
+        set(s, "mounted");
+        s.add_file("/proc/self/mountinfo", mountinfo(s), 0o444);
+        Output::ok("")
+    });
+    sys.on(&["umount"], |s, _| {
+        s.facts_remove("mounted");
+        s.add_file("/proc/self/mountinfo", mountinfo(s), 0o444);
+        Output::ok("")
+    });
+    sys.on(&["rmdir"], ok);
+    sys.on(&["restorecon"], ok);
+    sys.on(&["firewall-cmd"], |s, c| {
+        let last = c.argv_redacted().last().cloned().unwrap_or_default();
+        if last == "--state" {
+            return Output::ok("running\n");
+        }
+        let scope = if c.argv_redacted().contains(&"--permanent".to_string()) { "p" } else { "r" };
+        if let Some(rule) = last.strip_prefix("--query-") {
+            return Output::ok(if fact(s, &format!("fw.{scope}.{rule}")) { "yes\n" } else { "no\n" });
+        }
+        if let Some(rule) = last.strip_prefix("--add-") {
+            set(s, &format!("fw.{scope}.{rule}"));
+        }
+        Output::ok("success\n")
+    });
+    sys.on(&["chown"], ok);
+    let install_db = os.platform().db.mysql_install_db;
+    sys.on(&[install_db], |s, _| {
+        s.add_file("/var/lib/mysql/mysql/db.MAD", "", 0o660);
+        Output::ok("")
+    });
+    sys.on(&["systemctl"], |s, c| {
+        let argv = c.argv_redacted();
+        let unit = argv.last().cloned().unwrap_or_default();
+        let key = |k: &str| format!("unit.{unit}.{k}");
+        match argv[1].as_str() {
+            "enable" => {
+                set(s, &key("enabled"));
+                if argv.contains(&"--now".to_string()) {
+                    set(s, &key("active"));
+                }
+            }
+            "disable" => s.facts_remove(&key("enabled")),
+            "start" => set(s, &key("active")),
+            "stop" => s.facts_remove(&key("active")),
+            other => panic!("unmodelled systemctl {other}"),
+        }
+        Output::ok("")
+    });
+    sys.on(&["systemctl", "show"], |s, c| Output::ok(unit_show(s, &arg(c, 8))));
+    // MariaDB: the root client file works once the secure script ran; a fresh server lets root in
+    // over the socket.
+    sys.on(&["mysql"], |s, c| {
+        let fresh = c.argv_redacted().contains(&"--no-defaults".to_string());
+        let input = c.stdin_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        if !fact(s, "unit.mariadb.active") {
+            return Output::fail(1, "ERROR 2002 (HY000): Can't connect to local server through socket");
+        }
+        if input.contains("SET PASSWORD") {
+            set(s, "mysql.secured");
+            return Output::ok("");
+        }
+        match (fresh, fact(s, "mysql.secured")) {
+            (true, _) => Output::ok("1\n"),
+            (false, true) => Output::ok("0\t0\t0\t1\t1\t1\n"),
+            (false, false) => Output::fail(1, "ERROR 1045 (28000): Access denied for user 'root'@'localhost'"),
+        }
+    });
+    sys.on(&["chpasswd"], |s, _| {
+        set(s, "hacluster.pw");
+        Output::ok("")
+    });
+    let python = os.platform().db.python;
+    sys.on(&[python], |s, _| if fact(s, "hacluster.pw") { Output::ok("") } else { Output::fail(1, "") });
+    sys.on(&["pcs", "cluster", "corosync"], |s, _| {
+        if !fact(s, "pcs.authed") {
+            return Output::fail(
+                1,
+                "Error: Unable to authenticate to db-x - (HTTP error: 401), try running 'pcs host auth db-x'\n",
+            );
+        }
+        Output::ok(corosync_conf(if fact(s, "peer.corosync") { "wpcluster" } else { "debian" }))
+    });
+    for auth in [&["pcs", "host", "auth"][..], &["pcs", "cluster", "auth"]] {
+        sys.on(auth, |s, c| {
+            assert!(c.stdin_bytes().is_some(), "pcs auth reads the password from stdin");
+            set(s, "pcs.authed");
+            Output::ok("db-a: Authorized\ndb-b: Authorized\n")
+        });
+    }
+    sys.on(&["pcs", "cluster", "setup"], |s, _| {
+        set(s, "peer.corosync");
+        s.add_file("/etc/corosync/corosync.conf", corosync_conf("wpcluster"), 0o644);
+        Output::ok("")
+    });
+    sys.on(&["corosync-cmapctl"], |s, _| {
+        let name = s.read_string("/etc/corosync/corosync.conf").unwrap().unwrap_or_default();
+        let ours = name.contains("cluster_name: wpcluster");
+        Output::ok(format!("totem.cluster_name (str) = {}\n", if ours { "wpcluster" } else { "debian" }))
+    });
+    sys.on(&["pcs", "cluster", "start"], |s, _| {
+        set(s, "unit.corosync.active");
+        set(s, "unit.pacemaker.active");
+        if fact(s, "peer.corosync") && s.fact("node.leader").is_none() {
+            // The follower joins a cluster whose leader pushes the stack.
+            set(s, "cib.pushed");
+        }
+        Output::ok("")
+    });
+    sys.on(&["pcs", "cluster", "enable"], |s, _| {
+        set(s, "unit.corosync.enabled");
+        set(s, "unit.pacemaker.enabled");
+        Output::ok("")
+    });
+    sys.on(&["crm_mon"], |s, _| crm_mon(s));
+    sys.on(&["cibadmin", "--query"], |s, _| {
+        Output::ok(if fact(s, "cib.pushed") {
+            "<resources><primitive id=\"drbd_wpcluster\"/></resources>"
+        } else {
+            "<resources/>"
+        })
+    });
+    sys.on(&["pcs", "cluster", "cib"], ok);
+    sys.on(&["cp"], ok);
+    sys.on(&["pcs", "-f"], ok);
+    sys.on(&["pcs", "cluster", "cib-push"], |s, _| {
+        set(s, "cib.pushed");
+        s.add_file(
+            CIB,
+            "<cib><configuration><resources><primitive id=\"drbd_wpcluster\"/></resources></configuration></cib>",
+            0o600,
+        );
+        Output::ok("CIB updated\n")
+    });
+}
+
+fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
+    roles::steps(cx)
+}
+
+const OSES: [OsId; 3] = [OsId::Centos7, OsId::El9, OsId::Debian12];
+
+#[test]
+fn golden_plans_of_brand_new_vms() {
+    for os in OSES {
+        for leader in [true, false] {
+            let node = Node::new(os, leader);
+            let cx = node.cx(Options::default());
+            let sys = fresh_vm(&node);
+            roles::validate(&cx, &sys).unwrap();
+            let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+            let name = format!("{}-{}", os, if leader { "leader" } else { "follower" });
+            assert_golden(&format!("plan-db/{name}.txt"), &plan.to_text());
+            assert_golden(&format!("plan-db/{name}.json"), &format!("{:#}\n", plan.to_json()));
+        }
+    }
+}
+
+/// Apply on a fresh VM converges; plan is then empty and a second apply changes nothing.
+#[test]
+fn apply_converges_and_a_second_run_changes_nothing() {
+    for os in OSES {
+        for leader in [true, false] {
+            let node = Node::new(os, leader);
+            let cx = node.cx(Options::default());
+            let sys = fresh_vm(&node);
+            if leader {
+                set(&sys, "node.leader");
+            }
+            let first = engine::apply(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("{os} leader={leader}: {e}"));
+            assert!(first.iter().any(|(_, o)| *o != Outcome::Converged));
+            assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "{os} leader={leader}");
+            let second = engine::apply(&steps(&cx), &cx, &sys).unwrap();
+            assert!(second.iter().all(|(_, o)| *o == Outcome::Converged), "{os} leader={leader}: {second:?}");
+            let ran = sys.commands();
+            let leader_only = ran.iter().any(|c| c.join(" ").contains("new-current-uuid"));
+            assert_eq!(leader_only, leader, "only the leader skips the initial sync");
+            assert_eq!(ran.iter().any(|c| c.join(" ").contains("cluster setup")), leader, "only the leader sets up");
+            assert!(!ran.iter().any(|c| c.join(" ").contains("primary --force")), "nobody forces primary");
+        }
+    }
+}
+
+/// Design rule 5: a run killed after any action is converged by the next run.
+#[test]
+fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
+    for os in [OsId::Debian12, OsId::El9] {
+        let node = Node::new(os, true);
+        let cx = node.cx(Options::default());
+        let total = {
+            let sys = fresh_vm(&node);
+            set(&sys, "node.leader");
+            let before = sys.commands().len();
+            engine::apply(&steps(&cx), &cx, &sys).unwrap();
+            sys.commands().len() - before
+        };
+        for n in 0..total {
+            let sys = fresh_vm(&node);
+            set(&sys, "node.leader");
+            if engine::apply(&steps(&cx), &cx, &DiesAfter::new(&sys, n)).is_ok() {
+                continue; // fewer actions than queries: the run finished before the kill
+            }
+            engine::apply(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("{os} killed after {n}: {e}"));
+            assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "{os} killed after {n}");
+        }
+    }
+}
+
+/// Once the CIB holds the stack, a re-run (e.g. at boot while the peer is down) touches nothing
+/// of DRBD, the mount or MariaDB and waits for nothing of the peer's.
+#[test]
+fn a_node_the_cluster_owns_is_left_alone() {
+    let node = Node::new(OsId::Debian12, true);
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "node.leader");
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    // Reboot: DRBD down, pacemaker not yet running, the peer gone.
+    for k in ["drbd.up", "drbd.primary", "unit.pacemaker.active", "unit.corosync.active", "mounted"] {
+        sys.facts_remove(k);
+    }
+    refresh_drbd(&sys);
+    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+    for s in &plan.steps {
+        let touches = s.actions.iter().any(|a| {
+            let d = a.describe();
+            d.contains("drbdadm") || d.contains("mount") || d.contains("mkfs") || d.contains("DRBD peer")
+        });
+        assert!(!touches, "{} acts on a node the cluster owns: {:?}", s.name, s.actions);
+    }
+}
+
+/// A replaced leader (blank disk, peer holding the data and the cluster) joins as secondary:
+/// no skipped sync, no primary, no mkfs, no setup; corosync.conf comes from the peer.
+#[test]
+fn a_replaced_leader_rejoins_without_forcing_anything() {
+    let node = Node::new(OsId::Debian12, true);
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "peer.corosync");
+    // The peer is Primary and UpToDate: after `up` this node is the sync target.
+    sys.on(&["drbdadm", "up"], |s, _| {
+        set(s, "drbd.up");
+        s.add_file(
+            "/proc/drbd",
+            "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate C r-----\n",
+            0o444,
+        );
+        Output::ok("")
+    });
+    sys.on(&["pcs", "cluster", "start"], |s, _| {
+        set(s, "unit.corosync.active");
+        set(s, "unit.pacemaker.active");
+        set(s, "cib.pushed");
+        s.add_file(CIB, "<cib><primitive id=\"drbd_wpcluster\"/></cib>", 0o600);
+        Output::ok("")
+    });
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    let ran: Vec<String> = sys.commands().iter().map(|c| c.join(" ")).collect();
+    for forbidden in ["new-current-uuid", "drbdadm primary", "mkfs", "cluster setup", "mariadb-install-db", "cib-push"]
+    {
+        assert!(!ran.iter().any(|c| c.contains(forbidden)), "replaced leader ran {forbidden}: {ran:#?}");
+    }
+    let conf = sys.read_string("/etc/corosync/corosync.conf").unwrap().unwrap();
+    assert!(conf.contains("cluster_name: wpcluster"));
+}
+
+#[test]
+fn a_used_data_disk_is_refused_unless_wiping_is_allowed() {
+    let node = Node::new(OsId::Debian12, true);
+    let sys = fresh_vm(&node);
+    sys.on(
+        &["blkid", "-p"],
+        |_, c| {
+            if arg(c, 4) == "/dev/sdc" {
+                Output::ok("PTTYPE=dos\n")
+            } else {
+                Output::fail(2, "")
+            }
+        },
+    );
+    sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
+    let cx = node.cx(Options::default());
+    let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step);
+    let msg = e.to_string();
+    assert!(msg.contains("/dev/disk/azure/scsi1/lun0") && msg.contains("PTTYPE=dos") && msg.contains("sdc1"), "{msg}");
+    assert!(msg.contains("--wipe-data-disk"), "{msg}");
+    let wipe = node.cx(Options { wipe_data_disk: true, ..Options::default() });
+    let plan = engine::plan(&steps(&wipe), &wipe, &sys).unwrap();
+    let disk = plan.steps.iter().find(|s| s.name == "db.disk.partition").unwrap();
+    assert!(disk.actions.iter().any(|a| a.describe().contains("sgdisk --zap-all /dev/sdc")), "{:?}", disk.actions);
+}
+
+#[test]
+fn a_mounted_data_disk_is_refused_even_when_wiping() {
+    let node = Node::new(OsId::Debian12, true);
+    let sys = fresh_vm(&node);
+    sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
+    sys.add_file(
+        "/proc/self/mountinfo",
+        "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n30 22 8:33 / /srv rw - ext4 /dev/sdc1 rw\n",
+        0o444,
+    );
+    let cx = node.cx(Options { wipe_data_disk: true, ..Options::default() });
+    let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
+    assert!(e.to_string().contains("/dev/sdc1 is mounted at /srv"), "{e}");
+}
+
+#[test]
+fn existing_drbd_metadata_is_never_recreated_and_foreign_data_is_refused() {
+    let node = Node::new(OsId::Debian12, true);
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "gpt");
+    sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
+    set(&sys, "md");
+    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+    let md = plan.steps.iter().find(|s| s.name == "db.drbd.metadata").unwrap();
+    assert!(md.actions.is_empty(), "valid metadata is kept: {:?}", md.actions);
+
+    let sys = fresh_vm(&node);
+    set(&sys, "gpt");
+    sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
+    sys.on(&["blkid", "-p"], |_, c| match arg(c, 4).as_str() {
+        "/dev/sdc" => Output::ok("PTTYPE=gpt\n"),
+        "/dev/sdc1" => Output::ok("PART_ENTRY_NAME=hainit-wpcluster\n"),
+        _ => Output::ok("TYPE=xfs\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n"),
+    });
+    let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
+    assert!(e.to_string().contains("TYPE=xfs") && e.to_string().contains("refusing to create metadata"), "{e}");
+}

@@ -1,0 +1,316 @@
+//! The web role's steps on the fake system: golden plans of a brand-new VM per platform,
+//! convergence (also after a run killed at any action), restarts only on change, the VIP wait,
+//! one install per database, and input errors.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hainit::engine::{self, Outcome};
+use hainit::error::ErrorKind;
+use hainit::platform::OsId;
+use hainit::roles::web::{self, services};
+use hainit::system::{Cmd, FakeSystem, Output, Probe};
+
+use super::{mini_wordpress, sha256, web_yaml, Node};
+use crate::common::assert_golden;
+
+const TARBALL: &str = "/usr/share/hainit/wordpress.tar.gz";
+const OSES: [(OsId, &str); 3] = [(OsId::Centos7, "centos7"), (OsId::El9, "el9"), (OsId::Debian12, "debian12")];
+
+fn node(os: OsId) -> Node {
+    Node::standard(os, &web_yaml(TARBALL, &sha256(&mini_wordpress("6.1.9")), ""))
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A VM just booted from the image: the tarball baked in, no packages, services not set up, the
+/// DB VIP answering. Command handlers model what the real tools change.
+fn brand_new_vm(os: OsId) -> FakeSystem {
+    let f = FakeSystem::new("web-1");
+    f.add_file(
+        "/etc/passwd",
+        "root:x:0:0::/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\napache:x:48:48::/:/bin/false\n",
+        0o644,
+    );
+    f.add_file("/etc/group", "root:x:0:\nwww-data:x:33:\napache:x:48:\nnginx:x:990:\n", 0o644);
+    f.add_file(TARBALL, mini_wordpress("6.1.9"), 0o644);
+    f.open_port(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 10)), 3306);
+    let pm_query = |f: &FakeSystem, c: &Cmd| {
+        let pkg = c.argv_redacted().last().cloned().unwrap_or_default();
+        match f.fact(&format!("pkg.{pkg}")) {
+            Some(_) if c.program == "rpm" => Output::ok(format!("{pkg}-1.0-1.x86_64\n")),
+            Some(_) => Output::ok("ii \n"),
+            None if c.program == "rpm" => Output::fail(1, ""),
+            None => Output::ok("un \n"), // dpkg-query knows of it, not installed
+        }
+    };
+    f.on(&["rpm"], pm_query);
+    f.on(&["dpkg-query"], pm_query);
+    let install = |f: &FakeSystem, c: &Cmd| {
+        for p in c.argv_redacted().iter().skip(1).filter(|a| !a.starts_with('-') && a.as_str() != "install") {
+            f.set_fact(&format!("pkg.{p}"), "1");
+        }
+        Output::ok("")
+    };
+    for pm in ["yum", "dnf", "apt-get"] {
+        f.on(&[pm], install);
+    }
+    f.on(&["systemctl", "show"], |f, c| {
+        let unit = c.argv_redacted().last().cloned().unwrap_or_default();
+        let started = f.fact(&format!("{unit}.started")).map(|s| hainit::status::rfc3339(s.parse().unwrap()));
+        let started = started.map(|s| format!("Mon {} {} UTC", &s[..10], &s[11..19])).unwrap_or_default();
+        let active = if started.is_empty() { "inactive" } else { "active" };
+        let enabled = f.fact(&format!("{unit}.enabled")).unwrap_or("disabled".into());
+        Output::ok(format!("UnitFileState={enabled}\nActiveState={active}\nActiveEnterTimestamp={started}\n"))
+    });
+    f.on(&["systemctl", "enable"], |f, c| {
+        f.set_fact(&format!("{}.enabled", c.argv_redacted()[2]), "enabled");
+        Output::ok("")
+    });
+    f.reply(&["systemctl", "reset-failed"], Output::ok(""));
+    for verb in ["start", "restart"] {
+        f.on(&["systemctl", verb], |f, c| {
+            let unit = &c.argv_redacted()[2];
+            f.set_fact(&format!("{unit}.started"), &secs(f.now()).to_string());
+            f.set_fact(
+                &format!("{unit}.starts"),
+                &(f.fact(&format!("{unit}.starts")).map_or(0, |n| n.parse().unwrap()) + 1).to_string(),
+            );
+            Output::ok("")
+        });
+    }
+    // EL: SELinux enforcing with the stock policy, firewalld running with HTTP closed.
+    f.reply(&["getenforce"], Output::ok("Enforcing\n"));
+    f.on(&["getsebool"], |f, _| {
+        Output::ok(format!("httpd_can_network_connect_db --> {}\n", f.fact("sebool").unwrap_or("off".into())))
+    });
+    f.on(&["setsebool"], |f, _| {
+        f.set_fact("sebool", "on");
+        Output::ok("")
+    });
+    f.on(&["matchpathcon"], |f, c| {
+        let t = if f.fact("fcontext").is_some() { "httpd_sys_rw_content_t" } else { "httpd_sys_content_t" };
+        Output::ok(format!("{}\tsystem_u:object_r:{t}:s0\n", c.argv_redacted()[1]))
+    });
+    f.on(&["semanage", "fcontext"], |f, _| {
+        f.set_fact("fcontext", "1");
+        Output::ok("")
+    });
+    f.on(&["restorecon", "-R", "-n"], |f, _| match (f.fact("fcontext"), f.fact("relabeled")) {
+        (Some(_), None) => Output::ok("Would relabel /var/www/wordpress/wp-content\n"),
+        _ => Output::ok(""),
+    });
+    f.on(&["restorecon", "-R", "/var/www/wordpress/wp-content"], |f, _| {
+        f.set_fact("relabeled", "1");
+        Output::ok("")
+    });
+    f.reply(&["firewall-cmd", "--state"], Output::ok("running\n"));
+    for scope in [&["firewall-cmd", "--permanent"][..], &["firewall-cmd"][..]] {
+        let key = scope.len().to_string();
+        let k = key.clone();
+        f.on(&[scope, &["--query-service=http"]].concat(), move |f, _| {
+            Output::ok(if f.fact(&format!("fw{k}")).is_some() { "yes\n" } else { "no\n" })
+        });
+        f.on(&[scope, &["--add-service=http"]].concat(), move |f, _| {
+            f.set_fact(&format!("fw{key}"), "1");
+            Output::ok("success\n")
+        });
+    }
+    let web = &os.platform().web;
+    f.reply(&[web.nginx_binary, "-t"], Output::ok(""));
+    f.reply(&[web.php_fpm_binary, "-t"], Output::ok(""));
+    f.on(&[web.php_binary], |f, c| {
+        let mode = c.env.iter().find(|(k, _)| k == "HAINIT_MODE").map(|(_, v)| v.clone()).unwrap_or_default();
+        if mode == "install" {
+            assert!(c.stdin_bytes().is_some_and(|pw| pw.len() == 64), "the admin password comes on stdin");
+            f.set_fact(
+                "wp.installs",
+                &(f.fact("wp.installs").map_or(0, |n| n.parse::<u32>().unwrap()) + 1).to_string(),
+            );
+            f.set_fact("wp.installed", "1");
+        }
+        let state = if f.fact("wp.installed").is_some() { "installed" } else { "not-installed" };
+        Output::ok(format!("HAINIT:{state}\n"))
+    });
+    f
+}
+
+#[test]
+fn plans_of_a_brand_new_vm_match_the_golden_files() {
+    for (os, name) in OSES {
+        let node = node(os);
+        let cx = node.cx();
+        let plan = engine::plan(&web::steps(&cx), &cx, &brand_new_vm(os)).unwrap();
+        assert_golden(&format!("plan-web/{name}.txt"), &plan.to_text());
+        assert_golden(&format!("plan-web/{name}.json"), &format!("{:#}\n", plan.to_json()));
+    }
+}
+
+#[test]
+fn apply_converges_and_a_second_run_changes_nothing() {
+    for (os, name) in OSES {
+        let node = node(os);
+        let cx = node.cx();
+        let sys = brand_new_vm(os);
+        let steps = web::steps(&cx);
+        let first = engine::apply(&steps, &cx, &sys).unwrap();
+        let idle: Vec<&str> = first.iter().filter(|(_, o)| *o == Outcome::Converged).map(|(id, _)| *id).collect();
+        assert_eq!(idle, ["web.db.vip"], "{name}: every step but the open VIP's had work: {first:?}");
+        assert!(engine::plan(&steps, &cx, &sys).unwrap().is_converged(), "{name}");
+        let second = engine::apply(&steps, &cx, &sys).unwrap();
+        assert!(second.iter().all(|(_, o)| *o == Outcome::Converged), "{name}: {second:?}");
+        let web = &os.platform().web;
+        assert_eq!(sys.fact(&format!("{}.starts", web.nginx_service)).as_deref(), Some("1"), "{name}");
+        assert_eq!(sys.fact("wp.installs").as_deref(), Some("1"), "{name}");
+        let cfg = sys.meta("/var/www/wordpress/wp-config.php").unwrap().unwrap();
+        assert_eq!((cfg.mode, cfg.uid, cfg.gid), (0o640, 0, if web.web_group == "www-data" { 33 } else { 48 }));
+        let index = sys.meta("/var/www/wordpress/index.php").unwrap().unwrap();
+        assert_eq!((index.mode, index.uid), (0o644, if web.web_user == "www-data" { 33 } else { 48 }), "{name}");
+    }
+}
+
+#[test]
+fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
+    for os in [OsId::Debian12, OsId::El9] {
+        killed_anywhere(os);
+    }
+}
+
+fn killed_anywhere(os: OsId) {
+    let node = node(os);
+    let cx = node.cx();
+    let steps = web::steps(&cx);
+    let total = engine::plan(&steps, &cx, &brand_new_vm(os)).unwrap().steps.iter().map(|s| s.actions.len()).sum();
+    for n in 0..total {
+        let sys = brand_new_vm(os);
+        let dying = crate::common::dies_after::DiesAfter::new(&sys, n);
+        assert!(engine::apply(&steps, &cx, &dying).is_err(), "{os}: killed after {n} of {total}");
+        engine::apply(&steps, &cx, &sys).unwrap_or_else(|e| panic!("re-run after {n}: {e}"));
+        assert!(engine::plan(&steps, &cx, &sys).unwrap().is_converged(), "killed after {n}");
+        // However it was interrupted, the daemons run the final configuration.
+        for svc in services::services(&cx) {
+            let started: u64 = sys.fact(&format!("{}.started", svc.unit)).unwrap().parse().unwrap();
+            for path in &svc.config {
+                assert!(
+                    secs(sys.modified(path).unwrap().unwrap()) <= started,
+                    "{path} newer than {} (after {n})",
+                    svc.unit
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_service_is_restarted_only_when_its_configuration_changed() {
+    let node = node(OsId::El9);
+    let cx = node.cx();
+    let sys = brand_new_vm(OsId::El9);
+    let steps = web::steps(&cx);
+    engine::apply(&steps, &cx, &sys).unwrap();
+    let web = &OsId::El9.platform().web;
+    // Someone edits the site: nginx (only) is rewritten and restarted after its config test.
+    sys.add_file("/etc/nginx/conf.d/hainit.conf", "server { listen 8080; }\n", 0o644);
+    let plan = engine::plan(&steps, &cx, &sys).unwrap();
+    let changed: Vec<&str> = plan.steps.iter().filter(|s| !s.actions.is_empty()).map(|s| s.name).collect();
+    assert_eq!(changed, ["web.nginx.site", "web.services"]);
+    let svc = plan.steps.iter().find(|s| s.name == "web.services").unwrap();
+    let lines: Vec<String> = svc.actions.iter().map(|a| a.describe()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("nginx -t") && lines[1].contains("systemctl restart nginx"), "{lines:?}");
+    engine::apply(&steps, &cx, &sys).unwrap();
+    assert_eq!(sys.fact("nginx.starts").as_deref(), Some("2"));
+    assert_eq!(sys.fact(&format!("{}.starts", web.php_fpm_service)).as_deref(), Some("1"));
+}
+
+#[test]
+fn the_vip_wait_times_out_with_exit_3_naming_vip_and_port() {
+    let node = Node::standard(
+        OsId::Debian12,
+        &web_yaml(TARBALL, &sha256(&mini_wordpress("6.1.9")), "  vip_timeout_secs: 1\ndatabase:\n  port: 3307\n"),
+    );
+    let cx = node.cx();
+    let sys = brand_new_vm(OsId::Debian12); // 3306 is open, 3307 is not
+    let started = std::time::Instant::now();
+    let e = engine::apply(&web::steps(&cx), &cx, &sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("10.0.1.10:3307") && e.to_string().contains("web.db.vip"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(e.kind.exit_code(), 3);
+}
+
+#[test]
+fn a_second_web_node_does_not_install_again() {
+    let os = OsId::Debian12;
+    let first = brand_new_vm(os);
+    let n1 = node(os);
+    engine::apply(&web::steps(&n1.cx()), &n1.cx(), &first).unwrap();
+    // web-2: its own machine, the same database (which now holds the site).
+    let second = brand_new_vm(os);
+    second.set_fact("wp.installed", "1");
+    let n2 = super::Node::new(
+        os,
+        "web-2",
+        "10.0.2.5",
+        "10.0.1.10",
+        &web_yaml(TARBALL, &sha256(&mini_wordpress("6.1.9")), ""),
+        crate::common::SECRET,
+    );
+    engine::apply(&web::steps(&n2.cx()), &n2.cx(), &second).unwrap();
+    assert_eq!(second.fact("wp.installs"), None, "web-2 found the site and did not install");
+    assert_eq!(
+        second.read("/var/www/wordpress/wp-config.php").unwrap(),
+        first.read("/var/www/wordpress/wp-config.php").unwrap()
+    );
+}
+
+#[test]
+fn without_the_tarball_it_is_downloaded_and_verified() {
+    let os = OsId::Debian12;
+    let bytes = mini_wordpress("6.1.9");
+    let yaml =
+        web_yaml(TARBALL, &sha256(&bytes), "  wordpress_url: https://downloads.example.org/wordpress-6.1.9.tar.gz\n");
+    let node = Node::standard(os, &yaml);
+    let cx = node.cx();
+    let sys = brand_new_vm(os);
+    sys.remove(TARBALL);
+    let plan = engine::plan(&web::steps(&cx), &cx, &sys).unwrap();
+    let tree: Vec<String> = plan.steps[1].actions.iter().map(|a| a.describe()).collect();
+    assert!(
+        tree[0].starts_with("download https://downloads.example.org/") && tree[1].starts_with("unpack"),
+        "{tree:?}"
+    );
+    sys.serve_download("https://downloads.example.org/wordpress-6.1.9.tar.gz", b"tampered".to_vec());
+    let e = engine::apply(&web::steps(&cx), &cx, &sys).unwrap_err();
+    assert!(e.to_string().contains("pinned sha256") && sys.read(TARBALL).unwrap().is_none(), "{e}");
+    sys.serve_download("https://downloads.example.org/wordpress-6.1.9.tar.gz", bytes.clone());
+    engine::apply(&web::steps(&cx), &cx, &sys).unwrap();
+    assert_eq!(sys.read(TARBALL).unwrap().unwrap(), bytes);
+    assert!(engine::plan(&web::steps(&cx), &cx, &sys).unwrap().is_converged());
+}
+
+#[test]
+fn bad_web_inputs_are_exit_2_before_anything_is_touched() {
+    let sha = sha256(b"x");
+    let cases = [
+        (format!("web:\n  wordpress_tarball: {TARBALL}\n"), "web.wordpress_sha256 is not set"),
+        (web_yaml(TARBALL, "abc", ""), "not 64 hexadecimal"),
+        (web_yaml(TARBALL, &sha, "  table_prefix: \"wp'; --\"\n"), "web.table_prefix"),
+        (web_yaml(TARBALL, &sha, "  site_url: \"http://x/'\"\n"), "web.site_url"),
+        (web_yaml(TARBALL, &sha, "  admin_email: nobody\n"), "web.admin_email"),
+        (web_yaml(TARBALL, &sha, "  docroot: /\n"), "web.docroot"),
+        (web_yaml("/nonexistent/wordpress.tar.gz", &sha, ""), "nowhere to get WordPress from"),
+    ];
+    for (yaml, want) in cases {
+        let node = Node::standard(OsId::Debian12, &yaml);
+        let sys = brand_new_vm(OsId::Debian12);
+        let e = hainit::roles::validate(&node.cx(), &sys).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Input, "{yaml}: {e}");
+        assert!(e.to_string().contains(want), "{yaml}: {e}");
+        assert!(sys.commands().is_empty(), "validation ran commands");
+    }
+    let node = node(OsId::Debian12);
+    hainit::roles::validate(&node.cx(), &brand_new_vm(OsId::Debian12)).unwrap();
+}
