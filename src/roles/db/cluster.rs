@@ -14,6 +14,8 @@ use crate::secrets::{Purpose, Secret};
 use crate::system::{Cmd, FileSpec, Probe};
 
 const PCSD_PORT: u16 = 2224;
+/// Where a corosync.conf that is not ours is kept (moved, never deleted).
+pub const FOREIGN_COROSYNC_CONF: &str = "/etc/corosync/corosync.conf.before-hainit";
 const HOSTS_BEGIN: &str = "# BEGIN hainit cluster nodes";
 const HOSTS_END: &str = "# END hainit cluster nodes";
 
@@ -147,9 +149,29 @@ impl Step for CorosyncStep {
         "db.cluster.corosync"
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        if probe.read_string(COROSYNC_CONF)?.is_some_and(|t| is_our_corosync(cx, &t)) {
-            return Ok(Vec::new());
+        match probe.read_string(COROSYNC_CONF)? {
+            Some(text) if is_our_corosync(cx, &text) => Ok(Vec::new()),
+            // pcs takes a host with a corosync.conf for a cluster member: `pcs host auth` then sends
+            // the tokens to that cluster's nodes instead of saving them here (Debian's default
+            // names one `node1`: every later pcs call fails to authenticate), and `pcs cluster
+            // setup` first destroys the "existing cluster" on the peer over pcsd (minutes when
+            // slow). Found in the lab (make lab); the file is kept aside, never deleted.
+            Some(_) => {
+                let mut actions = vec![Action::run(
+                    Cmd::new("mv").args(["-f", COROSYNC_CONF, FOREIGN_COROSYNC_CONF]),
+                    "a corosync.conf that is not ours (the distro default) would mislead pcs",
+                )];
+                actions.extend(Self::membership(cx, probe)?);
+                Ok(actions)
+            }
+            None => Self::membership(cx, probe),
         }
+    }
+}
+
+impl CorosyncStep {
+    /// Join the peer's cluster, or (leader) set it up; waits for what the peer must do first.
+    fn membership(cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let timeout = Duration::from_secs(cx.config.db.peer_timeout_secs);
         let Some(peer) = cx.inv.peer() else { return Ok(Vec::new()) };
         if !probe.tcp_open(IpAddr::V4(peer.ip), PCSD_PORT, Duration::from_secs(3)) {
