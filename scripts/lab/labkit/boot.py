@@ -103,22 +103,32 @@ def start_stack(lab, boot):
 
 
 def wait_converged(lab, boot):
-    """ssh up on every VM, then hainit.service finished on every VM (first boot, nobody logged in)."""
+    """ssh up on every VM, then hainit.service finished on every VM (first boot, nobody logged in).
+    All VMs are watched together; the first failure stops the wait (no point waiting for the rest)."""
     t0 = boot["t0"]
     for vm in lab.vms.values():
         vm.wait_ssh(timeout=900)
         boot["vms"][vm.name] = {"ssh_s": round(time.time() - t0, 1)}
         lab.log("%s: ssh up after %.0f s" % (vm.name, time.time() - t0))
-    for vm in lab.vms.values():
-        (state, code), _ = stack.wait_hainit(vm, timeout=1800)
-        boot["vms"][vm.name].update(hainit=state, hainit_done_s=round(time.time() - t0, 1))
-        lab.log("%s: hainit %s (exit %s) after %.0f s" % (vm.name, state, code, time.time() - t0))
-        if state != "ok":
-            stack.collect_diagnostics(vm, os.path.join(vm.dir, "diagnostics.txt"))
-    bad = [n for n, v in boot["vms"].items() if v["hainit"] != "ok"]
-    if bad:
-        raise common.LabError("hainit did not converge on %s (diagnostics in %s/vms/*/diagnostics.txt)"
-                              % (", ".join(bad), lab.run_dir))
+    pending = list(lab.vms.values())
+    deadline = time.time() + 2400
+    while pending:
+        for vm in list(pending):
+            state, code = stack.hainit_state(vm)
+            if state in ("ok", "failed"):
+                pending.remove(vm)
+                boot["vms"][vm.name].update(hainit=state, hainit_exit=code, hainit_done_s=round(time.time() - t0, 1))
+                lab.log("%s: hainit %s (exit %s) after %.0f s" % (vm.name, state, code, time.time() - t0))
+                if state == "failed":
+                    for other in lab.vms.values():
+                        stack.collect_diagnostics(other, os.path.join(other.dir, "diagnostics.txt"))
+                    raise common.LabError("hainit failed on %s (exit %s); diagnostics in %s/vms/*/diagnostics.txt"
+                                          % (vm.name, code, lab.run_dir))
+        if pending and time.time() > deadline:
+            raise common.LabError("hainit still running on %s after %d s"
+                                  % (", ".join(v.name for v in pending), time.time() - t0))
+        if pending:
+            time.sleep(5)
 
 
 def wait_wordpress(lab, boot):

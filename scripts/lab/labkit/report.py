@@ -55,9 +55,9 @@ def figures(result):
 def targets(result, f):
     rows = []
     total = f.get("lab_total_s")
-    rows.append(("whole `make lab` from a cached image", "< %d min" % TARGETS["lab_minutes"],
+    rows.append(("whole `make lab` from a cached image (every scenario run)", "< %d min" % TARGETS["lab_minutes"],
                  fmt(None if total is None else round(total / 60, 1), " min"),
-                 total is not None and total < TARGETS["lab_minutes"] * 60))
+                 bool(result.get("ok")) and total is not None and total < TARGETS["lab_minutes"] * 60))
     rss = f.get("peak_rss_mib")
     rows.append(("RAM of all VMs (peak summed qemu RSS)", "< 8 GiB", fmt(rss, " MiB"),
                  bool(rss) and rss < TARGETS["ram_mib"]))
