@@ -344,6 +344,8 @@ fn script(sys: &FakeSystem, os: OsId) {
         Output::ok("")
     });
     sys.on(&["pcs", "cluster", "setup"], |s, _| {
+        // setup destroys the old cluster on every node first: that removes the authkey too.
+        s.remove("/etc/corosync/authkey");
         set(s, "peer.corosync");
         s.add_file("/etc/corosync/corosync.conf", corosync_conf("wpcluster"), 0o644);
         Output::ok("")
@@ -354,6 +356,9 @@ fn script(sys: &FakeSystem, os: OsId) {
         Output::ok(format!("totem.cluster_name (str) = {}\n", if ours { "wpcluster" } else { "debian" }))
     });
     sys.on(&["pcs", "cluster", "start"], |s, _| {
+        if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
+            return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
+        }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
         if fact(s, "peer.corosync") && s.fact("node.leader").is_none() {
@@ -504,6 +509,9 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
         Output::ok("")
     });
     sys.on(&["pcs", "cluster", "start"], |s, _| {
+        if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
+            return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
+        }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
         set(s, "cib.pushed");

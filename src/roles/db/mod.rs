@@ -2,9 +2,9 @@
 //! pcs with the LB probe listener and fencing — formed unattended on both nodes at once.
 //!
 //! Order: packages → disk → DRBD (module, config, metadata, up) → MariaDB settings → cluster
-//! prerequisites (hosts, hacluster, pcsd, authkey) → wait for the DRBD peer → the leader's
+//! prerequisites (hosts, hacluster, pcsd) → wait for the DRBD peer → the leader's
 //! bootstrap (skip the initial sync, primary, mkfs, mount, datadir, server, secure, hand-off) →
-//! corosync.conf → start → resources (leader) → MariaDB started. Once the CIB holds the stack,
+//! corosync.conf → authkey → start → resources (leader) → MariaDB started. Once the CIB holds the stack,
 //! Pacemaker owns DRBD, the mount and mysqld, and every bootstrap step stands aside.
 
 pub mod bootstrap;
@@ -44,7 +44,6 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(cluster::HostsStep),
         Box::new(cluster::HaclusterStep),
         Box::new(cluster::UnitStep { id: "db.cluster.pcsd", unit: "pcsd" }),
-        Box::new(cluster::AuthkeyStep),
         Box::new(drbd::PeerStep),
         Box::new(drbd::InitialSyncStep),
         Box::new(bootstrap::PrimaryStep),
@@ -55,6 +54,9 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(mariadb::SecureStep),
         Box::new(bootstrap::HandoffStep),
         Box::new(cluster::CorosyncStep),
+        // After corosync.conf: `pcs cluster setup` destroys the old cluster on both nodes first,
+        // and that removes /etc/corosync/authkey (found in the lab).
+        Box::new(cluster::AuthkeyStep),
         Box::new(cluster::StartStep),
         Box::new(resources::ResourcesStep),
         Box::new(resources::ReadyStep),
