@@ -33,6 +33,9 @@ class Settings:
     def __init__(self):
         self.db_mem = env_int("LAB_DB_MEM_MIB", 1536)
         self.web_mem = env_int("LAB_WEB_MEM_MIB", 1024)
+        # pcsd, pcs and the cluster stack are the busiest guests; under emulation a second vCPU
+        # lets them use both host cores while the web VMs wait.
+        self.db_vcpus = env_int("LAB_DB_VCPUS", 2)
         self.data_disk_mib = env_int("LAB_DATA_DISK_MIB", 512)
         self.token_ms = env_int("LAB_TOKEN_MS", 5000)
         self.probe_interval = float(os.environ.get("LAB_PROBE_INTERVAL", "5"))
@@ -125,7 +128,7 @@ class Lab:
         spec = old.spec
         if not with_extra_disk:
             spec = VmSpec(spec.name, spec.role, spec.index, spec.ip, spec.gateway, spec.mem_mib, spec.tags,
-                          spec.data_disk_mib, 0)
+                          spec.data_disk_mib, 0, spec.vcpus)
         vm = VM(spec, self)
         vm.generation = old.generation
         vm.prepare(self.hosts(), self.config_yaml())

@@ -15,8 +15,8 @@ def specs(s):
     web = imds.web_tags(CLUSTER, net.VIP)
     gw_db, gw_web = net.BRIDGES["db"][1], net.BRIDGES["web"][1]
     return [
-        VmSpec("db-a", "db", 1, net.DB_SUBNET + ".4", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
-        VmSpec("db-b", "db", 2, net.DB_SUBNET + ".5", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib),
+        VmSpec("db-a", "db", 1, net.DB_SUBNET + ".4", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib, s.db_vcpus),
+        VmSpec("db-b", "db", 2, net.DB_SUBNET + ".5", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib, s.db_vcpus),
         VmSpec("web-1", "web", 3, net.WEB_SUBNET + ".4", gw_web, s.web_mem, web),
         VmSpec("web-2", "web", 4, net.WEB_SUBNET + ".5", gw_web, s.web_mem, web),
     ]

@@ -22,9 +22,9 @@ IMDS_BASE_PORT = 8000
 
 
 class VmSpec:
-    def __init__(self, name, role, index, ip, gateway, mem_mib, tags, data_disk_mib=0, extra_disk_mib=0):
+    def __init__(self, name, role, index, ip, gateway, mem_mib, tags, data_disk_mib=0, extra_disk_mib=0, vcpus=1):
         self.name, self.role, self.index, self.ip, self.gateway = name, role, index, ip, gateway
-        self.mem_mib, self.tags = mem_mib, tags
+        self.mem_mib, self.tags, self.vcpus = mem_mib, tags, vcpus
         self.data_disk_mib, self.extra_disk_mib = data_disk_mib, extra_disk_mib
 
 
@@ -110,7 +110,7 @@ class VM:
         s, img = self.spec, self.lab.image
         n = s.index
         argv = ["qemu-system-x86_64", "-name", s.name] + self.lab.accel_args + [
-            "-machine", "pc", "-smp", "1", "-m", str(s.mem_mib), "-nodefaults", "-display", "none",
+            "-machine", "pc", "-smp", str(s.vcpus), "-m", str(s.mem_mib), "-nodefaults", "-display", "none",
             "-no-reboot", "-daemonize", "-pidfile", self.path("qemu.pid"),
             "-kernel", os.path.join(img, "vmlinuz"), "-initrd", os.path.join(img, "initrd.gz"),
             "-append", "console=ttyS0 root=/dev/vda net.ifnames=0 loglevel=4 panic=-1",
