@@ -40,18 +40,32 @@ pub fn resource_file(cx: &Context) -> String {
 
 /// Pacemaker resource ids.
 pub fn drbd_primitive(cx: &Context) -> String {
-    format!("drbd_{}", cx.inv.cluster)
+    drbd_primitive_of(&cx.inv.cluster)
+}
+
+pub fn drbd_primitive_of(cluster: &str) -> String {
+    format!("drbd_{cluster}")
 }
 
 /// The DRBD dialect the loaded module speaks, else the platform's default.
 pub fn drbd_dialect(cx: &Context, probe: &dyn Probe) -> Result<DrbdDialect> {
-    Ok(probe.read_string("/proc/drbd")?.and_then(|t| DrbdDialect::from_proc(&t)).unwrap_or(cx.platform.drbd))
+    dialect_of(probe, cx.platform.drbd)
+}
+
+fn dialect_of(probe: &dyn Probe, default: DrbdDialect) -> Result<DrbdDialect> {
+    Ok(probe.read_string("/proc/drbd")?.and_then(|t| DrbdDialect::from_proc(&t)).unwrap_or(default))
 }
 
 /// This node's DRBD state; `None` while the resource is down.
 pub fn drbd_state(cx: &Context, probe: &dyn Probe) -> Result<Option<DrbdState>> {
-    match drbd_dialect(cx, probe)?.status_query(resource(cx)) {
-        None => Ok(probe.read_string("/proc/drbd")?.and_then(|t| parse_proc_drbd(&t, cx.config.db.drbd_minor))),
+    drbd_state_of(probe, resource(cx), cx.config.db.drbd_minor, cx.platform.drbd)
+}
+
+/// [`drbd_state`] without a `Context` (for `status`, which holds no secret): the resource
+/// `res` on minor `minor`, `default` the platform's dialect.
+pub fn drbd_state_of(probe: &dyn Probe, res: &str, minor: u32, default: DrbdDialect) -> Result<Option<DrbdState>> {
+    match dialect_of(probe, default)?.status_query(res) {
+        None => Ok(probe.read_string("/proc/drbd")?.and_then(|t| parse_proc_drbd(&t, minor))),
         Some(q) => {
             let out = probe.query(&q)?;
             Ok(if out.success() { parse_status_json(&out.stdout) } else { None })
@@ -68,7 +82,11 @@ pub fn cluster_owns(cx: &Context, probe: &dyn Probe) -> Result<bool> {
 
 /// Does the corosync.conf text describe our cluster?
 pub fn is_our_corosync(cx: &Context, text: &str) -> bool {
-    text.lines().any(|l| l.trim().strip_prefix("cluster_name:").is_some_and(|v| v.trim() == cx.inv.cluster))
+    is_corosync_of(&cx.inv.cluster, text)
+}
+
+pub fn is_corosync_of(cluster: &str, text: &str) -> bool {
+    text.lines().any(|l| l.trim().strip_prefix("cluster_name:").is_some_and(|v| v.trim() == cluster))
 }
 
 /// Mounts from `/proc/self/mountinfo` as (source, mount point).

@@ -1,11 +1,212 @@
-//! `status` for a db node: filled in below.
+//! `status` for a db node: the DRBD replication state of this node and, from `crm_mon` XML, the
+//! cluster's view — quorum, nodes, where MariaDB runs, STONITH and failed actions. Nothing here
+//! fails: whatever cannot be read becomes a FAIL or WARN item that says why.
 
+use super::facts::{drbd_primitive_of, drbd_state_of, is_corosync_of, COROSYNC_CONF};
+use super::resources::crm_mon_query_for;
 use crate::config::Config;
+use crate::dialect::crm_mon::{self, ClusterState};
+use crate::dialect::drbd::DrbdState;
+use crate::dialect::pcs::{FENCE, FS, MYSQLD, PROBE};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
 use crate::status::Health;
 use crate::system::Probe;
 
-pub fn collect(_inv: &Inventory, _platform: &Platform, _config: &Config, _probe: &dyn Probe) -> Vec<Health> {
-    Vec::new()
+pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
+    let mut items = drbd(inv, platform, config, probe);
+    items.extend(cluster(inv, platform, probe));
+    items
+}
+
+fn drbd(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
+    let (res, minor) = (inv.cluster.as_str(), config.db.drbd_minor);
+    match probe.exists("/proc/drbd") {
+        Ok(true) => {}
+        Ok(false) => return vec![Health::fail("drbd", "the DRBD kernel module is not loaded (no /proc/drbd)")],
+        Err(e) => return vec![Health::fail("drbd", e.to_string())],
+    }
+    match drbd_state_of(probe, res, minor, platform.drbd) {
+        Err(e) => vec![Health::fail("drbd", format!("resource {res}: {e}"))],
+        Ok(None) => vec![Health::fail("drbd", format!("resource {res} (/dev/drbd{minor}) is not up"))],
+        Ok(Some(s)) => vec![drbd_role(&s), drbd_connection(&s), drbd_disk(&s), drbd_sync(&s)],
+    }
+}
+
+fn drbd_role(s: &DrbdState) -> Health {
+    let detail = format!("{} here, peer {}", s.role, s.peer_role);
+    if s.is_primary() && s.peer_is_primary() {
+        Health::fail("drbd-role", format!("{detail}: both nodes are Primary (split brain)"))
+    } else {
+        Health::ok("drbd-role", detail)
+    }
+}
+
+fn drbd_connection(s: &DrbdState) -> Health {
+    let c = s.connection.as_str();
+    if s.is_connected() {
+        Health::ok("drbd-connection", format!("{c}: replicating to the peer"))
+    } else if c == "StandAlone" {
+        Health::fail(
+            "drbd-connection",
+            "StandAlone: not trying to reach the peer (after a split brain or a configuration mismatch; see the \
+             kernel log)",
+        )
+    } else {
+        Health::warn("drbd-connection", format!("{c}: the peer is not connected, writes are not replicated"))
+    }
+}
+
+fn drbd_disk(s: &DrbdState) -> Health {
+    let detail = format!("{} here, peer {}", s.disk, s.peer_disk);
+    match (s.disk.as_str(), s.peer_disk.as_str()) {
+        ("UpToDate", "UpToDate") => Health::ok("drbd-disk", detail),
+        ("Diskless" | "Failed" | "Detaching", _) => {
+            Health::fail("drbd-disk", format!("{detail}: no local disk attached (I/O error or detached)"))
+        }
+        ("UpToDate", _) => Health::warn("drbd-disk", format!("{detail}: only this node has current data")),
+        _ => Health::warn("drbd-disk", format!("{detail}: this node's data is not current")),
+    }
+}
+
+fn drbd_sync(s: &DrbdState) -> Health {
+    if !s.connection.contains("Sync") {
+        return Health::ok("drbd-sync", "no resync running");
+    }
+    let done = s.sync_percent.map(|p| format!("{p:.1}% done")).unwrap_or_else(|| "progress unknown".into());
+    Health::warn("drbd-sync", format!("{}: resync {done}", s.connection))
+}
+
+fn cluster(inv: &Inventory, platform: &Platform, probe: &dyn Probe) -> Vec<Health> {
+    let out = match probe.query(&crm_mon_query_for(platform)) {
+        Ok(out) => out,
+        Err(e) => return vec![Health::fail("cluster", format!("crm_mon: {e}"))],
+    };
+    if out.code == Some(127) {
+        return vec![Health::fail("cluster", "crm_mon is not installed (Pacemaker command-line tools)")];
+    }
+    let state = match crm_mon::parse(&out.stdout) {
+        Ok(s) => s,
+        Err(why) => return vec![Health::fail("cluster", format!("{why} (crm_mon: {})", out.tail()))],
+    };
+    if !state.connected {
+        let formed = probe.read_string(COROSYNC_CONF).ok().flatten().is_some_and(|t| is_corosync_of(&inv.cluster, &t));
+        return vec![if formed {
+            Health::fail(
+                "cluster",
+                format!(
+                    "Pacemaker is not running on this node (crm_mon cannot connect); cluster {} is set up here",
+                    inv.cluster
+                ),
+            )
+        } else {
+            Health::warn(
+                "cluster",
+                format!("not formed yet: {COROSYNC_CONF} does not describe cluster {} (hainit forms it)", inv.cluster),
+            )
+        }];
+    }
+    vec![
+        match &state.dc {
+            Some(dc) => Health::ok("cluster", format!("cluster {} running, DC {dc}", inv.cluster)),
+            None => Health::warn("cluster", format!("cluster {} has no DC elected yet", inv.cluster)),
+        },
+        if state.quorate {
+            Health::ok("quorum", "quorate")
+        } else {
+            Health::fail("quorum", "no quorum: the cluster stops its resources")
+        },
+        nodes(inv, &state),
+        mariadb(inv, &state),
+        stonith(&state),
+        failures(&state),
+    ]
+}
+
+fn nodes(inv: &Inventory, state: &ClusterState) -> Health {
+    let (mut bad, mut warn) = (Vec::new(), Vec::new());
+    for peer in &inv.peers {
+        match state.nodes.iter().find(|n| n.name == peer.name) {
+            None => warn.push(format!("{} is not a cluster member", peer.name)),
+            Some(n) if n.unclean => bad.push(format!("{} is unclean (waiting to be fenced)", n.name)),
+            Some(n) if !n.online => warn.push(format!("{} is offline (no failover possible)", n.name)),
+            Some(n) if n.standby => warn.push(format!("{} is in standby", n.name)),
+            Some(_) => {}
+        }
+    }
+    let online = state.online_nodes();
+    let online = if online.is_empty() { "none".to_string() } else { online.join(", ") };
+    if !bad.is_empty() {
+        bad.extend(warn);
+        Health::fail("nodes", format!("{}; online: {online}", bad.join("; ")))
+    } else if !warn.is_empty() {
+        Health::warn("nodes", format!("{}; online: {online}", warn.join("; ")))
+    } else {
+        Health::ok("nodes", format!("online: {online}"))
+    }
+}
+
+fn mariadb(inv: &Inventory, state: &ClusterState) -> Health {
+    let primitive = drbd_primitive_of(&inv.cluster);
+    if !state.resources.iter().any(|r| r.id == primitive) {
+        return Health::warn(
+            "mariadb",
+            format!("the cluster has no {primitive} resource yet (the leader pushes the stack)"),
+        );
+    }
+    let here = |n: &str| if n == inv.node.name { format!("{n} (this node)") } else { n.to_string() };
+    let promoted = state.node_of(&primitive, "Promoted");
+    let promoted_text = promoted.map(here).unwrap_or_else(|| "no node".into());
+    let Some(node) = state.node_of(MYSQLD, "Started") else {
+        return Health::fail(
+            "mariadb",
+            format!("{MYSQLD} is not running on any node; DRBD is promoted on {promoted_text}"),
+        );
+    };
+    let mut missing: Vec<&str> =
+        [FS, PROBE].into_iter().filter(|id| state.node_of(id, "Started") != Some(node)).collect();
+    if promoted != Some(node) {
+        missing.push("the promoted DRBD");
+    }
+    if missing.is_empty() {
+        Health::ok("mariadb", format!("running on {} with {FS}, {PROBE} and the promoted DRBD", here(node)))
+    } else {
+        Health::warn(
+            "mariadb",
+            format!(
+                "running on {} but without {} there (DRBD promoted on {promoted_text})",
+                here(node),
+                missing.join(", ")
+            ),
+        )
+    }
+}
+
+fn stonith(state: &ClusterState) -> Health {
+    match state.stonith_enabled {
+        Some(true) if state.node_of(FENCE, "Started").is_some() => {
+            Health::ok("stonith", format!("enabled, {FENCE} started"))
+        }
+        Some(true) => Health::warn("stonith", format!("enabled, but the fence device {FENCE} is not started")),
+        Some(false) => Health::warn(
+            "stonith",
+            "disabled: a split brain is contained only by DRBD resource-level fencing (no managed identity, or \
+             db.stonith is off)",
+        ),
+        None => Health::warn("stonith", "unknown: crm_mon reported no stonith-enabled option"),
+    }
+}
+
+fn failures(state: &ClusterState) -> Health {
+    let failed: Vec<&str> = state.resources.iter().filter(|r| r.failed).map(|r| r.id.as_str()).collect();
+    let cleanup = "clear with `pcs resource cleanup` once the cause is fixed";
+    if !failed.is_empty() {
+        let mut all: Vec<String> = failed.iter().map(|id| format!("{id} failed")).collect();
+        all.extend(state.failures.iter().cloned());
+        Health::fail("failed-actions", format!("{}; {cleanup}", all.join("; ")))
+    } else if !state.failures.is_empty() {
+        Health::warn("failed-actions", format!("{}; {cleanup}", state.failures.join("; ")))
+    } else {
+        Health::ok("failed-actions", "none")
+    }
 }

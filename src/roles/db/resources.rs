@@ -11,10 +11,16 @@ use crate::dialect::pcs::{CibSpec, Stonith, MYSQLD};
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
+use crate::platform::Platform;
 use crate::system::{Cmd, Probe};
 
 pub fn crm_mon_query(cx: &Context) -> Cmd {
-    Cmd::new("crm_mon").arg("-1").args(cx.platform.crm_mon_xml.iter().copied())
+    crm_mon_query_for(cx.platform)
+}
+
+/// [`crm_mon_query`] without a `Context` (for `status`).
+pub fn crm_mon_query_for(platform: &Platform) -> Cmd {
+    Cmd::new("crm_mon").arg("-1").args(platform.crm_mon_xml.iter().copied())
 }
 
 /// The live cluster state, or `None` when crm_mon cannot reach a cluster.
