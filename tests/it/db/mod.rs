@@ -2,6 +2,7 @@
 //! drbdadm on the rendered resource files, loop devices as data disks, a real mariadbd, crypt.
 
 mod cib;
+mod drbd;
 
 use std::process::Command;
 
