@@ -2,6 +2,7 @@
 //! drbdadm on the rendered resource files, loop devices as data disks, a real mariadbd, crypt.
 
 mod cib;
+mod disk;
 mod drbd;
 
 use std::process::Command;
@@ -53,4 +54,8 @@ pub fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn assert_root(what: &str) {
+    assert!(nix::unistd::geteuid().is_root(), "{what} needs root (as in CI)");
 }
