@@ -4,6 +4,7 @@
 mod cib;
 mod disk;
 mod drbd;
+mod mariadb;
 
 use std::process::Command;
 
