@@ -4,6 +4,7 @@
 mod cib;
 mod disk;
 mod drbd;
+mod hacluster;
 mod mariadb;
 
 use std::process::Command;
