@@ -74,20 +74,24 @@ impl PcsDialect {
         .args(["-u", "hacluster"])
     }
 
-    /// Write corosync.conf on every node. `--force`: Debian ships a default corosync.conf that
-    /// pcs would otherwise take for an existing cluster (§2.3); hainit has checked that neither
-    /// node belongs to a cluster of ours before it gets here. 0.10+: `--no-keys-sync` keeps the
-    /// corosync authkey hainit derived on both nodes (a replaced node can rejoin with it).
-    pub fn setup(self, cluster: &str, nodes: &[(&str, String)], token_ms: u32) -> Cmd {
+    /// Write this node's corosync.conf at `path` and contact no node (0.9 `--local`, 0.10+
+    /// `--corosync_conf`); the peer fetches it with [`Self::corosync_of`]. A networked setup
+    /// would first *destroy* the cluster on every node over pcsd (0.10+ always does), which a
+    /// slow node answers after pcs's 60 s request timeout (found in the lab) and which hainit
+    /// never wants to ask of a peer anyway. No keys either: hainit writes the derived corosync
+    /// authkey itself, so a replaced node rejoins with the same one. The step has moved any
+    /// foreign corosync.conf aside first (0.10+ refuses to overwrite; 0.9 keeps `--force`, which
+    /// it needs to set up a node that has cluster files already).
+    pub fn setup(self, cluster: &str, nodes: &[(&str, String)], token_ms: u32, path: &str) -> Cmd {
         match self {
             PcsDialect::V09 => Cmd::new("pcs")
-                .args(["cluster", "setup", "--name", cluster])
+                .args(["cluster", "setup", "--local", "--name", cluster])
                 .args(nodes.iter().map(|(n, _)| *n))
                 .args(["--token", &token_ms.to_string(), "--force"]),
             PcsDialect::V010 | PcsDialect::V011 => Cmd::new("pcs")
                 .args(["cluster", "setup", cluster])
                 .args(nodes.iter().flat_map(|(n, ip)| [n.to_string(), format!("addr={ip}")]))
-                .args(["totem", &format!("token={token_ms}"), "--no-keys-sync", "--force"]),
+                .args(["totem", &format!("token={token_ms}"), "--corosync_conf", path]),
         }
     }
 
@@ -253,12 +257,12 @@ mod tests {
             "pcs host auth db-a addr=10.0.1.4 db-b addr=10.0.1.5 -u hacluster"
         );
         assert_eq!(
-            PcsDialect::V09.setup("wp", &nodes, 30000).argv_redacted().join(" "),
-            "pcs cluster setup --name wp db-a db-b --token 30000 --force"
+            PcsDialect::V09.setup("wp", &nodes, 30000, "/etc/corosync/corosync.conf").argv_redacted().join(" "),
+            "pcs cluster setup --local --name wp db-a db-b --token 30000 --force"
         );
         assert_eq!(
-            PcsDialect::V010.setup("wp", &nodes, 30000).argv_redacted().join(" "),
-            "pcs cluster setup wp db-a addr=10.0.1.4 db-b addr=10.0.1.5 totem token=30000 --no-keys-sync --force"
+            PcsDialect::V010.setup("wp", &nodes, 30000, "/etc/corosync/corosync.conf").argv_redacted().join(" "),
+            "pcs cluster setup wp db-a addr=10.0.1.4 db-b addr=10.0.1.5 totem token=30000 --corosync_conf /etc/corosync/corosync.conf"
         );
     }
 

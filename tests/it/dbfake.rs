@@ -344,11 +344,17 @@ fn script(sys: &FakeSystem, os: OsId) {
         s.add_file(&to, text, 0o644);
         Output::ok("")
     });
-    sys.on(&["pcs", "cluster", "setup"], |s, _| {
-        // setup destroys the old cluster on every node first: that removes the authkey too.
-        s.remove("/etc/corosync/authkey");
-        set(s, "peer.corosync");
+    sys.on(&["pcs", "cluster", "setup"], |s, c| {
+        // Local setup only (`--local` / `--corosync_conf`): a networked one destroys the cluster
+        // on the peer over pcsd first. 0.10+ refuses to overwrite a file.
+        let argv = c.args_exposed().join(" ");
+        assert!(argv.contains("--local") || argv.contains("--corosync_conf"), "setup contacts no node: {argv}");
+        if argv.contains("--corosync_conf") && s.read_string("/etc/corosync/corosync.conf").unwrap().is_some() {
+            return Output::fail(1, "Error: Corosync configuration file '/etc/corosync/corosync.conf' already exists");
+        }
         s.add_file("/etc/corosync/corosync.conf", corosync_conf("wpcluster"), 0o644);
+        // The follower then fetches it from here.
+        set(s, "peer.corosync");
         Output::ok("")
     });
     sys.on(&["corosync-cmapctl"], |s, _| {

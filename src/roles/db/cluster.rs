@@ -111,7 +111,7 @@ impl Step for UnitStep {
 }
 
 /// Derived from the shared secret, so both nodes — and a replacement VM — hold the same key
-/// without copying it (pcs setup runs with --no-keys-sync).
+/// without copying it (pcs setup writes the local file only and makes no keys).
 pub struct AuthkeyStep;
 
 impl AuthkeyStep {
@@ -132,8 +132,9 @@ impl Step for AuthkeyStep {
     }
 }
 
-/// corosync.conf of our cluster. The leader runs `pcs cluster setup` only when the peer has no
-/// cluster of ours yet; otherwise (follower, or a replaced VM) the file comes from the peer.
+/// corosync.conf of our cluster. The leader writes it with a local `pcs cluster setup` only when
+/// the peer has no cluster of ours yet; otherwise (follower, or a replaced VM) the file comes
+/// from the peer's pcsd. Nothing is ever destroyed or pushed on the peer.
 pub struct CorosyncStep;
 
 impl CorosyncStep {
@@ -153,9 +154,8 @@ impl Step for CorosyncStep {
             Some(text) if is_our_corosync(cx, &text) => Ok(Vec::new()),
             // pcs takes a host with a corosync.conf for a cluster member: `pcs host auth` then sends
             // the tokens to that cluster's nodes instead of saving them here (Debian's default
-            // names one `node1`: every later pcs call fails to authenticate), and `pcs cluster
-            // setup` first destroys the "existing cluster" on the peer over pcsd (minutes when
-            // slow). Found in the lab (make lab); the file is kept aside, never deleted.
+            // names one `node1`: every later pcs call fails to authenticate), and 0.10+ setup
+            // refuses to overwrite it. Found in the lab (make lab); kept aside, never deleted.
             Some(_) => {
                 let mut actions = vec![Action::run(
                     Cmd::new("mv").args(["-f", COROSYNC_CONF, FOREIGN_COROSYNC_CONF]),
@@ -196,8 +196,8 @@ impl CorosyncStep {
         }
         if cx.inv.is_leader() {
             return Ok(vec![Action::run(
-                pcs.setup(&cx.inv.cluster, &Self::nodes(cx), cx.config.db.token_ms),
-                "form the two-node cluster (corosync two_node quorum)",
+                pcs.setup(&cx.inv.cluster, &Self::nodes(cx), cx.config.db.token_ms, COROSYNC_CONF),
+                "write corosync.conf of the two-node cluster (two_node quorum); the peer fetches it",
             )]);
         }
         Ok(vec![Action::wait(
