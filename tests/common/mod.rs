@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod dies_after;
 pub mod fake_imds;
 

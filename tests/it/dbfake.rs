@@ -135,6 +135,7 @@ fn fresh_vm(node: &Node) -> FakeSystem {
     sys.add_file("/dev/disk/azure/resource", "", 0o660);
     sys.add_file("/proc/self/mountinfo", mountinfo(&sys), 0o444);
     sys.add_file("/proc/sys/net/ipv4/tcp_timestamps", "1\n", 0o644);
+    sys.add_file("/run/udev/control", "", 0o600); // udevd runs
     sys.open_port(IpAddr::V4(peer.ip), 2224);
     if !node.inv.is_leader() {
         set(&sys, "peer.corosync");

@@ -8,6 +8,7 @@ mod common;
 mod azure;
 mod boot;
 mod cli;
+mod db;
 mod dbfake;
 mod engine;
 mod imds;

@@ -11,6 +11,8 @@ use crate::system::{Cmd, Probe};
 /// Azure's udev rule names data disk LUN 0 here (WALinuxAgent 66-azure-storage.rules, §1.6).
 pub const AZURE_LUN0: &str = "/dev/disk/azure/scsi1/lun0";
 const AZURE_RESOURCE: &str = "/dev/disk/azure/resource";
+/// udevd's control socket: present while udev runs.
+const UDEV_CONTROL: &str = "/run/udev/control";
 /// Block devices that are never a data disk.
 const NOT_DISKS: [&str; 9] = ["loop", "ram", "sr", "dm-", "md", "zram", "nbd", "drbd", "fd"];
 
@@ -183,22 +185,26 @@ impl Step for PartitionStep {
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let disk = find(cx, probe)?;
         let dev = &disk.device;
+        // Without a udev daemon there is nothing to settle (and udevadm may not be installed:
+        // found on the test machine, where `udevadm settle` failed the step with exit 127).
+        let udev = probe.exists(UDEV_CONTROL)?;
         let create = || {
-            vec![
-                Action::run(
-                    Cmd::new("sgdisk").args([
-                        "--new=1:0:0".to_string(),
-                        "--typecode=1:8300".to_string(),
-                        format!("--change-name=1:{}", partition_label(cx)),
-                        dev.clone(),
-                    ]),
-                    format!("one GPT partition over the blank data disk {}", disk.path),
-                ),
-                Action::run(
+            let mut actions = vec![Action::run(
+                Cmd::new("sgdisk").args([
+                    "--new=1:0:0".to_string(),
+                    "--typecode=1:8300".to_string(),
+                    format!("--change-name=1:{}", partition_label(cx)),
+                    dev.clone(),
+                ]),
+                format!("one GPT partition over the blank data disk {}", disk.path),
+            )];
+            if udev {
+                actions.push(Action::run(
                     Cmd::new("udevadm").args(["settle", "--timeout=60"]),
                     "let udev create /dev/disk/by-partlabel/ for the new partition",
-                ),
-            ]
+                ));
+            }
+            actions
         };
         match inspect(cx, probe, &disk)? {
             DiskState::Ours => Ok(Vec::new()),

@@ -189,8 +189,9 @@ impl SecureStep {
         Ok(Secret::new(sql))
     }
 
-    /// One row of counts that is `0 0 0 1 N N` when the server is as wanted (N hosts).
-    fn facts_query(cx: &Context) -> Result<(Secret, String)> {
+    /// One row of counts that is `0 0 0 1 N N` when the server is as wanted (N hosts): the
+    /// query (stdin) and that wanted row.
+    pub fn facts_query(cx: &Context) -> Result<(Secret, String)> {
         let hosts = allowed_hosts(cx)?;
         let (name, user) = (&cx.config.database.name, &cx.config.database.user);
         let wp = cx.derive(Purpose::WordpressDb);

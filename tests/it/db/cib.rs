@@ -1,0 +1,219 @@
+//! pcs and Pacemaker judge the stack the leader builds: the `pcs -f` commands of
+//! `db.cluster.resources` (from a plan on a cluster that is up, quorate and empty) run for real
+//! on a two-node CIB made with `cibadmin --empty` (reference Appendix A); `crm_verify` accepts
+//! it and `crm_simulate` shows promotion, failover and no failback. Only pcs 0.11 is installed
+//! here, so the 0.9 (CentOS 7) and 0.10 (EL8) spellings cannot be judged by pcs itself.
+
+use std::path::Path;
+use std::process::Command;
+
+use hainit::dialect::crm_mon::{self, ClusterState};
+use hainit::engine::{self, Options, Step};
+use hainit::platform::OsId;
+use hainit::roles::db::resources::ResourcesStep;
+use hainit::system::{FakeSystem, Output};
+
+use super::{run, Node};
+
+const PRIMITIVE: &str = "drbd_wpcluster";
+const GROUP: [&str; 3] = ["fs_db", "mysqld", "lb_probe"];
+/// Where the step builds its working copy (replaced by the test's file).
+const WORK_CIB: &str = "/run/hainit/cib-hainit.xml";
+
+/// The `pcs -f` argv lists the leader's resources step plans on a quorate, empty cluster.
+fn pcs_commands(os: OsId, options: Options) -> Vec<Vec<String>> {
+    let node = Node::new(os, true, "\n");
+    let cx = node.cx(options);
+    let sys = FakeSystem::new("db-a");
+    let live = std::fs::read_to_string(fixture("debian12-live.xml")).unwrap();
+    sys.on(&["crm_mon"], move |_, _| Output::ok(live.clone()));
+    sys.on(&["cibadmin", "--query"], |_, _| Output::ok("<resources/>\n"));
+    let steps: Vec<Box<dyn Step>> = vec![Box::new(ResourcesStep)];
+    let plan = engine::plan(&steps, &cx, &sys).unwrap();
+    let actions = &plan.steps[0].actions;
+    assert!(!actions.iter().any(|a| a.is_wait()), "the cluster is ready: no wait expected, got {actions:?}");
+    let cmds: Vec<Vec<String>> = actions
+        .iter()
+        .filter_map(|a| match a {
+            hainit::plan::Action::Run { cmd, .. } => Some(cmd.argv_redacted()),
+            _ => None,
+        })
+        .filter(|argv| argv.len() > 2 && argv[0] == "pcs" && argv[1] == "-f")
+        .collect();
+    assert!(cmds.len() >= 8, "{cmds:#?}");
+    assert!(cmds.iter().all(|c| c[2] == WORK_CIB), "{cmds:#?}");
+    cmds
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crm_mon").join(name)
+}
+
+/// An empty CIB with the two nodes, as `pcs cluster cib` gives before any resource exists.
+fn empty_cib(path: &Path) {
+    let xml = run(Command::new("cibadmin").arg("--empty"));
+    std::fs::write(path, xml).unwrap();
+    for (id, name) in [("1", "db-a"), ("2", "db-b")] {
+        run(Command::new("cibadmin")
+            .env("CIB_file", path)
+            .args(["-o", "nodes", "-C", "-X"])
+            .arg(format!("<node id=\"{id}\" uname=\"{name}\"/>")));
+    }
+}
+
+/// Build the stack in `path` with the real pcs.
+fn build(path: &Path, cmds: &[Vec<String>]) {
+    for argv in cmds {
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(argv[1..].iter().map(|a| if a == WORK_CIB { path.to_str().unwrap() } else { a.as_str() }));
+        run(&mut cmd);
+    }
+}
+
+fn verify(path: &Path) {
+    run(Command::new("crm_verify").arg("-V").arg("-x").arg(path));
+}
+
+/// `crm_simulate -x from -S -O to` with `extra` (node changes); the resulting cluster state.
+fn simulate(from: &Path, to: &Path, extra: &[&str]) -> ClusterState {
+    run(Command::new("crm_simulate").arg("-x").arg(from).args(["--quorum=true", "-S", "-O"]).arg(to).args(extra));
+    state(to)
+}
+
+fn state(cib: &Path) -> ClusterState {
+    let xml = run(Command::new("crm_mon").env("CIB_file", cib).args(["-1", "--output-as=xml"]));
+    crm_mon::parse(&xml).unwrap_or_else(|e| panic!("crm_mon XML of {}: {e}\n{xml}", cib.display()))
+}
+
+/// What the DRBD agent does on a node whose disk is UpToDate: publish its promotion score.
+fn promotion_score(cib: &Path, node: &str, score: u32) {
+    run(Command::new("crm_attribute")
+        .env("CIB_file", cib)
+        .args(["-N", node, "-n"])
+        .arg(format!("master-{PRIMITIVE}"))
+        .args(["-v", &score.to_string(), "-l", "reboot"]));
+}
+
+fn set_stickiness(cib: &Path, value: u32) {
+    run(Command::new("pcs")
+        .arg("-f")
+        .arg(cib)
+        .args(["resource", "defaults", "update"])
+        .arg(format!("resource-stickiness={value}")));
+}
+
+/// The stack runs on `node` only: DRBD promoted there, unpromoted on `other` (if given), the
+/// group started there.
+fn assert_runs_on(s: &ClusterState, node: &str, other: Option<&str>, when: &str) {
+    assert_eq!(s.node_of(PRIMITIVE, "Promoted"), Some(node), "{when}: promoted DRBD\n{s:#?}");
+    let promoted: Vec<_> = s.resources.iter().filter(|r| r.id == PRIMITIVE && r.role == "Promoted").collect();
+    assert_eq!(promoted.len(), 1, "{when}: exactly one promoted DRBD\n{s:#?}");
+    if let Some(other) = other {
+        assert_eq!(s.node_of(PRIMITIVE, "Unpromoted"), Some(other), "{when}: unpromoted DRBD\n{s:#?}");
+    }
+    for rsc in GROUP {
+        assert_eq!(s.node_of(rsc, "Started"), Some(node), "{when}: {rsc}\n{s:#?}");
+    }
+}
+
+/// Both nodes up → promoted on db-a, the group there; db-a fails → everything on db-b; db-a
+/// comes back (rebooted: no resource history) → it is unpromoted and nothing moves back, even
+/// with a slightly higher promotion score. Returns the CIB after the comeback.
+fn failover_without_failback(dir: &Path, stonith: bool) -> std::path::PathBuf {
+    let cib = dir.join("cib.xml");
+    let up = dir.join("1-up.xml");
+    let s = simulate(&cib, &up, &["--node-up", "db-a", "--node-up", "db-b"]);
+    // No promotion score yet (DRBD not UpToDate): nothing promoted, the group stays stopped.
+    assert_eq!(s.node_of(PRIMITIVE, "Promoted"), None, "{s:#?}");
+    for rsc in GROUP {
+        assert_eq!(s.node_of(rsc, "Started"), None, "{rsc} must wait for a promoted DRBD\n{s:#?}");
+    }
+    promotion_score(&up, "db-a", 10000);
+    promotion_score(&up, "db-b", 10000);
+    let running = dir.join("2-running.xml");
+    let s = simulate(&up, &running, &[]);
+    assert_runs_on(&s, "db-a", Some("db-b"), "both nodes up");
+    assert_eq!(s.stonith_enabled, Some(stonith));
+    verify(&running);
+
+    let failed = dir.join("3-failed.xml");
+    let s = simulate(&running, &failed, &["--node-fail", "db-a"]);
+    assert_runs_on(&s, "db-b", None, "db-a failed");
+    assert!(!s.online_nodes().contains(&"db-a"), "{s:#?}");
+    verify(&failed);
+
+    // A rebooted node rejoins with an empty resource history (the DC replaces its lrm section
+    // on join); DRBD starts there, resyncs, and the agent publishes its score again.
+    run(Command::new("cibadmin").env("CIB_file", &failed).args(["--delete", "--xpath", "//node_state[@uname='db-a']"]));
+    let back = dir.join("4-back.xml");
+    let s = simulate(&failed, &back, &["--node-up", "db-a"]);
+    assert_runs_on(&s, "db-b", Some("db-a"), "db-a rejoined");
+    promotion_score(&back, "db-a", 10050);
+    let settled = dir.join("5-settled.xml");
+    let s = simulate(&back, &settled, &[]);
+    assert_runs_on(&s, "db-b", Some("db-a"), "db-a up to date again (no failback)");
+    verify(&settled);
+    back
+}
+
+fn judge(os: OsId, options: Options) {
+    let stonith = options.managed_identity;
+    let tmp = tempfile::tempdir().unwrap();
+    let cib = tmp.path().join("cib.xml");
+    empty_cib(&cib);
+    build(&cib, &pcs_commands(os, options));
+    if !stonith {
+        // Without a status section crm_verify only accepts a CIB that does not need fencing
+        // (reference §2.11); with STONITH it is judged on the simulated CIBs below.
+        verify(&cib);
+    }
+    let back = failover_without_failback(tmp.path(), stonith);
+
+    // The judge can fail: the same comeback without hainit's stickiness moves everything back.
+    let control = tmp.path().join("control.xml");
+    std::fs::copy(&back, &control).unwrap();
+    set_stickiness(&control, 0);
+    promotion_score(&control, "db-a", 10050);
+    let s = simulate(&control, &tmp.path().join("control-out.xml"), &[]);
+    assert_runs_on(&s, "db-a", Some("db-b"), "control without stickiness fails back");
+}
+
+#[test]
+fn debian12_stack_promotes_fails_over_and_does_not_fail_back() {
+    judge(OsId::Debian12, Options::default());
+}
+
+#[test]
+fn debian12_stack_with_stonith_verifies_and_fails_over() {
+    let options = Options { managed_identity: true, ..Options::default() };
+    let cmds = pcs_commands(OsId::Debian12, options);
+    assert!(cmds.iter().any(|c| c.contains(&"fence_azure_arm".to_string())), "{cmds:#?}");
+    judge(OsId::Debian12, options);
+}
+
+#[test]
+fn el9_stack_is_accepted_by_pcs_0_11() {
+    judge(OsId::El9, Options::default());
+}
+
+/// A CIB pcs accepted but that breaks the stack is rejected by the simulation (the
+/// colocation is what keeps the group with the promoted DRBD).
+#[test]
+fn the_simulation_rejects_a_stack_without_the_colocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cib = tmp.path().join("cib.xml");
+    empty_cib(&cib);
+    let cmds: Vec<Vec<String>> = pcs_commands(OsId::Debian12, Options::default())
+        .into_iter()
+        .filter(|c| !c.contains(&"colocation".to_string()))
+        .collect();
+    build(&cib, &cmds);
+    let up = tmp.path().join("up.xml");
+    simulate(&cib, &up, &["--node-up", "db-a", "--node-up", "db-b"]);
+    promotion_score(&up, "db-a", 5000);
+    promotion_score(&up, "db-b", 10000);
+    let s = simulate(&up, &tmp.path().join("run.xml"), &[]);
+    assert_eq!(s.node_of(PRIMITIVE, "Promoted"), Some("db-b"), "{s:#?}");
+    let together = GROUP.iter().all(|r| s.node_of(r, "Started") == Some("db-b"));
+    assert!(!together, "without the colocation the group is placed regardless of DRBD\n{s:#?}");
+}

@@ -1,0 +1,246 @@
+//! `db.disk.partition` on loop devices with the real HostSystem: a blank disk gets one GPT
+//! partition labelled hainit-wpcluster; a disk with a filesystem, a partition table or a mount
+//! is refused with nothing written; `--wipe-data-disk` lets the filesystem go, never the mount.
+//!
+//! The kernel here (and in CI) has no partition-table parsers (CONFIG_EFI_PARTITION and
+//! CONFIG_MSDOS_PARTITION are off), so sgdisk's re-read finds nothing. [`Rescan`] plays the
+//! kernel's part after each sgdisk: `partx` parses the table in userspace and adds the
+//! partitions with BLKPG, as an Azure kernel does on sgdisk's BLKRRPART. No udev runs here.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hainit::engine::{self, Options, Outcome, Step};
+use hainit::error::{ErrorKind, Result};
+use hainit::platform::OsId;
+use hainit::roles::db::disk::PartitionStep;
+use hainit::system::{Cmd, Executor, FileMeta, FileSpec, HostSystem, Output, Probe, Root};
+
+use super::{assert_root, run, Node};
+
+const MIB: usize = 1 << 20;
+
+/// A 64 MiB loop device with partition scanning on, detached by its own name when dropped.
+struct Loop {
+    dev: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Loop {
+    fn new() -> Loop {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        File::create(&image).unwrap().set_len(64 * MIB as u64).unwrap();
+        let dev = run(Command::new("losetup").args(["--find", "--show", "--partscan"]).arg(&image)).trim().to_string();
+        assert!(dev.starts_with("/dev/loop"), "{dev}");
+        Loop { dev, _dir: dir }
+    }
+
+    fn name(&self) -> &str {
+        self.dev.trim_start_matches("/dev/")
+    }
+
+    /// The first and the last MiB, as the block device reads them.
+    fn ends(&self) -> (Vec<u8>, Vec<u8>) {
+        run(&mut Command::new("sync"));
+        let mut f = File::open(&self.dev).unwrap();
+        let mut first = vec![0; MIB];
+        f.read_exact(&mut first).unwrap();
+        f.seek(SeekFrom::End(-(MIB as i64))).unwrap();
+        let mut last = vec![0; MIB];
+        f.read_exact(&mut last).unwrap();
+        (first, last)
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let out = Command::new("losetup").args(["--detach", &self.dev]).output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!("could not detach {}: {out:?}", self.dev);
+        }
+    }
+}
+
+/// A mount made by the test, unmounted by its mount point when dropped.
+struct Mount {
+    dir: tempfile::TempDir,
+}
+
+impl Mount {
+    fn new(dev: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mount").arg(dev).arg(dir.path()));
+        Mount { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let out = Command::new("umount").arg(self.dir.path()).output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!("could not unmount {}: {out:?}", self.dir.path().display());
+        }
+    }
+}
+
+/// The host, with the kernel's partition re-read after sgdisk done by partx (see module doc).
+struct Rescan(HostSystem);
+
+impl Rescan {
+    fn partx(dev: &str) {
+        // -d fails when the kernel knows no partitions, -a when the disk has no table: both fine.
+        let _ = Command::new("partx").args(["-d", dev]).output();
+        let _ = Command::new("partx").args(["-a", dev]).output();
+    }
+}
+
+impl Probe for Rescan {
+    fn read(&self, p: &str) -> Result<Option<Vec<u8>>> {
+        self.0.read(p)
+    }
+    fn meta(&self, p: &str) -> Result<Option<FileMeta>> {
+        self.0.meta(p)
+    }
+    fn list(&self, p: &str) -> Result<Vec<String>> {
+        self.0.list(p)
+    }
+    fn query(&self, c: &Cmd) -> Result<Output> {
+        self.0.query(c)
+    }
+    fn tcp_open(&self, ip: IpAddr, port: u16, t: Duration) -> bool {
+        self.0.tcp_open(ip, port, t)
+    }
+    fn hostname(&self) -> Result<String> {
+        self.0.hostname()
+    }
+}
+
+impl Executor for Rescan {
+    fn write_file(&self, spec: &FileSpec) -> Result<()> {
+        self.0.write_file(spec)
+    }
+    fn ensure_dir(&self, p: &str, m: u32, o: &str, g: &str) -> Result<()> {
+        self.0.ensure_dir(p, m, o, g)
+    }
+    fn run(&self, c: &Cmd) -> Result<Output> {
+        let out = self.0.run(c)?;
+        if c.program == "sgdisk" {
+            Self::partx(c.args_exposed().last().copied().unwrap_or_default());
+        }
+        Ok(out)
+    }
+}
+
+fn node(dev: &str) -> Node {
+    Node::new(OsId::Debian12, true, &format!("db:\n  data_disk: {dev}\n"))
+}
+
+fn steps() -> Vec<Box<dyn Step>> {
+    vec![Box::new(PartitionStep)]
+}
+
+fn host() -> Rescan {
+    Rescan(HostSystem::new(Root::host()))
+}
+
+/// One GPT partition named hainit-wpcluster, seen by sgdisk and by blkid on the partition.
+fn assert_ours(disk: &Loop) {
+    let table = run(Command::new("sgdisk").arg("-p").arg(&disk.dev));
+    let rows: Vec<&str> = table.lines().skip_while(|l| !l.starts_with("Number")).skip(1).collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    assert!(rows[0].trim_start().starts_with('1') && rows[0].ends_with("hainit-wpcluster"), "{table}");
+    let part = format!("{}p1", disk.dev);
+    let sigs = run(Command::new("blkid").args(["-p", "-o", "export", &part]));
+    assert!(sigs.contains("PART_ENTRY_SCHEME=gpt") && sigs.contains("PART_ENTRY_NAME=hainit-wpcluster"), "{sigs}");
+}
+
+/// Apply partitions, a second apply changes nothing and the plan is empty.
+fn apply_converges(disk: &Loop, options: Options) {
+    let node = node(&disk.dev);
+    let cx = node.cx(options);
+    let sys = host();
+    let first = engine::apply(&steps(), &cx, &sys).unwrap();
+    assert!(matches!(first[0].1, Outcome::Changed { .. }), "{first:?}");
+    assert_ours(disk);
+    let second = engine::apply(&steps(), &cx, &sys).unwrap();
+    assert_eq!(second[0].1, Outcome::Converged);
+    assert!(engine::plan(&steps(), &cx, &sys).unwrap().is_converged());
+}
+
+/// Plan and apply both refuse, naming the device and `what`, and nothing on the disk changes.
+fn assert_refused(disk: &Loop, options: Options, what: &str) {
+    let node = node(&disk.dev);
+    let cx = node.cx(options);
+    let before = disk.ends();
+    let e = engine::plan(&steps(), &cx, &host()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step, "{e}");
+    let e = engine::apply(&steps(), &cx, &host()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&disk.dev) && msg.contains(what), "{msg}");
+    assert!(before == disk.ends(), "the refused disk {} was written to", disk.dev);
+}
+
+#[test]
+fn a_blank_loop_disk_gets_one_labelled_gpt_partition() {
+    assert_root("partitioning loop devices");
+    let disk = Loop::new();
+    let node = node(&disk.dev);
+    let cx = node.cx(Options::default());
+    let plan = engine::plan(&steps(), &cx, &host()).unwrap();
+    let cmds: Vec<String> = plan.steps[0].actions.iter().map(|a| a.describe()).collect();
+    assert!(
+        cmds[0]
+            .contains(&format!("sgdisk --new=1:0:0 --typecode=1:8300 --change-name=1:hainit-wpcluster {}", disk.dev)),
+        "{cmds:?}"
+    );
+    // No udev daemon here: nothing to settle.
+    assert!(!cmds.iter().any(|c| c.contains("udevadm")), "{cmds:?}");
+    apply_converges(&disk, Options::default());
+    assert!(host().list(&format!("/sys/block/{}", disk.name())).unwrap().contains(&format!("{}p1", disk.name())));
+}
+
+#[test]
+fn a_loop_disk_with_a_filesystem_is_refused_unless_wiping() {
+    assert_root("formatting loop devices");
+    let disk = Loop::new();
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&disk.dev));
+    assert_refused(&disk, Options::default(), "TYPE=ext4");
+    let wipe = Options { wipe_data_disk: true, ..Options::default() };
+    apply_converges(&disk, wipe);
+    let fs = Command::new("blkid").args(["-p", "-o", "export", &disk.dev]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&fs.stdout).contains("ext4"), "the filesystem signature is gone");
+}
+
+#[test]
+fn a_loop_disk_with_a_partition_table_is_refused() {
+    assert_root("partitioning loop devices");
+    let disk = Loop::new();
+    run(Command::new("sgdisk").args(["--new=1:0:+8M", "--change-name=1:someone-else"]).arg(&disk.dev));
+    Rescan::partx(&disk.dev);
+    assert_refused(&disk, Options::default(), "PTTYPE=gpt");
+    let msg = engine::plan(&steps(), &node(&disk.dev).cx(Options::default()), &host()).unwrap_err().to_string();
+    assert!(msg.contains(&format!("partitions {}p1", disk.name())) && msg.contains("--wipe-data-disk"), "{msg}");
+}
+
+#[test]
+fn a_mounted_loop_disk_is_refused_even_when_wiping() {
+    assert_root("mounting loop devices");
+    let disk = Loop::new();
+    // No lazy init: the kernel must not write to the filesystem behind the test's back.
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"]).arg(&disk.dev));
+    let mount = Mount::new(&disk.dev);
+    let wipe = Options { wipe_data_disk: true, ..Options::default() };
+    assert_refused(&disk, wipe, &format!("is mounted at {}", mount.path().display()));
+    assert_refused(&disk, Options::default(), "is mounted at");
+    assert!(Path::new(&mount.path()).join("lost+found").is_dir());
+}
