@@ -9,7 +9,6 @@ mod azure;
 mod boot;
 mod cli;
 mod db;
-mod dbfake;
 mod engine;
 mod imds;
 mod lab;

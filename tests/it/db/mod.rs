@@ -1,9 +1,11 @@
-//! The db role judged by the real tools installed here: pcs + Pacemaker on an offline CIB,
-//! drbdadm on the rendered resource files, loop devices as data disks, a real mariadbd, crypt.
+//! The db role: on a fake db VM (golden plans, convergence, kill-anywhere, refusals), and
+//! judged by the real tools installed here: pcs + Pacemaker on an offline CIB, drbdadm on the
+//! rendered resource files, loop devices as data disks, a real mariadbd, crypt.
 
 mod cib;
 mod disk;
 mod drbd;
+mod fake;
 mod hacluster;
 mod mariadb;
 

@@ -4,47 +4,17 @@
 
 use std::net::IpAddr;
 
-use hainit::config::Config;
 use hainit::engine::{self, Context, Options, Outcome, Step};
 use hainit::error::ErrorKind;
-use hainit::imds::InstanceDoc;
-use hainit::inventory::Inventory;
 use hainit::platform::OsId;
 use hainit::roles;
-use hainit::secrets::SharedSecret;
 use hainit::system::{Cmd, FakeSystem, Output, Probe};
 
+use super::Node;
+use crate::common::assert_golden;
 use crate::common::dies_after::DiesAfter;
-use crate::common::{assert_golden, db_doc, SECRET};
 
 const CIB: &str = "/var/lib/pacemaker/cib/cib.xml";
-
-/// Inputs of db-a (leader) or db-b (follower).
-struct Node {
-    inv: Inventory,
-    config: Config,
-    secret: SharedSecret,
-}
-
-impl Node {
-    fn new(os: OsId, leader: bool) -> Node {
-        let (host, ip) = if leader { ("db-a", "10.0.1.4") } else { ("db-b", "10.0.1.5") };
-        let doc = InstanceDoc::from_json(&db_doc(host, ip)).unwrap();
-        let config = Config::default();
-        let inv = Inventory::resolve(&doc, &config, &Default::default(), os).unwrap();
-        Node { inv, config, secret: SharedSecret::try_new(SECRET, "test").unwrap() }
-    }
-
-    fn cx(&self, options: Options) -> Context<'_> {
-        Context {
-            inv: &self.inv,
-            platform: self.inv.platform.platform(),
-            config: &self.config,
-            secret: &self.secret,
-            options,
-        }
-    }
-}
 
 fn fact(sys: &FakeSystem, key: &str) -> bool {
     sys.fact(key).is_some()
@@ -411,7 +381,7 @@ const OSES: [OsId; 3] = [OsId::Centos7, OsId::El9, OsId::Debian12];
 fn golden_plans_of_brand_new_vms() {
     for os in OSES {
         for leader in [true, false] {
-            let node = Node::new(os, leader);
+            let node = Node::new(os, leader, "\n");
             let cx = node.cx(Options::default());
             let sys = fresh_vm(&node);
             roles::validate(&cx, &sys).unwrap();
@@ -428,7 +398,7 @@ fn golden_plans_of_brand_new_vms() {
 fn apply_converges_and_a_second_run_changes_nothing() {
     for os in OSES {
         for leader in [true, false] {
-            let node = Node::new(os, leader);
+            let node = Node::new(os, leader, "\n");
             let cx = node.cx(Options::default());
             let sys = fresh_vm(&node);
             if leader {
@@ -452,7 +422,7 @@ fn apply_converges_and_a_second_run_changes_nothing() {
 #[test]
 fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
     for os in [OsId::Debian12, OsId::El9] {
-        let node = Node::new(os, true);
+        let node = Node::new(os, true, "\n");
         let cx = node.cx(Options::default());
         let total = {
             let sys = fresh_vm(&node);
@@ -477,7 +447,7 @@ fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
 /// of DRBD, the mount or MariaDB and waits for nothing of the peer's.
 #[test]
 fn a_node_the_cluster_owns_is_left_alone() {
-    let node = Node::new(OsId::Debian12, true);
+    let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
     let sys = fresh_vm(&node);
     set(&sys, "node.leader");
@@ -501,7 +471,7 @@ fn a_node_the_cluster_owns_is_left_alone() {
 /// no skipped sync, no primary, no mkfs, no setup; corosync.conf comes from the peer.
 #[test]
 fn a_replaced_leader_rejoins_without_forcing_anything() {
-    let node = Node::new(OsId::Debian12, true);
+    let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
     let sys = fresh_vm(&node);
     set(&sys, "peer.corosync");
@@ -537,7 +507,7 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
 
 #[test]
 fn a_used_data_disk_is_refused_unless_wiping_is_allowed() {
-    let node = Node::new(OsId::Debian12, true);
+    let node = Node::new(OsId::Debian12, true, "\n");
     let sys = fresh_vm(&node);
     sys.on(
         &["blkid", "-p"],
@@ -564,7 +534,7 @@ fn a_used_data_disk_is_refused_unless_wiping_is_allowed() {
 
 #[test]
 fn a_mounted_data_disk_is_refused_even_when_wiping() {
-    let node = Node::new(OsId::Debian12, true);
+    let node = Node::new(OsId::Debian12, true, "\n");
     let sys = fresh_vm(&node);
     sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
     sys.add_file(
@@ -579,7 +549,7 @@ fn a_mounted_data_disk_is_refused_even_when_wiping() {
 
 #[test]
 fn existing_drbd_metadata_is_never_recreated_and_foreign_data_is_refused() {
-    let node = Node::new(OsId::Debian12, true);
+    let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
     let sys = fresh_vm(&node);
     set(&sys, "gpt");
