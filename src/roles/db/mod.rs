@@ -4,7 +4,7 @@
 //! Order: packages → disk → DRBD (module, config, metadata, up) → MariaDB settings → cluster
 //! prerequisites (hosts, hacluster, pcsd) → wait for the DRBD peer → the leader's
 //! bootstrap (skip the initial sync, primary, mkfs, mount, datadir, server, secure, hand-off) →
-//! corosync.conf → authkey → start → resources (leader) → MariaDB started. Once the CIB holds the stack,
+//! corosync.conf → authkey → start → unfence → resources (leader) → MariaDB started. Once the CIB holds the stack,
 //! Pacemaker owns DRBD, the mount and mysqld, and every bootstrap step stands aside.
 
 pub mod bootstrap;
@@ -15,6 +15,7 @@ pub mod facts;
 mod health;
 pub mod mariadb;
 pub mod resources;
+pub mod unfence;
 
 use tracing::warn;
 
@@ -58,6 +59,7 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         // and that removes /etc/corosync/authkey (found in the lab).
         Box::new(cluster::AuthkeyStep),
         Box::new(cluster::StartStep),
+        Box::new(unfence::UnfenceStep),
         Box::new(resources::ResourcesStep),
         Box::new(resources::ReadyStep),
     ]);

@@ -357,6 +357,21 @@ fn script(sys: &FakeSystem, os: OsId) {
             "<resources/>"
         })
     });
+    // Registered after the generic query: later handlers win.
+    sys.on(&["cibadmin", "--query", "--scope", "constraints"], |s, _| {
+        // What crm-fence-peer leaves when this node lost its peer.
+        Output::ok(if fact(s, "fence.constraint") {
+            "<constraints><rsc_location rsc=\"drbd_wpcluster-clone\" \
+             id=\"drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone\"/></constraints>"
+        } else {
+            "<constraints/>"
+        })
+    });
+    sys.on(&["cibadmin", "--delete"], |s, c| {
+        assert!(c.args_exposed().join(" ").contains("drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone"));
+        s.facts_remove("fence.constraint");
+        Output::ok("")
+    });
     sys.on(&["pcs", "cluster", "cib"], ok);
     sys.on(&["cp"], ok);
     sys.on(&["pcs", "-f"], ok);
@@ -503,6 +518,41 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
     }
     let conf = sys.read_string("/etc/corosync/corosync.conf").unwrap().unwrap();
     assert!(conf.contains("cluster_name: wpcluster"));
+}
+
+/// A replaced node whose resync ended before Pacemaker ran here: DRBD's unfence handler found
+/// no CIB, so the peer's fencing constraint would forbid promotion here forever (the lab's
+/// repair scenario). hainit drops it once both disks are UpToDate — and not while syncing.
+#[test]
+fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
+    for synced in [false, true] {
+        let node = Node::new(OsId::Debian12, true, "\n");
+        let cx = node.cx(Options::default());
+        let sys = fresh_vm(&node);
+        set(&sys, "peer.corosync");
+        set(&sys, "fence.constraint");
+        let proc = if synced {
+            " 0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate C r-----\n"
+        } else {
+            " 0: cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate C r-----\n"
+        };
+        sys.on(&["drbdadm", "up"], move |s, _| {
+            set(s, "drbd.up");
+            s.add_file("/proc/drbd", format!("version: 8.4.11 (api:1/proto:86-101)\n{proc}"), 0o444);
+            Output::ok("")
+        });
+        sys.on(&["pcs", "cluster", "start"], |s, _| {
+            set(s, "unit.corosync.active");
+            set(s, "unit.pacemaker.active");
+            set(s, "cib.pushed");
+            s.add_file(CIB, "<cib><primitive id=\"drbd_wpcluster\"/></cib>", 0o600);
+            Output::ok("")
+        });
+        engine::apply(&steps(&cx), &cx, &sys).unwrap();
+        assert_eq!(fact(&sys, "fence.constraint"), !synced, "synced={synced}");
+        let deletes = sys.commands().iter().filter(|c| c.join(" ").contains("cibadmin --delete")).count();
+        assert_eq!(deletes, usize::from(synced), "synced={synced}");
+    }
 }
 
 #[test]

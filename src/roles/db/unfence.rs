@@ -1,0 +1,92 @@
+//! db.cluster.unfence: drop DRBD's fencing constraint once both disks are UpToDate again.
+//!
+//! When a node loses its peer, `crm-fence-peer` puts a `drbd-fence-by-handler-<res>-…`
+//! location constraint in the CIB that forbids promotion anywhere but on itself; the
+//! `after-resync-target` handler (`crm-unfence-peer`) on the peer removes it when the resync
+//! ends. A replaced VM resyncs before hainit has started Pacemaker on it, so that handler finds
+//! no CIB, fails, and the constraint stays: the node can never take over (found in the lab's
+//! repair scenario). Connected with both disks UpToDate is exactly when the handler would have
+//! removed it, so hainit does the same. While a resync runs the handler still does it itself.
+
+use super::facts::{drbd_primitive, drbd_state};
+use crate::engine::{Context, Step};
+use crate::error::{Error, Result};
+use crate::plan::Action;
+use crate::system::{Cmd, Probe};
+
+/// The ids of the fencing constraints DRBD's handlers put on the promotable clone `clone`.
+pub fn fence_constraints(constraints_xml: &str, clone: &str) -> Result<Vec<String>> {
+    let doc = roxmltree::Document::parse(constraints_xml)
+        .map_err(|e| Error::step(format!("cibadmin --query --scope constraints: not XML: {e}")))?;
+    Ok(doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rsc_location") && n.attribute("rsc") == Some(clone))
+        .filter_map(|n| n.attribute("id"))
+        .filter(|id| id.starts_with("drbd-fence-by-handler-"))
+        .map(str::to_string)
+        .collect())
+}
+
+pub struct UnfenceStep;
+
+impl Step for UnfenceStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.unfence"
+    }
+
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let Some(state) = drbd_state(cx, probe)? else { return Ok(Vec::new()) };
+        if !(state.is_connected() && state.disk == "UpToDate" && state.peer_disk == "UpToDate") {
+            return Ok(Vec::new());
+        }
+        let out = probe.query(&Cmd::new("cibadmin").args(["--query", "--scope", "constraints"]))?;
+        if !out.success() {
+            // No CIB here (Pacemaker not running): nothing to read, nothing to remove.
+            return Ok(Vec::new());
+        }
+        let clone = cx.platform.pcs.clone_id(&drbd_primitive(cx));
+        Ok(fence_constraints(&out.stdout, &clone)?
+            .into_iter()
+            .map(|id| {
+                // Deleting an id that the handler removed meanwhile is not an error (exit 0).
+                Action::run(
+                    Cmd::new("cibadmin").args([
+                        "--delete".to_string(),
+                        "--scope".to_string(),
+                        "constraints".to_string(),
+                        "--xml-text".to_string(),
+                        format!("<rsc_location id=\"{id}\"/>"),
+                    ]),
+                    format!("both DRBD disks are UpToDate: {id} is stale (its unfence handler found no CIB)"),
+                )
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSTRAINTS: &str = r##"<constraints>
+  <rsc_location rsc="drbd_wp-clone" id="drbd-fence-by-handler-wp-drbd_wp-clone">
+    <rule role="Promoted" score="-INFINITY" id="drbd-fence-by-handler-wp-rule-drbd_wp-clone">
+      <expression attribute="#uname" operation="ne" value="db-b" id="drbd-fence-by-handler-wp-expr-1"/>
+    </rule>
+  </rsc_location>
+  <rsc_location rsc="drbd_other-clone" id="drbd-fence-by-handler-other-drbd_other-clone"/>
+  <rsc_colocation id="colocation-g_db" rsc="g_db" with-rsc="drbd_wp-clone" score="INFINITY"/>
+  <rsc_location id="cli-ban-g_db-on-db-a" rsc="g_db" node="db-a" score="-INFINITY"/>
+</constraints>"##;
+
+    #[test]
+    fn only_the_handlers_constraints_of_our_resource() {
+        assert_eq!(
+            fence_constraints(CONSTRAINTS, "drbd_wp-clone").unwrap(),
+            ["drbd-fence-by-handler-wp-drbd_wp-clone"]
+        );
+        assert!(fence_constraints(CONSTRAINTS, "ms_drbd_wp").unwrap().is_empty());
+        assert!(fence_constraints("<constraints/>", "drbd_wp-clone").unwrap().is_empty());
+        assert!(fence_constraints("garbage <", "drbd_wp-clone").is_err());
+    }
+}
