@@ -143,6 +143,10 @@ impl DrbdState {
     pub fn peer_is_primary(&self) -> bool {
         self.peer_role == "Primary"
     }
+    /// Connected with current data on both sides: redundant again.
+    pub fn is_in_sync(&self) -> bool {
+        self.is_connected() && self.disk == "UpToDate" && self.peer_disk == "UpToDate"
+    }
     /// Both sides just created: the only state in which the initial sync may be skipped.
     pub fn is_brand_new_pair(&self) -> bool {
         matches!(self.connection.as_str(), "Connected" | "Established")

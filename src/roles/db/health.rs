@@ -4,6 +4,7 @@
 
 use super::facts::{drbd_primitive_of, drbd_state_of, is_corosync_of, COROSYNC_CONF};
 use super::resources::crm_mon_query_for;
+use super::unfence::fence_constraints;
 use crate::config::Config;
 use crate::dialect::crm_mon::{self, ClusterState};
 use crate::dialect::drbd::DrbdState;
@@ -11,26 +12,60 @@ use crate::dialect::pcs::{FENCE, FS, MYSQLD, PROBE};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
 use crate::status::Health;
-use crate::system::Probe;
+use crate::system::{Cmd, Probe};
 
 pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
-    let mut items = drbd(inv, platform, config, probe);
-    items.extend(cluster(inv, platform, probe));
+    let (mut items, state) = drbd(inv, platform, config, probe);
+    let (cluster, connected) = cluster(inv, platform, probe);
+    items.extend(cluster);
+    if connected {
+        items.extend(fencing(inv, platform, state.as_ref(), probe));
+    }
     items
 }
 
-fn drbd(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
+fn drbd(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> (Vec<Health>, Option<DrbdState>) {
     let (res, minor) = (inv.cluster.as_str(), config.db.drbd_minor);
     match probe.exists("/proc/drbd") {
         Ok(true) => {}
-        Ok(false) => return vec![Health::fail("drbd", "the DRBD kernel module is not loaded (no /proc/drbd)")],
-        Err(e) => return vec![Health::fail("drbd", e.to_string())],
+        Ok(false) => return (vec![Health::fail("drbd", "the DRBD kernel module is not loaded (no /proc/drbd)")], None),
+        Err(e) => return (vec![Health::fail("drbd", e.to_string())], None),
     }
     match drbd_state_of(probe, res, minor, platform.drbd) {
-        Err(e) => vec![Health::fail("drbd", format!("resource {res}: {e}"))],
-        Ok(None) => vec![Health::fail("drbd", format!("resource {res} (/dev/drbd{minor}) is not up"))],
-        Ok(Some(s)) => vec![drbd_role(&s), drbd_connection(&s), drbd_disk(&s), drbd_sync(&s)],
+        Err(e) => (vec![Health::fail("drbd", format!("resource {res}: {e}"))], None),
+        Ok(None) => (vec![Health::fail("drbd", format!("resource {res} (/dev/drbd{minor}) is not up"))], None),
+        Ok(Some(s)) => (vec![drbd_role(&s), drbd_connection(&s), drbd_disk(&s), drbd_sync(&s)], Some(s)),
     }
+}
+
+/// DRBD's fence-peer handler left a constraint that forbids promotion elsewhere: expected while
+/// the peer is away or resyncing, stale (the node can never take over) once both are UpToDate.
+fn fencing(inv: &Inventory, platform: &Platform, state: Option<&DrbdState>, probe: &dyn Probe) -> Option<Health> {
+    let out = probe.query(&Cmd::new("cibadmin").args(["--query", "--scope", "constraints"])).ok()?;
+    if !out.success() {
+        return None;
+    }
+    let clone = platform.pcs.clone_id(&drbd_primitive_of(&inv.cluster));
+    let ids = match fence_constraints(&out.stdout, &clone) {
+        Ok(ids) if ids.is_empty() => return None,
+        Ok(ids) => ids.join(", "),
+        Err(e) => return Some(Health::warn("drbd-fencing", e.to_string())),
+    };
+    let synced = state.is_some_and(DrbdState::is_in_sync);
+    Some(if synced {
+        Health::warn(
+            "drbd-fencing",
+            format!(
+                "{ids} is stale: both disks are UpToDate but only one node may be promoted; re-run hainit (it removes \
+                 it) or `pcs constraint remove` it"
+            ),
+        )
+    } else {
+        Health::warn(
+            "drbd-fencing",
+            format!("{ids}: promotion is held where the current data is until the peer has resynced"),
+        )
+    })
 }
 
 fn drbd_role(s: &DrbdState) -> Health {
@@ -77,21 +112,22 @@ fn drbd_sync(s: &DrbdState) -> Health {
     Health::warn("drbd-sync", format!("{}: resync {done}", s.connection))
 }
 
-fn cluster(inv: &Inventory, platform: &Platform, probe: &dyn Probe) -> Vec<Health> {
+/// The cluster's items, and whether crm_mon reached a running cluster.
+fn cluster(inv: &Inventory, platform: &Platform, probe: &dyn Probe) -> (Vec<Health>, bool) {
     let out = match probe.query(&crm_mon_query_for(platform)) {
         Ok(out) => out,
-        Err(e) => return vec![Health::fail("cluster", format!("crm_mon: {e}"))],
+        Err(e) => return (vec![Health::fail("cluster", format!("crm_mon: {e}"))], false),
     };
     if out.code == Some(127) {
-        return vec![Health::fail("cluster", "crm_mon is not installed (Pacemaker command-line tools)")];
+        return (vec![Health::fail("cluster", "crm_mon is not installed (Pacemaker command-line tools)")], false);
     }
     let state = match crm_mon::parse(&out.stdout) {
         Ok(s) => s,
-        Err(why) => return vec![Health::fail("cluster", format!("{why} (crm_mon: {})", out.tail()))],
+        Err(why) => return (vec![Health::fail("cluster", format!("{why} (crm_mon: {})", out.tail()))], false),
     };
     if !state.connected {
         let formed = probe.read_string(COROSYNC_CONF).ok().flatten().is_some_and(|t| is_corosync_of(&inv.cluster, &t));
-        return vec![if formed {
+        let item = if formed {
             Health::fail(
                 "cluster",
                 format!(
@@ -104,9 +140,10 @@ fn cluster(inv: &Inventory, platform: &Platform, probe: &dyn Probe) -> Vec<Healt
                 "cluster",
                 format!("not formed yet: {COROSYNC_CONF} does not describe cluster {} (hainit forms it)", inv.cluster),
             )
-        }];
+        };
+        return (vec![item], false);
     }
-    vec![
+    let items = vec![
         match &state.dc {
             Some(dc) => Health::ok("cluster", format!("cluster {} running, DC {dc}", inv.cluster)),
             None => Health::warn("cluster", format!("cluster {} has no DC elected yet", inv.cluster)),
@@ -120,7 +157,8 @@ fn cluster(inv: &Inventory, platform: &Platform, probe: &dyn Probe) -> Vec<Healt
         mariadb(inv, &state),
         stonith(&state),
         failures(&state),
-    ]
+    ];
+    (items, true)
 }
 
 fn nodes(inv: &Inventory, state: &ClusterState) -> Health {

@@ -36,7 +36,7 @@ impl Step for UnfenceStep {
 
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let Some(state) = drbd_state(cx, probe)? else { return Ok(Vec::new()) };
-        if !(state.is_connected() && state.disk == "UpToDate" && state.peer_disk == "UpToDate") {
+        if !state.is_in_sync() {
             return Ok(Vec::new());
         }
         let out = probe.query(&Cmd::new("cibadmin").args(["--query", "--scope", "constraints"]))?;

@@ -7,6 +7,7 @@ mod disk;
 mod drbd;
 mod fake;
 mod hacluster;
+mod health;
 mod mariadb;
 
 use std::process::Command;
