@@ -7,6 +7,8 @@ use crate::system::Cmd;
 pub struct UnitState {
     pub enabled: bool,
     pub active: bool,
+    /// Its start job runs (a slow daemon started with `--no-block`).
+    pub activating: bool,
     /// When it last entered the active state, seconds since the epoch (UTC).
     pub started: Option<u64>,
 }
@@ -23,6 +25,7 @@ pub fn parse_show(text: &str) -> UnitState {
     UnitState {
         enabled: field("UnitFileState") == "enabled",
         active: field("ActiveState") == "active",
+        activating: field("ActiveState") == "activating",
         started: parse_utc(field("ActiveEnterTimestamp")),
     }
 }

@@ -87,26 +87,28 @@ impl Step for HaclusterStep {
     }
 }
 
-/// A unit enabled and running.
-pub struct UnitStep {
-    pub id: &'static str,
-    pub unit: &'static str,
-}
+/// pcsd enabled and started without waiting for it: it needs seconds on Azure but minutes under
+/// emulation (ruby), and nothing before `db.cluster.corosync` needs it, so the DRBD and MariaDB
+/// bootstrap runs meanwhile; that step waits until it answers. A failed start is retried here.
+pub struct PcsdStep;
 
-impl Step for UnitStep {
+impl Step for PcsdStep {
     fn id(&self) -> &'static str {
-        self.id
+        "db.cluster.pcsd"
     }
     fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        let s = units::state(probe, self.unit)?;
-        Ok(if s.enabled && s.active {
-            Vec::new()
-        } else {
-            vec![Action::run(
-                Cmd::new("systemctl").args(["enable", "--now", self.unit]),
-                format!("{} running", self.unit),
-            )]
-        })
+        let s = units::state(probe, "pcsd")?;
+        let mut actions = Vec::new();
+        if !s.enabled {
+            actions.push(Action::run(Cmd::new("systemctl").args(["enable", "pcsd"]), "pcsd starts at boot"));
+        }
+        if !(s.active || s.activating) {
+            actions.push(Action::run(
+                Cmd::new("systemctl").args(["start", "--no-block", "pcsd"]),
+                "start pcsd (db.cluster.corosync waits for it)",
+            ));
+        }
+        Ok(actions)
     }
 }
 
@@ -174,6 +176,11 @@ impl CorosyncStep {
     fn membership(cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let timeout = Duration::from_secs(cx.config.db.peer_timeout_secs);
         let Some(peer) = cx.inv.peer() else { return Ok(Vec::new()) };
+        let me = &cx.inv.node;
+        if !probe.tcp_open(IpAddr::V4(me.ip), PCSD_PORT, Duration::from_secs(3)) {
+            // Started in the background by db.cluster.pcsd; pcs talks to both nodes' pcsd.
+            return Ok(vec![Action::wait(format!("pcsd on this node ({}:{PCSD_PORT}) to start", me.ip), timeout)]);
+        }
         if !probe.tcp_open(IpAddr::V4(peer.ip), PCSD_PORT, Duration::from_secs(3)) {
             return Ok(vec![Action::wait(format!("pcsd on {} ({}:{PCSD_PORT})", peer.name, peer.ip), timeout)]);
         }

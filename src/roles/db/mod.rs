@@ -44,7 +44,7 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(mariadb::UnitStep),
         Box::new(cluster::HostsStep),
         Box::new(cluster::HaclusterStep),
-        Box::new(cluster::UnitStep { id: "db.cluster.pcsd", unit: "pcsd" }),
+        Box::new(cluster::PcsdStep),
         Box::new(drbd::PeerStep),
         Box::new(drbd::InitialSyncStep),
         Box::new(bootstrap::PrimaryStep),

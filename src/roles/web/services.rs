@@ -119,8 +119,8 @@ mod tests {
     fn reads_unit_state() {
         let s =
             parse_show("UnitFileState=enabled\nActiveState=active\nActiveEnterTimestamp=Tue 2000-02-29 00:00:00 UTC\n");
-        assert_eq!(s, UnitState { enabled: true, active: true, started: Some(951_782_400) });
+        assert_eq!(s, UnitState { enabled: true, active: true, activating: false, started: Some(951_782_400) });
         let s = parse_show("UnitFileState=disabled\nActiveState=inactive\nActiveEnterTimestamp=\n");
-        assert_eq!(s, UnitState { enabled: false, active: false, started: None });
+        assert_eq!(s, UnitState { enabled: false, active: false, activating: false, started: None });
     }
 }

@@ -114,6 +114,13 @@ fn fresh_vm(node: &Node) -> FakeSystem {
     set(&sys, "unit.mariadb.enabled");
     set(&sys, "unit.mariadb.active");
     script(&sys, node.inv.platform);
+    // pcsd answers on 2224 once started (in the background: hainit waits for the port).
+    let me_ip = node.inv.node.ip;
+    sys.on(&["systemctl", "start", "--no-block", "pcsd"], move |s, _| {
+        set(s, "unit.pcsd.active");
+        s.open_port(IpAddr::V4(me_ip), 2224);
+        Output::ok("")
+    });
     sys
 }
 
