@@ -339,7 +339,7 @@ fn script(sys: &FakeSystem, os: OsId) {
         let ours = name.contains("cluster_name: wpcluster");
         Output::ok(format!("totem.cluster_name (str) = {}\n", if ours { "wpcluster" } else { "debian" }))
     });
-    sys.on(&["pcs", "cluster", "start"], |s, _| {
+    sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
         if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
             return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
         }
@@ -351,7 +351,7 @@ fn script(sys: &FakeSystem, os: OsId) {
         }
         Output::ok("")
     });
-    sys.on(&["pcs", "cluster", "enable"], |s, _| {
+    sys.on(&["systemctl", "enable", "corosync", "pacemaker"], |s, _| {
         set(s, "unit.corosync.enabled");
         set(s, "unit.pacemaker.enabled");
         Output::ok("")
@@ -507,7 +507,7 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
         );
         Output::ok("")
     });
-    sys.on(&["pcs", "cluster", "start"], |s, _| {
+    sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
         if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
             return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
         }
@@ -548,7 +548,7 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
             s.add_file("/proc/drbd", format!("version: 8.4.11 (api:1/proto:86-101)\n{proc}"), 0o444);
             Output::ok("")
         });
-        sys.on(&["pcs", "cluster", "start"], |s, _| {
+        sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
             set(s, "unit.corosync.active");
             set(s, "unit.pacemaker.active");
             set(s, "cib.pushed");
