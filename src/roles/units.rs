@@ -52,7 +52,38 @@ pub fn parse_utc(text: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
+/// Lists the queued and running jobs (`systemctl list-jobs`, in every systemd we support).
+pub fn list_jobs() -> Cmd {
+    Cmd::new("systemctl").args(["list-jobs", "--no-legend", "--no-pager"])
+}
+
+/// Whether `list-jobs` output holds a start job for `unit`: a unit started with `--no-block` stays
+/// `inactive` while its start job waits for a dependency (pcsd waits for pcsd-ruby).
+pub fn start_queued(list_jobs: &str, unit: &str) -> bool {
+    let name = if unit.contains('.') { unit.to_string() } else { format!("{unit}.service") };
+    list_jobs.lines().any(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        cols.len() >= 3 && cols[1] == name && cols[2] == "start"
+    })
+}
+
 /// The state of `unit`, read through the probe.
 pub fn state(probe: &dyn crate::system::Probe, unit: &str) -> crate::error::Result<UnitState> {
     Ok(parse_show(&probe.query(&show(unit))?.stdout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_job_waiting_for_its_dependency_counts_as_starting() {
+        // `systemctl list-jobs --no-legend` right after `systemctl start --no-block pcsd` (Debian 12).
+        let jobs = "118 pcsd.service      start waiting\n119 pcsd-ruby.service start running\n";
+        assert!(start_queued(jobs, "pcsd"));
+        assert!(start_queued(jobs, "pcsd-ruby.service"));
+        assert!(!start_queued(jobs, "corosync"));
+        assert!(!start_queued("120 pcsd.service stop running\n", "pcsd"), "a stop job is not a start");
+        assert!(!start_queued("", "pcsd"));
+    }
 }

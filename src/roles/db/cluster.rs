@@ -102,7 +102,9 @@ impl Step for PcsdStep {
         if !s.enabled {
             actions.push(Action::run(Cmd::new("systemctl").args(["enable", "pcsd"]), "pcsd starts at boot"));
         }
-        if !(s.active || s.activating) {
+        let starting =
+            s.active || s.activating || units::start_queued(&probe.query(&units::list_jobs())?.stdout, "pcsd");
+        if !starting {
             actions.push(Action::run(
                 Cmd::new("systemctl").args(["start", "--no-block", "pcsd"]),
                 "start pcsd (db.cluster.corosync waits for it)",

@@ -114,12 +114,22 @@ fn fresh_vm(node: &Node) -> FakeSystem {
     set(&sys, "unit.mariadb.enabled");
     set(&sys, "unit.mariadb.active");
     script(&sys, node.inv.platform);
-    // pcsd answers on 2224 once started (in the background: hainit waits for the port).
+    // `start --no-block pcsd` only queues a job (pcsd waits for pcsd-ruby, as in the lab): pcsd
+    // stays inactive until systemd has run the job, which the model does once hainit has seen it
+    // queued. Then it answers on 2224; hainit waits for the port.
     let me_ip = node.inv.node.ip;
-    sys.on(&["systemctl", "start", "--no-block", "pcsd"], move |s, _| {
+    sys.on(&["systemctl", "start", "--no-block", "pcsd"], |s, _| {
+        set(s, "pcsd.queued");
+        Output::ok("")
+    });
+    sys.on(&["systemctl", "list-jobs"], move |s, _| {
+        if !fact(s, "pcsd.queued") {
+            return Output::ok("");
+        }
+        s.facts_remove("pcsd.queued");
         set(s, "unit.pcsd.active");
         s.open_port(IpAddr::V4(me_ip), 2224);
-        Output::ok("")
+        Output::ok("118 pcsd.service      start waiting\n119 pcsd-ruby.service start running\n")
     });
     sys
 }
