@@ -4,7 +4,7 @@
 
 use super::facts::{drbd_primitive_of, drbd_state_of, is_corosync_of, COROSYNC_CONF};
 use super::resources::crm_mon_query_for;
-use super::unfence::fence_constraints;
+use super::unfence::{constraints_query, fence_constraints};
 use crate::config::Config;
 use crate::dialect::crm_mon::{self, ClusterState};
 use crate::dialect::drbd::DrbdState;
@@ -12,7 +12,7 @@ use crate::dialect::pcs::{FENCE, FS, MYSQLD, PROBE};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
 use crate::status::Health;
-use crate::system::{Cmd, Probe};
+use crate::system::Probe;
 
 pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
     let (mut items, state) = drbd(inv, platform, config, probe);
@@ -41,7 +41,7 @@ fn drbd(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe
 /// DRBD's fence-peer handler left a constraint that forbids promotion elsewhere: expected while
 /// the peer is away or resyncing, stale (the node can never take over) once both are UpToDate.
 fn fencing(inv: &Inventory, platform: &Platform, state: Option<&DrbdState>, probe: &dyn Probe) -> Option<Health> {
-    let out = probe.query(&Cmd::new("cibadmin").args(["--query", "--scope", "constraints"])).ok()?;
+    let out = probe.query(&constraints_query()).ok()?;
     if !out.success() {
         return None;
     }

@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 use crate::plan::Action;
 use crate::system::{Cmd, Probe};
 
+/// The live CIB's constraints (fails where Pacemaker does not run); read here and by `status`.
+pub fn constraints_query() -> Cmd {
+    Cmd::new("cibadmin").args(["--query", "--scope", "constraints"])
+}
+
 /// The ids of the fencing constraints DRBD's handlers put on the promotable clone `clone`.
 pub fn fence_constraints(constraints_xml: &str, clone: &str) -> Result<Vec<String>> {
     let doc = roxmltree::Document::parse(constraints_xml)
@@ -39,7 +44,7 @@ impl Step for UnfenceStep {
         if !state.is_in_sync() {
             return Ok(Vec::new());
         }
-        let out = probe.query(&Cmd::new("cibadmin").args(["--query", "--scope", "constraints"]))?;
+        let out = probe.query(&constraints_query())?;
         if !out.success() {
             // No CIB here (Pacemaker not running): nothing to read, nothing to remove.
             return Ok(Vec::new());
