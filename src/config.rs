@@ -86,6 +86,9 @@ pub struct DbConfig {
     pub probe_port: u16,
     /// Corosync totem token, ms (Azure's recommendation: 30000).
     pub token_ms: u32,
+    /// Multiplies every Pacemaker operation timeout of the stack (1–10): for slow or overloaded
+    /// hosts, where a 20 s monitor that times out restarts the whole database.
+    pub op_timeout_scale: u32,
     /// Hosts allowed to log in as the WordPress user (MariaDB host patterns); default the web subnet.
     pub allowed_hosts: Vec<String>,
     /// The web tier's subnet (CIDR), used when `allowed_hosts` is empty.
@@ -109,6 +112,7 @@ impl Default for DbConfig {
             mount_point: "/var/lib/mysql".into(),
             probe_port: 62500,
             token_ms: 30000,
+            op_timeout_scale: 1,
             allowed_hosts: Vec::new(),
             web_subnet: "10.0.2.0/24".into(),
             stonith: StonithMode::Auto,

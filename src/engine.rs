@@ -161,10 +161,14 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
         Action::Run { cmd, why } => {
             let out = sys.run(cmd)?;
             if out.success() {
-                Ok(())
+                return Ok(());
+            }
+            let code = out.code.map_or("a signal".to_string(), |c| format!("exit {c}"));
+            let msg = format!("{why}: `{cmd}` failed with {code}: {}", out.tail());
+            if out.code.is_some() && out.code == cmd.not_ready_exit {
+                Err(Error::timeout(msg))
             } else {
-                let code = out.code.map_or("a signal".to_string(), |c| format!("exit {c}"));
-                Err(Error::step(format!("{why}: `{cmd}` failed with {code}: {}", out.tail())))
+                Err(Error::step(msg))
             }
         }
         Action::Wait { .. } => Ok(()),

@@ -21,6 +21,8 @@ pub struct CibSpec<'a> {
     pub probe_port: u16,
     pub nc: &'a str,
     pub stonith: Option<Stonith>,
+    /// Every operation timeout is multiplied by this (config `db.op_timeout_scale`).
+    pub op_timeout_scale: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -123,31 +125,44 @@ impl PcsDialect {
         cmds.push(pcs().args(defaults.iter().copied()).arg("resource-stickiness=100"));
 
         // DRBD as a promotable clone; ocf:linbit:drbd refuses to run without notify=true and pcs
-        // refuses two monitors with the same interval (§2.4, §3.10).
-        cmds.push(
-            pcs()
-                .args(["resource", "create", &s.drbd_primitive, "ocf:linbit:drbd"])
-                .arg(format!("drbd_resource={}", s.drbd_resource))
-                .arg("--no-default-ops")
-                .args(["op", "monitor", "interval=29s", "timeout=20s"])
-                .arg(format!("role={}", self.promoted()))
-                .args(["op", "monitor", "interval=31s", "timeout=20s"])
-                .arg(format!("role={}", self.unpromoted()))
-                .args(["op", "start", "interval=0s", "timeout=240s"])
-                .args(["op", "stop", "interval=0s", "timeout=100s"])
-                .args(["op", "promote", "interval=0s", "timeout=90s"])
-                .args(["op", "demote", "interval=0s", "timeout=90s"])
-                .args(["op", "notify", "interval=0s", "timeout=90s"]),
-        );
+        // refuses two monitors with the same interval (§2.4, §3.10). pcs ≥ 0.10 makes the clone in
+        // the same call (one pcs start less: each costs seconds on a small VM); 0.9 needs its own
+        // `resource master`.
+        let op = |name: &str, interval: u32, timeout: u32| {
+            [
+                "op".to_string(),
+                name.to_string(),
+                format!("interval={interval}s"),
+                format!("timeout={}s", timeout * s.op_timeout_scale),
+            ]
+        };
         let clone_meta = ["clone-max=2", "clone-node-max=1", "notify=true"];
-        cmds.push(match self {
-            PcsDialect::V09 => pcs()
-                .args(["resource", "master", &clone, &s.drbd_primitive, "master-max=1", "master-node-max=1"])
-                .args(clone_meta),
-            PcsDialect::V010 | PcsDialect::V011 => pcs()
-                .args(["resource", "promotable", &s.drbd_primitive, "promoted-max=1", "promoted-node-max=1"])
-                .args(clone_meta),
-        });
+        let drbd = pcs()
+            .args(["resource", "create", &s.drbd_primitive, "ocf:linbit:drbd"])
+            .arg(format!("drbd_resource={}", s.drbd_resource))
+            .arg("--no-default-ops")
+            .args(op("monitor", 29, 20))
+            .arg(format!("role={}", self.promoted()))
+            .args(op("monitor", 31, 20))
+            .arg(format!("role={}", self.unpromoted()))
+            .args(op("start", 0, 240))
+            .args(op("stop", 0, 100))
+            .args(op("promote", 0, 90))
+            .args(op("demote", 0, 90))
+            .args(op("notify", 0, 90));
+        match self {
+            PcsDialect::V09 => {
+                cmds.push(drbd);
+                cmds.push(
+                    pcs()
+                        .args(["resource", "master", &clone, &s.drbd_primitive, "master-max=1", "master-node-max=1"])
+                        .args(clone_meta),
+                );
+            }
+            PcsDialect::V010 | PcsDialect::V011 => {
+                cmds.push(drbd.args(["promotable", "promoted-max=1", "promoted-node-max=1"]).args(clone_meta))
+            }
+        }
         if s.stonith.as_ref().is_some_and(|f| f.priority_fencing) {
             // The node running the promoted DRBD wins a fence race (priority-fencing-delay).
             cmds.push(pcs().args(["resource", "meta", &clone, "priority=10"]));
@@ -162,9 +177,9 @@ impl PcsDialect {
                 .arg(format!("directory={}", s.mount_point))
                 .arg(format!("fstype={}", s.fs_type))
                 .arg("--no-default-ops")
-                .args(["op", "monitor", "interval=20s", "timeout=40s"])
-                .args(["op", "start", "interval=0s", "timeout=60s"])
-                .args(["op", "stop", "interval=0s", "timeout=60s"])
+                .args(op("monitor", 20, 40))
+                .args(op("start", 0, 60))
+                .args(op("stop", 0, 60))
                 .args(["--group", GROUP]),
         );
         cmds.push(
@@ -178,9 +193,9 @@ impl PcsDialect {
                 .arg(format!("log={}", s.mysql_log))
                 .args(["user=mysql", "group=mysql"])
                 .arg("--no-default-ops")
-                .args(["op", "monitor", "interval=20s", "timeout=30s"])
-                .args(["op", "start", "interval=0s", "timeout=180s"])
-                .args(["op", "stop", "interval=0s", "timeout=120s"])
+                .args(op("monitor", 20, 30))
+                .args(op("start", 0, 180))
+                .args(op("stop", 0, 120))
                 .args(["--group", GROUP]),
         );
         cmds.push(
@@ -189,9 +204,9 @@ impl PcsDialect {
                 .arg(format!("port={}", s.probe_port))
                 .arg(format!("nc={}", s.nc))
                 .arg("--no-default-ops")
-                .args(["op", "monitor", "interval=10s", "timeout=20s"])
-                .args(["op", "start", "interval=0s", "timeout=20s"])
-                .args(["op", "stop", "interval=0s", "timeout=20s"])
+                .args(op("monitor", 10, 20))
+                .args(op("start", 0, 20))
+                .args(op("stop", 0, 20))
                 .args(["--group", GROUP]),
         );
         cmds.push(
@@ -241,6 +256,7 @@ mod tests {
             probe_port: 62500,
             nc: "/usr/bin/nc",
             stonith: None,
+            op_timeout_scale: 1,
         }
     }
 
@@ -273,7 +289,15 @@ mod tests {
         assert!(old.iter().any(|c| c.ends_with("colocation add g_db with master ms_drbd_wp INFINITY")));
         assert!(old.iter().any(|c| c.ends_with("resource defaults resource-stickiness=100")));
         let new = joined(&PcsDialect::V011.cib_commands("c.xml", &spec()));
-        assert!(new.iter().any(|c| c.contains("resource promotable drbd_wp promoted-max=1")), "{new:#?}");
+        let create_promotable = "ocf:linbit:drbd drbd_resource=wp --no-default-ops op monitor interval=29s timeout=20s";
+        assert!(
+            new.iter().any(|c| c.contains(create_promotable)
+                && c.ends_with(
+                    "promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true"
+                )),
+            "{new:#?}"
+        );
+        assert!(!new.iter().any(|c| c.contains("resource promotable")), "one call makes the clone: {new:#?}");
         assert!(new.iter().any(|c| c.contains("role=Promoted") && c.contains("role=Unpromoted")));
         assert!(new.iter().any(|c| c.ends_with("colocation add g_db with Promoted drbd_wp-clone INFINITY")));
         assert!(new.iter().any(|c| c.ends_with("order promote drbd_wp-clone then start g_db")));
@@ -284,6 +308,17 @@ mod tests {
             el8.iter().any(|c| c.contains("role=Master"))
                 && el8.iter().any(|c| c.contains("with Master drbd_wp-clone"))
         );
+    }
+
+    #[test]
+    fn op_timeouts_scale_and_intervals_do_not() {
+        let slow = CibSpec { op_timeout_scale: 3, ..spec() };
+        let cmds = joined(&PcsDialect::V011.cib_commands("c.xml", &slow));
+        let drbd = cmds.iter().find(|c| c.contains("ocf:linbit:drbd")).unwrap();
+        assert!(drbd.contains("op monitor interval=29s timeout=60s role=Promoted"), "{drbd}");
+        assert!(drbd.contains("op start interval=0s timeout=720s"), "{drbd}");
+        let probe = cmds.iter().find(|c| c.contains("ocf:heartbeat:azure-lb")).unwrap();
+        assert!(probe.contains("op monitor interval=10s timeout=60s"), "{probe}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Cmd {
     pub timeout: Duration,
     /// Working directory: a path on the target, resolved under `--root` like every other path.
     pub cwd: Option<String>,
+    /// An exit status that means "what this needs is not answering yet": the step fails as a
+    /// timeout (exit 3), so the boot unit runs hainit again instead of giving up.
+    pub not_ready_exit: Option<i32>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -41,6 +44,7 @@ impl Cmd {
             env: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             cwd: None,
+            not_ready_exit: None,
         }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -77,6 +81,10 @@ impl Cmd {
     }
     pub fn cwd(mut self, dir: impl Into<String>) -> Self {
         self.cwd = Some(dir.into());
+        self
+    }
+    pub fn not_ready_exit(mut self, code: i32) -> Self {
+        self.not_ready_exit = Some(code);
         self
     }
 

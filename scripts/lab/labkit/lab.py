@@ -41,6 +41,12 @@ class Settings:
         self.probe_interval = float(os.environ.get("LAB_PROBE_INTERVAL", "5"))
         self.probe_threshold = env_int("LAB_PROBE_THRESHOLD", 2)
         self.probe_port = 62500
+        # Every Pacemaker op timeout x this (hainit's db.op_timeout_scale): under emulation a
+        # DRBD monitor can take longer than its 20 s, and each timeout restarts the database.
+        self.op_timeout_scale = env_int("LAB_OP_TIMEOUT_SCALE", 4)
+        # The web VMs only wait for the database at first; a lower CPU priority for their qemu
+        # leaves the two host cores to the db VMs' cluster bring-up.
+        self.web_nice = env_int("LAB_WEB_NICE", 10)
         self.accel = os.environ.get("LAB_ACCEL", "auto")
 
     def as_dict(self):

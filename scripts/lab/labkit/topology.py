@@ -37,11 +37,12 @@ def config_yaml(s, secret):
         "  web_subnet: %s.0/24\n"
         "  probe_port: %d\n"
         "  token_ms: %d\n"
+        "  op_timeout_scale: %d\n"
         "  stonith: \"off\"\n"
         "web:\n"
         "  site_url: http://%s\n"
         "  site_title: hainit lab\n"
-    ) % (secret, net.WEB_SUBNET, s.probe_port, s.token_ms, net.PUBLIC_VIP)
+    ) % (secret, net.WEB_SUBNET, s.probe_port, s.token_ms, s.op_timeout_scale, net.PUBLIC_VIP)
 
 
 def write_inputs(s, secret, out_dir):

@@ -79,6 +79,10 @@ pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
             return Err(Error::input(format!("db.allowed_hosts entry {host:?} is not a MariaDB host pattern")));
         }
     }
+    let scale = cx.config.db.op_timeout_scale;
+    if !(1..=10).contains(&scale) {
+        return Err(Error::input(format!("db.op_timeout_scale {scale} must be between 1 and 10")));
+    }
     let mp = &cx.config.db.mount_point;
     if !mp.starts_with('/') || mp.contains(char::is_whitespace) {
         return Err(Error::input(format!("db.mount_point {mp:?} must be an absolute path without spaces")));

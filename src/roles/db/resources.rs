@@ -80,6 +80,7 @@ pub fn cib_spec<'a>(cx: &'a Context) -> CibSpec<'a> {
         probe_port: cx.config.db.probe_port,
         nc: db.nc,
         stonith: stonith(cx),
+        op_timeout_scale: cx.config.db.op_timeout_scale,
     }
 }
 

@@ -4,8 +4,9 @@
 // HAINIT_MODE=check prints the state; HAINIT_MODE=install installs once per database under a
 // MariaDB lock (two web nodes never install twice), with the admin password on stdin.
 // WP_REPAIRING keeps wp-load.php from dying on a half-created schema (a killed install).
-// wp_die() exits with status 0, so a run that never reached the end exits 1 from the shutdown
-// handler, with the page text as the reason. The last line is HAINIT:installed or HAINIT:not-installed.
+// wp_die() exits with status 0, so a run that never reached the end exits from the shutdown
+// handler, with the page text as the reason: 3 when wpdb could not connect (the database is not
+// answering yet; hainit retries), else 1. The last line is HAINIT:installed or HAINIT:not-installed.
 define("WP_INSTALLING", true);
 define("WP_REPAIRING", true);
 if (getenv("HAINIT_SITE_URL")) {
@@ -19,7 +20,7 @@ register_shutdown_function(function () {
     $out = ob_get_clean();
     if (!defined("HAINIT_DONE")) {
         fwrite(STDERR, "hainit: WordPress stopped: " . trim(preg_replace("/\\s+/", " ", strip_tags($out))) . "\n");
-        exit(1);
+        exit(isset($GLOBALS["wpdb"]) && empty($GLOBALS["wpdb"]->ready) ? 3 : 1);
     }
     echo $out;
 });

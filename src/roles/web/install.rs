@@ -40,6 +40,10 @@ pub fn script_code() -> String {
     SCRIPT.lines().filter(|l| *l != "<?php" && !l.starts_with("//")).collect::<Vec<_>>().join("\n") + "\n"
 }
 
+/// install.php's exit status when WordPress could not connect to the database: the VIP accepted
+/// TCP but no MariaDB answered behind it (the ILB in the middle of a failover). Not ready yet.
+const DB_NOT_ANSWERING: i32 = 3;
+
 /// `php -r <install.php>` in the WordPress root, in `mode` (check | install).
 pub fn php(cx: &Context, mode: &str) -> Cmd {
     let web = &cx.config.web;
@@ -50,7 +54,8 @@ pub fn php(cx: &Context, mode: &str) -> Cmd {
         .env("HAINIT_MODE", mode)
         .env("HAINIT_TITLE", &web.site_title)
         .env("HAINIT_ADMIN_USER", &web.admin_user)
-        .env("HAINIT_ADMIN_EMAIL", &web.admin_email);
+        .env("HAINIT_ADMIN_EMAIL", &web.admin_email)
+        .not_ready_exit(DB_NOT_ANSWERING);
     if web.site_url.is_none() {
         // Without web.site_url the first node's own address becomes the site URL; set it for sites
         // behind a load balancer (links would point at one node otherwise).
@@ -62,7 +67,7 @@ pub fn php(cx: &Context, mode: &str) -> Cmd {
 pub struct InstallStep;
 
 impl InstallStep {
-    fn install(cx: &Context) -> Action {
+    pub fn install(cx: &Context) -> Action {
         // Longer than install.php's 600 s wait for the lock another node may hold.
         let cmd = php(cx, "install").stdin_secret(cx.derive(Purpose::WordpressAdmin)).timeout(Duration::from_secs(900));
         Action::run(cmd, "finish the WordPress install (once per database, under a MariaDB lock)")
@@ -86,15 +91,19 @@ impl Step for InstallStep {
             return Ok(vec![Self::install(cx)]);
         }
         let out = probe.query(&php(cx, "check"))?;
-        match parse_state(&out.stdout) {
-            Some(SiteState::Installed) if out.success() => Ok(Vec::new()),
-            Some(SiteState::NotInstalled) if out.success() => Ok(vec![Self::install(cx)]),
-            _ => Err(Error::step(format!(
+        let unknown = || {
+            Ok::<_, Error>(format!(
                 "cannot tell whether WordPress is installed in database {} at {}: {}",
                 cx.config.database.name,
                 wp_config::db_host(cx)?,
                 out.tail()
-            ))),
+            ))
+        };
+        match parse_state(&out.stdout) {
+            Some(SiteState::Installed) if out.success() => Ok(Vec::new()),
+            Some(SiteState::NotInstalled) if out.success() => Ok(vec![Self::install(cx)]),
+            _ if out.code == Some(DB_NOT_ANSWERING) => Err(Error::timeout(unknown()?)),
+            _ => Err(Error::step(unknown()?)),
         }
     }
 }

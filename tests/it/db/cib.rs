@@ -156,12 +156,29 @@ fn failover_without_failback(dir: &Path, stonith: bool) -> std::path::PathBuf {
     back
 }
 
+/// ocf:linbit:drbd refuses to start without notify=true; crm_simulate runs no agent, so the
+/// clone's meta attributes are read from the CIB pcs wrote.
+fn assert_clone_meta(cib: &Path) {
+    let xml = std::fs::read_to_string(cib).unwrap();
+    let start = xml.find("<clone ").or_else(|| xml.find("<master ")).expect("a promotable clone in the CIB");
+    let clone = &xml[start..];
+    let clone = &clone[..clone.find("</clone>").or_else(|| clone.find("</master>")).unwrap()];
+    for (name, value) in [("notify", "true"), ("clone-max", "2"), ("clone-node-max", "1")] {
+        assert!(clone.contains(&format!("name=\"{name}\" value=\"{value}\"")), "{name}={value} missing in {clone}");
+    }
+    let promotable = clone.contains("name=\"promotable\" value=\"true\"") || clone.starts_with("<master ");
+    let max_one =
+        clone.contains("name=\"promoted-max\" value=\"1\"") || clone.contains("name=\"master-max\" value=\"1\"");
+    assert!(promotable && max_one, "not a promotable clone with one promoted instance: {clone}");
+}
+
 fn judge(os: OsId, options: Options) {
     let stonith = options.managed_identity;
     let tmp = tempfile::tempdir().unwrap();
     let cib = tmp.path().join("cib.xml");
     empty_cib(&cib);
     build(&cib, &pcs_commands(os, options));
+    assert_clone_meta(&cib);
     if !stonith {
         // Without a status section crm_verify only accepts a CIB that does not need fencing
         // (reference §2.11); with STONITH it is judged on the simulated CIBs below.

@@ -146,10 +146,60 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
     let sha = sh(Command::new(&script).arg(&tarball)).trim().to_string();
     assert_eq!(sha.len(), 64, "{sha}");
 
-    // MariaDB on its own datadir, socket and 127.0.0.x port: the "VIP".
+    // MariaDB will listen on its own socket and 127.0.0.x port: the "VIP".
     let ip = loopback();
     let (db_port, http_port) = (free_port(ip), free_port(ip));
     let socket = t.join("mysqld.sock");
+    let site = format!("http://{ip}:{http_port}");
+    let yaml = format!(
+        "web:\n  wordpress_sha256: {sha}\n  site_url: {site}\n  site_title: hainit loopback\n  admin_user: wpadmin\n  \
+         admin_email: admin@example.com\n  vip_timeout_secs: 30\ndatabase:\n  port: {db_port}\n"
+    );
+    let node = Node::new(OsId::Debian12, "web-1", "10.0.2.4", &ip.to_string(), &yaml, SECRET);
+    let cx = node.cx();
+    // hainit's file steps, for real, under the test root.
+    let sys = HostSystem::new(Root::new(&r));
+    hainit::roles::validate(&cx, &sys).unwrap();
+    let pick = |ids: &[&str]| -> Vec<Box<dyn Step>> {
+        web::steps(&cx).into_iter().filter(|s| ids.contains(&s.id())).collect()
+    };
+    let file_steps =
+        ["web.wordpress.tree", "web.config.wp-config", "web.php-fpm.pool", "web.nginx.site", "web.permissions.tree"];
+    let unpack_started = Instant::now();
+    let outcomes = engine::apply(&pick(&file_steps), &cx, &sys).unwrap();
+    let unpack_time = unpack_started.elapsed();
+    assert!(outcomes.iter().all(|(_, o)| matches!(o, Outcome::Changed { .. })), "{outcomes:?}");
+    let recheck_started = Instant::now();
+    assert!(engine::plan(&pick(&file_steps), &cx, &sys).unwrap().is_converged(), "a re-run changes nothing");
+    let recheck_time = recheck_started.elapsed();
+
+    // Before MariaDB runs, the port answers as an internal LB whose backends are all down (found
+    // in the lab: TCP is accepted, then closed): the install is "not ready yet" (exit 3, retried
+    // by the boot unit), not a failure that stops the node for good.
+    let no_backend = TcpListener::bind((ip, db_port)).unwrap();
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lb = {
+        let stopping = stopping.clone();
+        std::thread::spawn(move || {
+            for conn in no_backend.incoming() {
+                drop(conn);
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+            }
+        })
+    };
+    let err = web::install::InstallStep.check(&cx, &sys).expect_err("a check without a database");
+    assert_eq!(err.kind, hainit::error::ErrorKind::Timeout, "{err}");
+    let err =
+        engine::execute(&sys, &web::install::InstallStep::install(&cx)).expect_err("an install without a database");
+    assert_eq!(err.kind, hainit::error::ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("database connection"), "{err}");
+    stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = TcpStream::connect((ip, db_port)); // wakes the accept loop, which then ends
+    lb.join().unwrap();
+
+    // MariaDB, now on the VIP port.
     sh(Command::new("mariadb-install-db")
         .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
         .arg(format!("--datadir={}", t.join("db").display())));
@@ -166,13 +216,6 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
     );
     wait_for("MariaDB", t, Duration::from_secs(60), || TcpStream::connect((ip, db_port)).is_ok());
 
-    let site = format!("http://{ip}:{http_port}");
-    let yaml = format!(
-        "web:\n  wordpress_sha256: {sha}\n  site_url: {site}\n  site_title: hainit loopback\n  admin_user: wpadmin\n  \
-         admin_email: admin@example.com\n  vip_timeout_secs: 30\ndatabase:\n  port: {db_port}\n"
-    );
-    let node = Node::new(OsId::Debian12, "web-1", "10.0.2.4", &ip.to_string(), &yaml, SECRET);
-    let cx = node.cx();
     let db_pw = cx.derive(Purpose::WordpressDb);
     sql(
         &socket,
@@ -182,22 +225,6 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
             db_pw.expose()
         ),
     );
-
-    // hainit's file steps, for real, under the test root.
-    let sys = HostSystem::new(Root::new(&r));
-    hainit::roles::validate(&cx, &sys).unwrap();
-    let pick = |ids: &[&str]| -> Vec<Box<dyn Step>> {
-        web::steps(&cx).into_iter().filter(|s| ids.contains(&s.id())).collect()
-    };
-    let file_steps =
-        ["web.wordpress.tree", "web.config.wp-config", "web.php-fpm.pool", "web.nginx.site", "web.permissions.tree"];
-    let unpack_started = Instant::now();
-    let outcomes = engine::apply(&pick(&file_steps), &cx, &sys).unwrap();
-    let unpack_time = unpack_started.elapsed();
-    assert!(outcomes.iter().all(|(_, o)| matches!(o, Outcome::Changed { .. })), "{outcomes:?}");
-    let recheck_started = Instant::now();
-    assert!(engine::plan(&pick(&file_steps), &cx, &sys).unwrap().is_converged(), "a re-run changes nothing");
-    let recheck_time = recheck_started.elapsed();
 
     // php-fpm and nginx on the rendered files (paths and addresses moved into the sandbox).
     let wp = r.join("var/www/wordpress");
