@@ -178,17 +178,28 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
     }
 }
 
-/// Poll the step's check until it stops asking to wait; exit 3 after `timeout`.
+/// Poll the step's check until it no longer starts with a wait (it has work to do first, or
+/// nothing left); exit 3 after `timeout`. What it waits for may change on the way (pcsd here,
+/// then the peer's): the latest is what the log and the timeout name.
 fn wait_until_ready(step: &dyn Step, cx: &Context, sys: &dyn Executor, what: &str, timeout: Duration) -> Result<()> {
     let backoff = Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(10), deadline: timeout };
     let mut attempts = backoff.start();
     let mut last_report = Instant::now();
+    let mut what = what.to_string();
     info!(what, timeout_secs = timeout.as_secs(), "waiting");
     notify::extend_timeout(timeout);
     loop {
-        if !step.check(cx, sys)?.iter().any(Action::is_wait) {
-            info!(what, waited_secs = attempts.elapsed().as_secs(), "ready");
-            return Ok(());
+        match step.check(cx, sys)?.first() {
+            Some(Action::Wait { what: now, .. }) => {
+                if *now != what {
+                    info!(was = what, now = now.as_str(), waited_secs = attempts.elapsed().as_secs(), "now waiting");
+                    what = now.clone();
+                }
+            }
+            _ => {
+                info!(what, waited_secs = attempts.elapsed().as_secs(), "ready");
+                return Ok(());
+            }
         }
         if last_report.elapsed() >= Duration::from_secs(30) {
             info!(what, waited_secs = attempts.elapsed().as_secs(), "still waiting");

@@ -48,6 +48,25 @@ impl Step for WaitStep {
     }
 }
 
+/// pcs's shape: wait for pcsd, then authenticate (a command) and wait for the peer's config.
+struct AuthThenWaitStep;
+
+impl Step for AuthThenWaitStep {
+    fn id(&self) -> &'static str {
+        "test.auth"
+    }
+    fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let wait = |what: &str| Action::wait(what, Duration::from_secs(3));
+        if probe.query(&Cmd::new("peer-state"))?.stdout != "up" {
+            return Ok(vec![wait("pcsd")]);
+        }
+        Ok(match probe.query(&Cmd::new("marker").arg("status"))?.stdout.as_str() {
+            "done" => vec![],
+            _ => vec![Action::run(Cmd::new("set-password"), "authenticate"), wait("the peer's config")],
+        })
+    }
+}
+
 fn fake() -> FakeSystem {
     let f = FakeSystem::new("db-a");
     f.on(&["marker", "status"], |f, _| Output::ok(f.fact("marker").unwrap_or_default()));
@@ -136,6 +155,28 @@ fn waits_poll_until_ready_or_time_out_with_exit_3() {
         assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
         assert!(e.to_string().contains("peer db-b"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+/// A wait ends when the check has a command to run first, not only when it has no wait left
+/// (found in the lab: the follower waited 15 min for pcsd that answered, with its
+/// `pcs host auth` never run, until exit 3 and a new boot attempt).
+#[test]
+fn a_wait_ends_when_the_check_has_work_to_do_before_waiting() {
+    with_cx(|cx| {
+        let sys = fake();
+        let polls = std::rc::Rc::new(Cell::new(0));
+        let p = polls.clone();
+        sys.on(&["peer-state"], move |_, _| {
+            p.set(p.get() + 1);
+            Output::ok(if p.get() >= 2 { "up" } else { "down" })
+        });
+        let steps: Vec<Box<dyn Step>> = vec![Box::new(AuthThenWaitStep)];
+        let started = std::time::Instant::now();
+        let out = engine::apply(&steps, cx, &sys);
+        assert_eq!(out.unwrap(), vec![("test.auth", Outcome::Changed { actions: 1 })]);
+        assert_eq!(sys.fact("marker").as_deref(), Some("done"), "the command after the wait ran");
+        assert!(started.elapsed() < Duration::from_secs(3), "no wait ran into its timeout");
     });
 }
 

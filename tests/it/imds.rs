@@ -96,7 +96,8 @@ fn a_hanging_service_ends_in_a_timeout_shortly_after_the_deadline() {
     let e = ImdsClient::new(&s.url(), Duration::from_secs(2)).fetch_instance().unwrap_err();
     let took = started.elapsed();
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "took {took:?}");
+    // Bounds wide enough for a loaded CI machine; the hang alone would take 30 s.
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "took {took:?}");
     assert!(e.to_string().contains("within 2 s"), "{e}");
 }
 
@@ -108,7 +109,7 @@ fn a_failing_service_ends_in_a_timeout_with_the_last_error() {
     let e = ImdsClient::new(&s.url(), Duration::from_secs(2)).fetch_instance().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout);
     assert!(e.to_string().contains("last: HTTP 500"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     let n = s.requests().len();
     assert!((3..=12).contains(&n), "backoff keeps the request count modest, got {n}");
 }
