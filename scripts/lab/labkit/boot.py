@@ -111,7 +111,7 @@ def wait_converged(lab, boot):
         boot["vms"][vm.name] = {"ssh_s": round(time.time() - t0, 1)}
         lab.log("%s: ssh up after %.0f s" % (vm.name, time.time() - t0))
     pending = list(lab.vms.values())
-    deadline = time.time() + 2400
+    deadline = time.time() + lab.settings.converge_timeout
     while pending:
         for vm in list(pending):
             state, code = stack.hainit_state(vm)
@@ -120,15 +120,20 @@ def wait_converged(lab, boot):
                 boot["vms"][vm.name].update(hainit=state, hainit_exit=code, hainit_done_s=round(time.time() - t0, 1))
                 lab.log("%s: hainit %s (exit %s) after %.0f s" % (vm.name, state, code, time.time() - t0))
                 if state == "failed":
-                    for other in lab.vms.values():
-                        stack.collect_diagnostics(other, os.path.join(other.dir, "diagnostics.txt"))
+                    collect_all_diagnostics(lab)
                     raise common.LabError("hainit failed on %s (exit %s); diagnostics in %s/vms/*/diagnostics.txt"
                                           % (vm.name, code, lab.run_dir))
         if pending and time.time() > deadline:
+            collect_all_diagnostics(lab)
             raise common.LabError("hainit still running on %s after %d s"
                                   % (", ".join(v.name for v in pending), time.time() - t0))
         if pending:
             time.sleep(5)
+
+
+def collect_all_diagnostics(lab):
+    for vm in lab.vms.values():
+        stack.collect_diagnostics(vm, os.path.join(vm.dir, "diagnostics.txt"))
 
 
 def wait_wordpress(lab, boot):

@@ -47,6 +47,9 @@ class Settings:
         # The web VMs only wait for the database at first; a lower CPU priority for their qemu
         # leaves the two host cores to the db VMs' cluster bring-up.
         self.web_nice = env_int("LAB_WEB_NICE", 10)
+        # How long every VM's first boot may take after ssh is up (hainit.service finished).
+        # Under emulation on a 2-core machine the db pair has needed 35-45 min.
+        self.converge_timeout = env_int("LAB_CONVERGE_SECS", 4200)
         self.accel = os.environ.get("LAB_ACCEL", "auto")
 
     def as_dict(self):
