@@ -44,9 +44,6 @@ class Settings:
         # Every Pacemaker op timeout x this (hainit's db.op_timeout_scale): under emulation a
         # DRBD monitor can take longer than its 20 s, and each timeout restarts the database.
         self.op_timeout_scale = env_int("LAB_OP_TIMEOUT_SCALE", 4)
-        # The web VMs only wait for the database at first; a lower CPU priority for their qemu
-        # leaves the two host cores to the db VMs' cluster bring-up.
-        self.web_nice = env_int("LAB_WEB_NICE", 10)
         # How long every VM's first boot may take after ssh is up (hainit.service finished).
         # Under emulation on a 2-core machine the db pair has needed 35-45 min.
         self.converge_timeout = env_int("LAB_CONVERGE_SECS", 4200)

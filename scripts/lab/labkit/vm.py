@@ -109,8 +109,7 @@ class VM:
     def qemu_argv(self):
         s, img = self.spec, self.lab.image
         n = s.index
-        nice = self.lab.settings.web_nice if s.role == "web" else 0
-        argv = (["nice", "-n", str(nice)] if nice else []) + ["qemu-system-x86_64", "-name", s.name] + self.lab.accel_args + [
+        argv = ["qemu-system-x86_64", "-name", s.name] + self.lab.accel_args + [
             "-machine", "pc", "-smp", str(s.vcpus), "-m", str(s.mem_mib), "-nodefaults", "-display", "none",
             "-no-reboot", "-daemonize", "-pidfile", self.path("qemu.pid"),
             "-kernel", os.path.join(img, "vmlinuz"), "-initrd", os.path.join(img, "initrd.gz"),
