@@ -50,8 +50,10 @@ def read_posts(lab, posts, tries=4):
     """Every post readable through the public LB; `tries` reads each (new flows hash to both web nodes)."""
     bad = []
     for p in posts:
+        # Each read may retry for 120 s: the first request to a web node just restarted under
+        # emulation can take longer than one 30 s attempt (seen: post 1's first read, data intact).
         r = lab.client(["get", "--url", PUBLIC_URL, "--id", str(p["id"]), "--tries", str(tries),
-                        "--deadline", "30"], 30 * tries)
+                        "--deadline", "120"], 160 * tries)
         if not r["ok"] or r["value"] != p["title"]:
             bad.append("post %d (id %d): %s" % (p["n"], p["id"], r.get("value") or r))
     if bad:
