@@ -164,12 +164,7 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
                 return Ok(());
             }
             let code = out.code.map_or("a signal".to_string(), |c| format!("exit {c}"));
-            let msg = format!("{why}: `{cmd}` failed with {code}: {}", out.tail());
-            if out.code.is_some() && out.code == cmd.not_ready_exit {
-                Err(Error::timeout(msg))
-            } else {
-                Err(Error::step(msg))
-            }
+            Err(cmd.failure(&out, format!("{why}: `{cmd}` failed with {code}: {}", out.tail())))
         }
         Action::Wait { .. } => Ok(()),
         Action::Unpack(spec) => sys.unpack(spec),

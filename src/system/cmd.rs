@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::secrets::{Secret, REDACTED};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,15 @@ impl Cmd {
     pub fn not_ready_exit(mut self, code: i32) -> Self {
         self.not_ready_exit = Some(code);
         self
+    }
+    /// The error for `out`, a failed run of this command: a timeout (exit 3) when it exited
+    /// with its not-ready status, else a step failure.
+    pub fn failure(&self, out: &Output, msg: String) -> Error {
+        if out.code.is_some() && out.code == self.not_ready_exit {
+            Error::timeout(msg)
+        } else {
+            Error::step(msg)
+        }
     }
 
     /// argv with secrets replaced by the placeholder: what plans and logs show.

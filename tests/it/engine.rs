@@ -77,6 +77,15 @@ fn fake() -> FakeSystem {
     f
 }
 
+/// The fake's "peer-state" answers "down" until its `n`th poll.
+fn peer_up_at_poll(sys: &FakeSystem, n: u32) {
+    let polls = Cell::new(0);
+    sys.on(&["peer-state"], move |_, _| {
+        polls.set(polls.get() + 1);
+        Output::ok(if polls.get() >= n { "up" } else { "down" })
+    });
+}
+
 fn with_cx<T>(f: impl FnOnce(&Context) -> T) -> T {
     let (inv, config, secret) = parts(&db_doc("db-a", "10.0.1.4"), OsId::Debian12);
     let cx = Context {
@@ -139,12 +148,7 @@ fn a_failing_command_is_a_step_error_with_argv_and_stderr() {
 fn waits_poll_until_ready_or_time_out_with_exit_3() {
     with_cx(|cx| {
         let sys = fake();
-        let polls = std::rc::Rc::new(Cell::new(0));
-        let p = polls.clone();
-        sys.on(&["peer-state"], move |_, _| {
-            p.set(p.get() + 1);
-            Output::ok(if p.get() >= 3 { "up" } else { "down" })
-        });
+        peer_up_at_poll(&sys, 3);
         let steps: Vec<Box<dyn Step>> = vec![Box::new(WaitStep)];
         assert_eq!(engine::apply(&steps, cx, &sys).unwrap(), vec![("test.wait", Outcome::Changed { actions: 0 })]);
 
@@ -165,12 +169,7 @@ fn waits_poll_until_ready_or_time_out_with_exit_3() {
 fn a_wait_ends_when_the_check_has_work_to_do_before_waiting() {
     with_cx(|cx| {
         let sys = fake();
-        let polls = std::rc::Rc::new(Cell::new(0));
-        let p = polls.clone();
-        sys.on(&["peer-state"], move |_, _| {
-            p.set(p.get() + 1);
-            Output::ok(if p.get() >= 2 { "up" } else { "down" })
-        });
+        peer_up_at_poll(&sys, 2);
         let steps: Vec<Box<dyn Step>> = vec![Box::new(AuthThenWaitStep)];
         let started = std::time::Instant::now();
         let out = engine::apply(&steps, cx, &sys);

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::engine::{Context, Step};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::Action;
 use crate::secrets::Purpose;
 use crate::system::{Cmd, Probe};
@@ -90,20 +90,20 @@ impl Step for InstallStep {
             // after the earlier steps put the tree in place and waited for the VIP.
             return Ok(vec![Self::install(cx)]);
         }
-        let out = probe.query(&php(cx, "check"))?;
-        let unknown = || {
-            Ok::<_, Error>(format!(
-                "cannot tell whether WordPress is installed in database {} at {}: {}",
-                cx.config.database.name,
-                wp_config::db_host(cx)?,
-                out.tail()
-            ))
-        };
+        let check = php(cx, "check");
+        let out = probe.query(&check)?;
         match parse_state(&out.stdout) {
             Some(SiteState::Installed) if out.success() => Ok(Vec::new()),
             Some(SiteState::NotInstalled) if out.success() => Ok(vec![Self::install(cx)]),
-            _ if out.code == Some(DB_NOT_ANSWERING) => Err(Error::timeout(unknown()?)),
-            _ => Err(Error::step(unknown()?)),
+            _ => Err(check.failure(
+                &out,
+                format!(
+                    "cannot tell whether WordPress is installed in database {} at {}: {}",
+                    cx.config.database.name,
+                    wp_config::db_host(cx)?,
+                    out.tail()
+                ),
+            )),
         }
     }
 }
