@@ -34,8 +34,15 @@ def interrupted(signum, _frame):
     raise KeyboardInterrupt("signal %d" % signum)
 
 
+def settings_or_exit():
+    try:
+        return Settings()
+    except common.LabError as e:
+        common.die(str(e), 2)
+
+
 def run(args):
-    settings = Settings()
+    settings = settings_or_exit()
     lab = Lab(settings)
     log = lab.log
     result = {"run_id": lab.run_id, "run_dir": lab.run_dir, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -119,7 +126,7 @@ def main():
         if len(args.run_ids) != 1:
             p.error("inputs needs one output directory")
         secret = os.environ.get("LAB_SECRET") or secrets.token_hex(24)
-        print(" ".join(topology.write_inputs(Settings(), secret, args.run_ids[0])))
+        print(" ".join(topology.write_inputs(settings_or_exit(), secret, args.run_ids[0])))
         return 0
     if args.command == "clean":
         from labkit import clean

@@ -21,6 +21,7 @@ from .vm import VM, VmSpec
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 LB_SCRIPT = os.path.join(REPO, "scripts", "lab", "lb.py")
 CLIENT_SCRIPT = os.path.join(REPO, "scripts", "lab", "client.py")
+SBD_DISK_MIB = 16
 
 
 def env_int(name, default):
@@ -48,6 +49,17 @@ class Settings:
         # Under emulation on a 2-core machine the db pair has needed 35-45 min.
         self.converge_timeout = env_int("LAB_CONVERGE_SECS", 4200)
         self.accel = os.environ.get("LAB_ACCEL", "auto")
+        # hainit's db.stonith: `sbd` fences through a disk shared by the db VMs (RUN/sbd.raw);
+        # `off` is the lab without STONITH (nothing but DRBD stands between a cut link and two
+        # primaries).
+        self.stonith = os.environ.get("LAB_STONITH", "sbd")
+        if self.stonith not in ("sbd", "off"):
+            raise common.LabError("LAB_STONITH=%s: sbd or off" % self.stonith)
+        # sbd watchdog timeout (msgwait = 2x): guests under emulation stall up to ~14 s, so the
+        # 5 s of a real host would reset healthy nodes.
+        self.sbd_watchdog_secs = env_int("LAB_SBD_WATCHDOG_SECS", 30)
+        # Set by hainit with stonith (not a knob): the node running the promoted DRBD wins a fence race.
+        self.priority_fencing_delay_s = 15 if self.stonith == "sbd" else None
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -71,6 +83,7 @@ class Lab:
         self.rss_peak_kib = 0
         self.sampler_stop = threading.Event()
         threading.Thread(target=self.sample_rss, daemon=True).start()
+        threading.Thread(target=self.watch_vms, daemon=True).start()
         self.secret = secrets.token_hex(24)
         common.write_private(os.path.join(self.run_dir, "secret"), self.secret + "\n")
         common.write_json(os.path.join(self.run_dir, "lab.json"),
@@ -101,6 +114,15 @@ class Lab:
                     pass
             self.rss_peak_kib = max(self.rss_peak_kib, total)
 
+    def watch_vms(self):
+        """Every second: a VM whose qemu exited without the lab stopping it was fenced; log when."""
+        while not self.sampler_stop.wait(1):
+            now = time.time()
+            for vm in list(self.vms.values()):
+                if vm.note_exit(now):
+                    self.log("%s: qemu exited on its own at %s (the lab did not stop it): fenced, sbd reset "
+                             "the guest" % (vm.name, time.strftime("%H:%M:%S", time.localtime(now))))
+
     def peak_rss_mib(self):
         return round(self.rss_peak_kib / 1024)
 
@@ -110,6 +132,17 @@ class Lab:
 
     def hosts(self):
         return topology.hosts(self.settings)
+
+    def sbd_disk(self):
+        """RUN/sbd.raw: the db VMs' shared SBD disk, created zeroed once per run (a replaced VM gets
+        the same one, as on Azure where the shared disk outlives the VM); None without sbd."""
+        if self.settings.stonith != "sbd":
+            return None
+        path = os.path.join(self.run_dir, "sbd.raw")
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.truncate(SBD_DISK_MIB * 1024 * 1024)
+        return path
 
     def config_yaml(self):
         return topology.config_yaml(self.settings, self.secret)
@@ -197,6 +230,7 @@ class Lab:
             if proc.poll() is None:
                 proc.terminate()
         for vm in self.vms.values():
+            vm.stopped_by_lab = True
             pid = vm.pid()
             if pid is not None and vm.running():
                 os.kill(pid, signal.SIGKILL)

@@ -7,6 +7,8 @@ from . import imds, net
 from .vm import VmSpec
 
 CLUSTER = "wpcluster"
+# What the guest sees of the shared disk (qemu virtio-blk serial=hainit-sbd, vm.py).
+SBD_DEVICE = "/dev/disk/by-id/virtio-hainit-sbd"
 
 
 def specs(s):
@@ -28,7 +30,9 @@ def hosts(s):
 
 
 def config_yaml(s, secret):
-    """The custom-data config every VM gets (cloud-init writes it on Azure)."""
+    """The custom-data config every VM gets (cloud-init writes it on Azure). The lab guest has no
+    /dev/disk/azure (virtio, no WALinuxAgent udev rules), so the data disk is named: /dev/vdb, the
+    second virtio disk; the SBD disk sits in the last PCI slot (vm.py) and cannot take its name."""
     return (
         "# hainit lab: what cloud-init custom-data writes on Azure (one file for both tiers)\n"
         "secret: \"%s\"\n"
@@ -38,11 +42,20 @@ def config_yaml(s, secret):
         "  probe_port: %d\n"
         "  token_ms: %d\n"
         "  op_timeout_scale: %d\n"
-        "  stonith: \"off\"\n"
+        "%s"
         "web:\n"
         "  site_url: http://%s\n"
         "  site_title: hainit lab\n"
-    ) % (secret, net.WEB_SUBNET, s.probe_port, s.token_ms, s.op_timeout_scale, net.PUBLIC_VIP)
+    ) % (secret, net.WEB_SUBNET, s.probe_port, s.token_ms, s.op_timeout_scale, stonith_yaml(s), net.PUBLIC_VIP)
+
+
+def stonith_yaml(s):
+    """The db section's fencing keys: SBD on the shared disk, or none at all (`off`)."""
+    if s.stonith != "sbd":
+        return "  stonith: \"off\"\n"
+    return ("  stonith: sbd\n"
+            "  sbd_device: %s\n"
+            "  sbd_watchdog_timeout_secs: %d\n" % (SBD_DEVICE, s.sbd_watchdog_secs))
 
 
 def write_inputs(s, secret, out_dir):

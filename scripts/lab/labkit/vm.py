@@ -19,6 +19,10 @@ from . import common, imds
 
 SSH_BASE_PORT = 2200
 IMDS_BASE_PORT = 8000
+# The shared SBD disk's PCI slot: pinned after every other device. Unpinned, a -device is placed
+# before the -drive if=virtio disks (qemu 7.2 gave it slot 2), so it would become /dev/vda and
+# the root and data disks would move.
+SBD_PCI_ADDR = "0x10"
 
 
 class VmSpec:
@@ -36,6 +40,11 @@ class VM:
         self.imds_proc = None
         self.generation = 0
         self.started_at = None
+        # Whether the lab itself stopped this VM (kill, shutdown, cleanup): a qemu that exits
+        # without it was reset from inside the guest, i.e. fenced (sbd + -no-reboot).
+        self.stopped_by_lab = False
+        self.was_running = False
+        self.exited_at = None
 
     # ---- paths -----------------------------------------------------------------------------
     def path(self, leaf):
@@ -121,6 +130,12 @@ class VM:
         for leaf in ("data.raw", "extra.raw"):
             if os.path.exists(self.path(leaf)):
                 argv += ["-drive", "file=%s,if=virtio,format=raw,cache=none,aio=threads" % self.path(leaf)]
+        sbd = self.lab.sbd_disk() if s.role == "db" else None
+        if sbd:
+            # One file for every db VM: share-rw and no image locking let two qemus open it
+            # read-write, cache=none makes each write reach the file the other VM reads.
+            argv += ["-drive", "file=%s,if=none,id=sbd,format=raw,cache=none,aio=threads,file.locking=off" % sbd,
+                     "-device", "virtio-blk-pci,drive=sbd,serial=hainit-sbd,share-rw=on,addr=%s" % SBD_PCI_ADDR]
         argv += [
             "-netdev", "user,id=n0,net=169.254.0.0/16,host=169.254.0.2,restrict=on,"
             "hostfwd=tcp:127.0.0.1:%d-169.254.0.15:22,"
@@ -147,23 +162,45 @@ class VM:
         except FileNotFoundError:
             pass
         self.started_at = time.time()
+        self.stopped_by_lab, self.exited_at, self.was_running = False, None, False
         common.run(self.lab.net.cmd(self.qemu_argv()), timeout=60, log=self.lab.log)
         pid = self.pid()
         if pid is None:
             raise common.LabError("%s: qemu wrote no pid file; see %s" % (self.name, self.path("console.log")))
         self.lab.track(pid, "qemu " + self.name)
+        self.was_running = True
         self.lab.log.detail("%s: qemu pid %d" % (self.name, pid))
+
+    def fenced(self):
+        """True when this VM was started and its qemu has exited without the lab stopping it: the
+        guest reset itself (sbd on a fence request or watchdog expiry; -no-reboot makes qemu exit)."""
+        return self.started_at is not None and not self.stopped_by_lab and not self.running_sure()
+
+    def running_sure(self):
+        """running(), asked again after 0.2 s when it says no: /proc/PID/cmdline can read empty for a
+        moment, and a VM wrongly taken for fenced would be started twice."""
+        return self.running() or (time.sleep(0.2) is None and self.running())
+
+    def note_exit(self, now):
+        """Called by the lab's watcher every second: the host time qemu was first seen gone."""
+        running = self.running_sure()
+        if self.was_running and not running:
+            self.exited_at = now
+        self.was_running = running
+        return self.exited_at == now and self.fenced()
 
     def hard_kill(self):
         """Power cut: SIGKILL the VM process, nothing inside the guest gets to run."""
         pid = self.pid()
         if pid is None or not self.running():
             raise common.LabError("%s is not running" % self.name)
+        self.stopped_by_lab = True
         os.kill(pid, signal.SIGKILL)
         common.wait_until(lambda: not self.running(), 30, "%s to die" % self.name, interval=0.1)
 
     def shutdown(self, timeout=180):
         """Clean shutdown from inside the guest; waits until qemu has exited."""
+        self.stopped_by_lab = True
         self.ssh("systemctl poweroff", check=False, timeout=30)
         try:
             common.wait_until(lambda: not self.running(), timeout, "%s to power off" % self.name, interval=1)
