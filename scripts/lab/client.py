@@ -130,7 +130,8 @@ def vip_loop(host, defaults, log, stop, pause):
             t = time.time()
             try:
                 row = vip_insert(host, defaults, "loop")
-                f.write(json.dumps({"t": round(t, 3), "ok": True, **row}) + "\n")
+                # t: attempt started; t_ack: the server's answer arrived (gaps in t_ack are I/O freezes)
+                f.write(json.dumps({"t": round(t, 3), "t_ack": round(time.time(), 3), "ok": True, **row}) + "\n")
             except Exception as e:
                 f.write(json.dumps({"t": round(t, 3), "ok": False, "error": str(e)[:200]}) + "\n")
             time.sleep(pause)

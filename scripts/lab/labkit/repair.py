@@ -13,7 +13,7 @@ inside different steps whatever the db role's steps are.
 import time
 
 from . import common, stack
-from .steps import Steps, boot_vm, db_roles, read_posts, vip_write, wait_pair_healthy
+from .steps import Steps, boot_vm, db_roles, read_posts, vip_write, wait_hainit, wait_pair_healthy
 
 KILL_FRACTIONS = (0.15, 0.4, 0.65, 0.9)
 
@@ -55,7 +55,7 @@ def run_repair(lab, out, result):
     posts = posts_so_far(result)
     step("DB pair healthy", wait_pair_healthy, lab, 900)
     primary, fresh, t0 = replace_standby(lab, step, timings)
-    (state, code), _ = step("hainit converges on the fresh node", stack.wait_hainit, fresh, 1800)
+    (state, code), _ = step("hainit converges on the fresh node", wait_hainit, lab, fresh, 1800, out)
     timings["fresh_boot_to_hainit_done_s"] = round(time.time() - t0, 1)
     if state != "ok":
         stack.collect_diagnostics(fresh, fresh.path("diagnostics.txt"))
@@ -94,7 +94,7 @@ def run_crash(lab, out, result):
         # A watcher inside the guest: SIGKILL hainit the moment its k-th action starts.
         fresh.ssh("systemd-run --unit=lab-killer-%d --collect sh -c \"journalctl -b -u hainit -f -o cat "
                   "| grep -m %d 'start action=' >/dev/null; kill -9 \\$(pidof hainit)\"" % (k, k - done), timeout=60)
-        (state, code), _ = step("hainit killed at action %d" % k, stack.wait_hainit, fresh, 1800)
+        (state, code), _ = step("hainit killed at action %d" % k, wait_hainit, lab, fresh, 1800, out)
         line = fresh.try_ssh("journalctl -b -u hainit -o cat --no-pager | grep 'start action=' | tail -n 1") or ""
         kills.append({"at_action": k, "state": state, "exit": code, "last_action": line.strip()[-160:]})
         lab.log("killed hainit during: %s" % line.strip()[-120:])
@@ -102,7 +102,7 @@ def run_crash(lab, out, result):
             out["notes"].append("hainit completed before the killer fired at %d" % k)
             break
         step("start hainit again", fresh.ssh, "systemctl reset-failed hainit; systemctl restart --no-block hainit")
-    (state, code), _ = step("hainit converges after the kills", stack.wait_hainit, fresh, 1800)
+    (state, code), _ = step("hainit converges after the kills", wait_hainit, lab, fresh, 1800, out)
     if state != "ok":
         stack.collect_diagnostics(fresh, fresh.path("diagnostics.txt"))
         raise common.LabError("hainit on %s after %d kills: %s (exit %s)" % (fresh.name, len(kills), state, code))

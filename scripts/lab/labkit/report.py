@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 TARGETS = {"lab_minutes": 30, "ram_mib": 8192, "initial_sync_s": 0, "failover_s": 60}
 
@@ -122,17 +123,54 @@ def failover_section(result, s):
         return []
     lines = ["", "## Failover breakdown (hard kill of the primary db VM)", "",
              "Corosync token %d ms (consensus 1.2 x token); load balancer probes every %s s, %s consecutive "
-             "results to change state; STONITH off (the lab has no Azure Resource Manager to fence with)."
-             % (s.get("token_ms"), s.get("probe_interval"), s.get("probe_threshold")), "",
+             "results to change state; %s."
+             % (s.get("token_ms"), s.get("probe_interval"), s.get("probe_threshold"), stonith_line(s)), "",
              "| stage | seconds |", "|---|---|"]
     for k, v in fo.get("stages_s", {}).items():
         lines.append("| %s | %s |" % (k, v))
     lines.append("| **kill -> first write through the VIP** | **%s** |" % fo.get("total_s"))
+    if s.get("stonith") == "sbd" and "fenced" not in fo.get("marks_s", {}):
+        lines += ["", "No fencing result for the killed node found in the survivor's journal (no detected->fenced)."]
     az = fo.get("azure_token_30000")
     if az:
         lines += ["", "With Azure's recommended token (30000 ms): failure detection %s s, kill -> first write %s s "
                   "(%s; every later stage unchanged; fencing time not included)." % (
                       az["detection_s"], az["total_s"], az["formula"])]
+    return lines
+
+
+def stonith_line(s):
+    """The settings sentence on fencing."""
+    if s.get("stonith") != "sbd":
+        return "STONITH off (LAB_STONITH=off: nothing fences a lost node)"
+    wd = s.get("sbd_watchdog_secs")
+    return ("STONITH sbd on a disk shared by the db VMs (watchdog %s s, msgwait %s s, priority-fencing-delay "
+            "%s s: a failover waits for both before promoting)" % (wd, 2 * wd if wd else "?",
+                                                                  s.get("priority_fencing_delay_s")))
+
+
+def fencing_lines(sc):
+    """Who was fenced, when, and what the survivors' fencers recorded (scenario splitbrain)."""
+    fe = sc.get("fencing")
+    gap = (sc.get("writes") or {}).get("longest_gap")
+    lines = []
+    if gap:
+        lines += ["", "Longest wait between acknowledged writes (I/O freeze): %s s, from %s s to %s s after the cut."
+                  % (gap["seconds"], gap["from_s"], gap["to_s"])]
+    if fe is None:
+        return lines
+    lines += [""]
+    if not fe.get("fenced"):
+        lines.append("- fenced: no db VM's qemu exited on its own")
+    for f in fe.get("fenced", []):
+        when = time.strftime("%H:%M:%S", time.localtime(f["qemu_exit"])) if f.get("qemu_exit") else "unseen"
+        lines.append("- fenced: %s, qemu exited at %s host time (%s s after the cut); started again, ssh after %s s"
+                     % (f["vm"], when, f.get("qemu_exit_after_cut_s"), f.get("boot_s")))
+    for name, text in fe.get("history", {}).items():
+        lines += ["", "`stonith_admin --history '*'` on %s:" % name, "", "```", text or "(nothing)", "```"]
+    for name, log in fe.get("fencer_log", {}).items():
+        if log:
+            lines += ["", "pacemaker-fenced on %s:" % name, "", "```"] + log + ["```"]
     return lines
 
 
@@ -148,6 +186,7 @@ def scenario_section(sc):
         lines += ["", "Verdict: `%s`" % json.dumps(sc["verdict"])]
     if sc.get("writes"):
         lines += ["", "Writes: `%s`" % json.dumps(sc["writes"])]
+    lines += fencing_lines(sc)
     if sc.get("kills"):
         lines += ["", "| killed at action | hainit then | during |", "|---|---|---|"]
         for k in sc["kills"]:

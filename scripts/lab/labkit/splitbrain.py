@@ -4,11 +4,16 @@ writes through the VIP, then heal it.
 The cut is bridge-port isolation of the two db taps: each node still reaches the load balancers,
 the web subnet and its IMDS, only the peer is gone (corosync, DRBD and pcsd all lose it at once).
 A writer inserts through the VIP every 0.5 s for the whole episode and records which node served
-each acknowledged write. Verdict:
-  - two primaries serving writes: acknowledged writes served by both nodes during the partition;
-  - silent divergence: acknowledged writes missing after the heal without DRBD reporting a split
-    brain (a detected split brain that waits for an operator is loud, not silent).
-What DRBD, the cluster, the ILB and hainit status show on each side is sampled into the report.
+each acknowledged write and when the answer came.
+
+With STONITH (LAB_STONITH=sbd) the nodes race to fence each other through the shared SBD disk;
+priority-fencing-delay lets the one running the promoted DRBD win, DRBD's resource-and-stonith
+freezes the primary's I/O until the peer is fenced, and the loser's sbd resets it (its qemu
+exits). After the heal the fenced VM is started again and the pair must become healthy. Pass:
+no two primaries served writes, no acknowledged write is missing, the pair is healthy at the end.
+Without STONITH (`off`) the old verdict: two primaries serving writes, or acknowledged writes
+missing without DRBD reporting a split brain (a detected one waits for an operator: loud, not
+silent). What DRBD, the cluster, the ILB and hainit status show on each side is sampled.
 """
 
 import json
@@ -18,29 +23,83 @@ import time
 
 from . import common, net, stack
 from .lab import CLIENT_SCRIPT
-from .steps import Steps, db_roles, wait_pair_healthy
+from .steps import Steps, db_roles, fenced_vms, start_fenced, wait_pair_healthy
+
+# After the heal: a fenced VM boots (3-5 min under emulation), rejoins and resyncs.
+HEAL_TIMEOUT_SBD = 1500
+HEAL_TIMEOUT_OFF = 240
 
 
 def sample(lab, dbs, t0):
+    """One row of what each side shows. DRBD of both first (close in time), then the cluster; a VM
+    that is not running before or after its reads is "down", so a node fenced mid-row is not
+    counted as a primary beside the one promoted after it."""
     row = {"t_s": round(time.time() - t0, 1)}
+    up_before = {vm.name: vm.running() for vm in dbs}
+    drbd = {vm.name: stack.drbd(vm) if up_before[vm.name] else None for vm in dbs}
+    clusters = {vm.name: stack.cluster(vm) if up_before[vm.name] else None for vm in dbs}
     for vm in dbs:
-        st = stack.drbd(vm)
-        c = stack.cluster(vm)
+        st, c = drbd[vm.name], clusters[vm.name]
+        up = up_before[vm.name] and vm.running()
         row[vm.name] = {
             "drbd": "%s %s/%s %s/%s" % (st["cs"], st["role"], st["peer_role"], st["disk"], st["peer_disk"])
-            if st else "down",
+            if st and up else ("down (fenced)" if vm.fenced() else "down"),
             "sees_online": sorted(n for n, on in (c or {}).get("nodes", {}).items() if on),
             "runs": sorted({r["id"] for r in (c or {}).get("resources", [])
                             if r["active"] and vm.name in r["nodes"]}),
         }
+    row["span_s"] = round(time.time() - t0 - row["t_s"], 1)
     rot = [e for e in lab.lb_events("ilb") if e.get("event") == "rotation"]
     row["ilb_rotation"] = rot[-1]["healthy"] if rot else []
     return row
 
 
+def two_primaries(timeline, names):
+    """Any sample where every named node was up and DRBD Primary."""
+    return any(all(" Primary/" in row.get(n, {}).get("drbd", "") for n in names) for row in timeline)
+
+
+def concurrent_servers(acked):
+    """Nodes whose spans of served writes (first to last acknowledged) overlap: two primaries
+    serving at once. One node fenced and the other taking over after it is not concurrent."""
+    spans = {}
+    for w in acked:
+        t = w.get("t_ack", w["t"])
+        lo, hi = spans.get(w["served_by"], (t, t))
+        spans[w["served_by"]] = (min(lo, t), max(hi, t))
+    names = sorted(spans)
+    return sorted({n for a in names for b in names if a != b and spans[a][0] <= spans[b][1]
+                   and spans[b][0] <= spans[a][1] for n in (a, b)})
+
+
+def longest_gap(writes, since):
+    """The longest wait between acknowledged writes from the last one before `since` on (the
+    primary's I/O freeze): {seconds, from_s, to_s} relative to `since`, or None."""
+    acks = sorted(w.get("t_ack", w["t"]) for w in writes if w.get("ok"))
+    before = [t for t in acks if t < since]
+    acks = before[-1:] + [t for t in acks if t >= since]
+    if len(acks) < 2:
+        return None
+    a, b = max(zip(acks, acks[1:]), key=lambda p: p[1] - p[0])
+    return {"seconds": round(b - a, 1), "from_s": round(a - since, 1), "to_s": round(b - since, 1)}
+
+
+def fencing_record(lab, dbs, t_cut, offsets, fenced):
+    """Who was fenced and when (host clock of the qemu exit), and what the survivors' fencers say."""
+    survivors = [vm for vm in dbs if vm.name not in {f["vm"] for f in fenced} and vm.running()]
+    rec = {"fenced": fenced, "history": {}, "fencer_log": {}}
+    for vm in survivors:
+        rec["history"][vm.name] = (vm.try_ssh("stonith_admin --history '*' 2>&1", timeout=90) or "").strip()
+        rec["fencer_log"][vm.name] = (vm.try_ssh(
+            "journalctl --no-pager -o short-iso --since=@%d -t pacemaker-fenced --grep=targeting | tail -n 20"
+            % int(t_cut + offsets.get(vm.name, 0.0)), timeout=90) or "").splitlines()
+    return rec
+
+
 def run(lab, out, result):
     step = Steps(lab, out)
     dbs = [lab.vms["db-a"], lab.vms["db-b"]]
+    sbd = lab.settings.stonith == "sbd"
     step("DB pair healthy", wait_pair_healthy, lab, 900)
     primary, _ = db_roles(lab)
     wlog = os.path.join(lab.run_dir, "splitbrain-writes.jsonl")
@@ -51,24 +110,39 @@ def run(lab, out, result):
     lab.track(writer.pid, "split-brain writer")
     timeline = out.setdefault("timeline", [])
     token_s = lab.settings.token_ms / 1000.0
+    fenced = []
+
+    def restart_fenced():
+        for vm in fenced_vms(lab):
+            entry = step("start the fenced %s" % vm.name, start_fenced, lab, vm)
+            entry["qemu_exit_after_cut_s"] = round(entry["qemu_exit"] - t_cut, 1) if entry["qemu_exit"] else None
+            fenced.append(entry)
+
     try:
         common.wait_until(lambda: len(read_writes(wlog)) >= 5, 120, "writes through the VIP", interval=1)
         t_cut = time.time()
         step("cut the db-a <-> db-b link", lab.net.isolate, [vm.name for vm in dbs], True)
         offsets = {vm.name: vm.clock_offset() for vm in dbs}
         observe = max(90.0, 8 * token_s + 40)
+        if sbd:
+            # Fencing needs detection + priority-fencing-delay + msgwait (2 x watchdog); watch it end.
+            observe = max(observe, 2.2 * token_s + lab.settings.priority_fencing_delay_s
+                          + 2 * lab.settings.sbd_watchdog_secs + 60)
         while time.time() - t_cut < observe:
             timeline.append(dict(sample(lab, dbs, t_cut), phase="cut"))
             time.sleep(5)
         out["hainit_status_during_cut"] = {vm.name: status(vm) for vm in dbs}
         t_heal = time.time()
         step("heal the link", lab.net.isolate, [vm.name for vm in dbs], False)
-        deadline = time.time() + 240
+        deadline = time.time() + (HEAL_TIMEOUT_SBD if sbd else HEAL_TIMEOUT_OFF)
         while time.time() < deadline:
+            if sbd:
+                restart_fenced()
             timeline.append(dict(sample(lab, dbs, t_cut), phase="healed"))
             if stack.pair_healthy(dbs) and time.time() - t_heal > 30:
                 break
-            time.sleep(5)
+            # Light polling once the first minutes are recorded: each sample is several ssh calls.
+            time.sleep(5 if time.time() - t_heal < 240 else 20)
         time.sleep(3)
     finally:
         open(stop, "w").close()
@@ -83,28 +157,52 @@ def run(lab, out, result):
     out["writes"] = {"before_cut": len([w for w in writes if w.get("ok") and w["t"] < t_cut]),
                      "acked_during_cut": len(during), "acked_after_heal": len(acked) - len(during),
                      "served_by_during_cut": served,
-                     "failed_attempts": len([w for w in writes if not w.get("ok") and w["t"] >= t_cut])}
+                     "failed_attempts": len([w for w in writes if not w.get("ok") and w["t"] >= t_cut]),
+                     "longest_gap": longest_gap(writes, t_cut)}
+    if sbd:
+        out["fencing"] = fencing_record(lab, dbs, t_cut, offsets, fenced)
     out["hainit_status_after_heal"] = {vm.name: status(vm) for vm in dbs}
     out["drbd_kernel_log"] = {vm.name: drbd_log(vm, t_cut + offsets[vm.name]) for vm in dbs}
     sb_detected = any("Split-Brain detected" in line for lines in out["drbd_kernel_log"].values() for line in lines)
-    both_primary = any(all(" Primary/" in row.get(vm.name, {}).get("drbd", "") for vm in dbs) for row in timeline)
+    both_primary = two_primaries(timeline, [vm.name for vm in dbs])
+    # Without fencing both nodes stay up: any two servers are two primaries. With it, a node
+    # serving after the other was fenced is a failover, not a split brain.
+    serving = concurrent_servers(during) if sbd else (served if len(served) > 1 else [])
     lost = missing_writes(lab, acked)
+    healthy = stack.pair_healthy(dbs)
     out["verdict"] = {
         "initial_primary": primary.name,
+        "stonith": lab.settings.stonith,
+        "fenced": [f["vm"] for f in fenced],
         "two_primaries_seen": both_primary,
-        "two_primaries_serving_writes": len(served) > 1,
+        "two_primaries_serving_writes": bool(serving),
         "split_brain_detected_by_drbd": sb_detected,
         "acked_writes_missing_after_heal": lost,
-        "pair_healthy_after_heal": stack.pair_healthy(dbs),
+        "longest_write_gap_s": (out["writes"]["longest_gap"] or {}).get("seconds"),
+        "pair_healthy_after_heal": healthy,
         "final": stack.pair_status(dbs),
     }
-    lab.log("split brain: served by %s during the cut; both primary: %s; DRBD split-brain: %s; "
-            "acked writes missing: %s; after heal: %s"
-            % (served, both_primary, sb_detected, lost, out["verdict"]["final"]))
-    if len(served) > 1:
-        out.setdefault("failed", []).append("two primaries served writes during the partition: %s" % served)
-    if lost and not sb_detected:
-        out.setdefault("failed", []).append("%s acknowledged writes vanished without a split-brain report" % lost)
+    lab.log("split brain: served by %s during the cut; fenced %s; both primary: %s; DRBD split-brain: %s; "
+            "acked writes missing: %s; longest write gap %s s; after heal: %s"
+            % (served, out["verdict"]["fenced"] or "none", both_primary, sb_detected, lost,
+               out["verdict"]["longest_write_gap_s"], out["verdict"]["final"]))
+    out.setdefault("failed", []).extend(failures(out["verdict"], serving))
+
+
+def failures(verdict, serving):
+    """Why the scenario fails (empty: it passes); the STONITH lab is held to the strict verdict."""
+    found = []
+    if serving:
+        found.append("two primaries served writes during the partition: %s" % serving)
+    lost = verdict["acked_writes_missing_after_heal"]
+    if verdict["stonith"] == "sbd":
+        if lost:
+            found.append("%s acknowledged writes missing after the heal" % lost)
+        if not verdict["pair_healthy_after_heal"]:
+            found.append("the pair is not healthy after the heal: %s" % verdict["final"])
+    elif lost and not verdict["split_brain_detected_by_drbd"]:
+        found.append("%s acknowledged writes vanished without a split-brain report" % lost)
+    return found
 
 
 def read_writes(path):

@@ -4,8 +4,6 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from . import common
-
 DRBD_LINE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+)/(\S+) ds:(\S+)/(\S+)")
 
 
@@ -142,11 +140,3 @@ def collect_diagnostics(vm, path):
             out = vm.try_ssh(c, timeout=60)
             f.write("### %s\n%s\n" % (c, out if out is not None else "(unreachable or failed)"))
     return path
-
-
-def wait_hainit(vm, timeout):
-    """Wait until hainit.service finished; its state and seconds waited."""
-    def done():
-        state, code = hainit_state(vm)
-        return (state, code) if state in ("ok", "failed") else None
-    return common.wait_until(done, timeout, "hainit on " + vm.name, interval=5)
