@@ -70,6 +70,8 @@ pub enum StonithMode {
     Auto,
     /// Disabled on purpose (logged, and shown by `status`).
     Off,
+    /// SBD: fencing through a small disk both nodes share (an Azure shared disk), `db.sbd_device`.
+    Sbd,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +98,11 @@ pub struct DbConfig {
     pub stonith: StonithMode,
     /// Host name → Azure VM name, when they differ (for fence_azure_arm's host map).
     pub vm_names: BTreeMap<String, String>,
+    /// The disk both nodes share for SBD (`stonith: sbd`), by a stable name (/dev/disk/by-…).
+    pub sbd_device: Option<String>,
+    /// SBD's watchdog timeout, seconds, written into the device header; a poison pill counts as
+    /// delivered after msgwait, twice this. Azure's guidance: 60 (rides out maintenance pauses).
+    pub sbd_watchdog_timeout_secs: u32,
     /// How long to wait for the peer (DRBD, pcsd), seconds.
     pub peer_timeout_secs: u64,
     /// How long to wait for the cluster to start MariaDB, seconds.
@@ -117,6 +124,8 @@ impl Default for DbConfig {
             web_subnet: "10.0.2.0/24".into(),
             stonith: StonithMode::Auto,
             vm_names: BTreeMap::new(),
+            sbd_device: None,
+            sbd_watchdog_timeout_secs: 60,
             peer_timeout_secs: 900,
             cluster_timeout_secs: 900,
         }

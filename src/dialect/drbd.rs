@@ -18,7 +18,16 @@ pub struct Resource<'a> {
     pub nodes: Vec<(&'a str, String)>,
     /// Where drbd-utils keeps its handler scripts (`/usr/lib/drbd`).
     pub scripts: &'a str,
+    /// The cluster has a fence device: the primary freezes I/O when it loses its peer until the
+    /// peer is fenced (`resource-and-stonith`), so no write it acknowledges can be lost.
+    pub stonith: bool,
 }
+
+/// How long crm-fence-peer waits for the lost peer to be fenced before it places its constraint
+/// anyway (LINBIT's "timeout >= deadtime + stonith time, dc-timeout > timeout"): longer than
+/// Azure's token + consensus (66 s), a fence race delay and SBD's msgwait (120 s) or an Azure
+/// power-off together. Only a fence that fails keeps I/O frozen that long.
+const FENCE_PEER_TIMEOUTS: &str = "--timeout 600 --dc-timeout 660";
 
 impl DrbdDialect {
     /// The dialect of the loaded module from the first line of `/proc/drbd`.
@@ -53,13 +62,18 @@ impl DrbdDialect {
         let net_common = "    after-sb-0pri discard-zero-changes;\n    after-sb-1pri discard-secondary;\n    \
                           after-sb-2pri disconnect;\n    timeout 60;\n    connect-int 10;\n    ping-int 10;\n    \
                           ping-timeout 10;\n";
+        let (fencing, fence_args) = if r.stonith {
+            ("resource-and-stonith", format!(" {FENCE_PEER_TIMEOUTS}"))
+        } else {
+            ("resource-only", String::new())
+        };
         match self {
             DrbdDialect::V84 => {
                 out.push_str("  protocol C;\n");
-                out.push_str("  disk {\n    fencing resource-only;\n    on-io-error detach;\n  }\n");
+                out.push_str(&format!("  disk {{\n    fencing {fencing};\n    on-io-error detach;\n  }}\n"));
                 out.push_str(&format!("  net {{\n{net_common}  }}\n"));
                 out.push_str(&format!(
-                    "  handlers {{\n    fence-peer \"{s}/crm-fence-peer.sh\";\n    \
+                    "  handlers {{\n    fence-peer \"{s}/crm-fence-peer.sh{fence_args}\";\n    \
                      after-resync-target \"{s}/crm-unfence-peer.sh\";\n    \
                      split-brain \"{s}/notify-split-brain.sh root\";\n  }}\n"
                 ));
@@ -74,9 +88,9 @@ impl DrbdDialect {
             DrbdDialect::V9 => {
                 out.push_str(&format!("  device {device};\n  disk {};\n  meta-disk internal;\n", r.disk));
                 out.push_str("  disk {\n    on-io-error detach;\n  }\n");
-                out.push_str(&format!("  net {{\n    protocol C;\n    fencing resource-only;\n{net_common}  }}\n"));
+                out.push_str(&format!("  net {{\n    protocol C;\n    fencing {fencing};\n{net_common}  }}\n"));
                 out.push_str(&format!(
-                    "  handlers {{\n    fence-peer \"{s}/crm-fence-peer.9.sh\";\n    \
+                    "  handlers {{\n    fence-peer \"{s}/crm-fence-peer.9.sh{fence_args}\";\n    \
                      unfence-peer \"{s}/crm-unfence-peer.9.sh\";\n    \
                      split-brain \"{s}/notify-split-brain.sh root\";\n  }}\n"
                 ));

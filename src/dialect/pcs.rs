@@ -27,19 +27,43 @@ pub struct CibSpec<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Stonith {
-    pub subscription_id: String,
-    pub resource_group: String,
-    /// `host:vm;host:vm` (pcmk_host_map).
-    pub host_map: String,
+    pub agent: FenceAgent,
     /// Pacemaker ≥ 2.0.4: `priority-fencing-delay`; else `pcmk_delay_max` on the device.
     pub priority_fencing: bool,
+}
+
+/// The fence device: Azure's API with the VM's managed identity, or SBD on a shared disk.
+#[derive(Debug, Clone)]
+pub enum FenceAgent {
+    AzureArm {
+        subscription_id: String,
+        resource_group: String,
+        /// `host:vm;host:vm` (pcmk_host_map).
+        host_map: String,
+    },
+    Sbd {
+        device: String,
+        /// How long a poison pill takes to count as delivered (the header's msgwait), seconds.
+        msgwait_secs: u32,
+    },
+}
+
+impl Stonith {
+    /// The fence device's resource id.
+    pub fn id(&self) -> &'static str {
+        match self.agent {
+            FenceAgent::AzureArm { .. } => FENCE_AZURE,
+            FenceAgent::Sbd { .. } => FENCE_SBD,
+        }
+    }
 }
 
 pub const GROUP: &str = "g_db";
 pub const FS: &str = "fs_db";
 pub const MYSQLD: &str = "mysqld";
 pub const PROBE: &str = "lb_probe";
-pub const FENCE: &str = "fence_azure";
+pub const FENCE_AZURE: &str = "fence_azure";
+pub const FENCE_SBD: &str = "fence_sbd";
 
 impl PcsDialect {
     /// The promotable clone's id: pcs ≥ 0.10 names it `<rsc>-clone`; 0.9 takes the ms id we give.
@@ -221,13 +245,23 @@ impl PcsDialect {
         cmds.push(pcs().args(["constraint", "order", "promote", &clone, "then", "start", GROUP]));
 
         if let Some(f) = &s.stonith {
-            let mut fence = pcs()
-                .args(["stonith", "create", FENCE, "fence_azure_arm", "msi=true"])
-                .arg(format!("subscriptionId={}", f.subscription_id))
-                .arg(format!("resourceGroup={}", f.resource_group))
-                .arg(format!("pcmk_host_map={}", f.host_map))
-                .args(["power_timeout=240", "pcmk_reboot_timeout=900", "pcmk_monitor_timeout=120"])
-                .args(["pcmk_monitor_retries=4", "pcmk_action_limit=3"]);
+            let mut fence = match &f.agent {
+                FenceAgent::AzureArm { subscription_id, resource_group, host_map } => pcs()
+                    .args(["stonith", "create", FENCE_AZURE, "fence_azure_arm", "msi=true"])
+                    .arg(format!("subscriptionId={subscription_id}"))
+                    .arg(format!("resourceGroup={resource_group}"))
+                    .arg(format!("pcmk_host_map={host_map}"))
+                    .args(["power_timeout=240", "pcmk_reboot_timeout=900", "pcmk_monitor_timeout=120"])
+                    .args(["pcmk_monitor_retries=4", "pcmk_action_limit=3"]),
+                // fence_sbd's `sbd message` returns after msgwait; its power_timeout (30 s by
+                // default) must exceed that, and Pacemaker's action timeout that again.
+                FenceAgent::Sbd { device, msgwait_secs } => pcs()
+                    .args(["stonith", "create", FENCE_SBD, "fence_sbd"])
+                    .arg(format!("devices={device}"))
+                    .arg(format!("power_timeout={}", msgwait_secs + 30))
+                    .arg(format!("pcmk_reboot_timeout={}", msgwait_secs * 2 + 60))
+                    .arg("pcmk_monitor_timeout=120"),
+            };
             if !f.priority_fencing {
                 fence = fence.arg("pcmk_delay_max=15");
             }
@@ -325,9 +359,11 @@ mod tests {
     fn stonith_with_managed_identity() {
         let mut s = spec();
         s.stonith = Some(Stonith {
-            subscription_id: "sub".into(),
-            resource_group: "rg".into(),
-            host_map: "db-a:vm-a;db-b:vm-b".into(),
+            agent: FenceAgent::AzureArm {
+                subscription_id: "sub".into(),
+                resource_group: "rg".into(),
+                host_map: "db-a:vm-a;db-b:vm-b".into(),
+            },
             priority_fencing: true,
         });
         let cmds = joined(&PcsDialect::V011.cib_commands("c.xml", &s));
@@ -339,5 +375,24 @@ mod tests {
         s.stonith.as_mut().unwrap().priority_fencing = false;
         let cmds = joined(&PcsDialect::V09.cib_commands("c.xml", &s));
         assert!(cmds.iter().any(|c| c.contains("pcmk_delay_max=15")) && !cmds.iter().any(|c| c.contains("priority")));
+    }
+
+    #[test]
+    fn stonith_with_sbd_waits_longer_than_msgwait() {
+        let mut s = spec();
+        let device = "/dev/disk/by-id/virtio-hainit-sbd".to_string();
+        s.stonith = Some(Stonith {
+            agent: FenceAgent::Sbd { device: device.clone(), msgwait_secs: 60 },
+            priority_fencing: true,
+        });
+        assert_eq!(s.stonith.as_ref().unwrap().id(), FENCE_SBD);
+        let cmds = joined(&PcsDialect::V011.cib_commands("c.xml", &s));
+        assert!(cmds.iter().any(|c| c.contains("property set stonith-enabled=true")));
+        let fence = cmds.iter().find(|c| c.contains("stonith create")).unwrap();
+        assert!(
+            fence.contains(&format!("fence_sbd fence_sbd devices={device} power_timeout=90 pcmk_reboot_timeout=180")),
+            "{fence}"
+        );
+        assert!(!cmds.iter().any(|c| c.contains("fence_azure_arm")));
     }
 }

@@ -96,6 +96,11 @@ pub struct DbPlatform {
     pub python: &'static str,
     /// Pacemaker ≥ 2.0.4 has `priority-fencing-delay`; older ones use `pcmk_delay_max` (§4.4).
     pub priority_fencing: bool,
+    /// What `db.stonith: sbd` adds: the sbd daemon and the fence_sbd agent (Debian ships it in
+    /// fence-agents; EL in fence-agents-sbd).
+    pub sbd_packages: &'static [&'static str],
+    /// The sbd daemon's environment file (the unit's EnvironmentFile).
+    pub sbd_config: &'static str,
 }
 
 #[derive(Debug)]
@@ -182,6 +187,8 @@ static CENTOS7: Platform = Platform {
         mysql_users_table: "mysql.user",
         python: "/usr/bin/python",
         priority_fencing: false,
+        sbd_packages: &["sbd", "fence-agents-sbd"],
+        sbd_config: "/etc/sysconfig/sbd",
     },
     web: WebPlatform {
         // rh-php73 is the newest PHP in CentOS 7's Software Collections: WordPress 6.x runs on it
@@ -296,6 +303,8 @@ const EL_DB: DbPlatform = DbPlatform {
     mysql_users_table: "mysql.user",
     python: "/usr/libexec/platform-python",
     priority_fencing: true,
+    sbd_packages: &["sbd", "fence-agents-sbd"],
+    sbd_config: "/etc/sysconfig/sbd",
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
@@ -361,6 +370,8 @@ static DEBIAN12: Platform = Platform {
         mysql_users_table: "mysql.global_priv",
         python: "/usr/bin/python3",
         priority_fencing: true,
+        sbd_packages: &["sbd"],
+        sbd_config: "/etc/default/sbd",
     },
     web: WebPlatform {
         packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "mariadb-client"],

@@ -1,10 +1,11 @@
 //! `<role>.packages`: the role's packages from the platform table, installed only when missing,
 //! from the repositories the image provides.
 
+use crate::config::StonithMode;
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
-use crate::platform::{PackageManager, Platform};
+use crate::platform::PackageManager;
 use crate::system::{Cmd, Probe};
 
 /// The packages of `wanted` the package manager does not report as installed (one query each,
@@ -23,15 +24,23 @@ pub fn missing<'a>(probe: &dyn Probe, pm: PackageManager, wanted: &[&'a str]) ->
 
 pub struct PackagesStep {
     pub id: &'static str,
-    pub list: fn(&Platform) -> &'static [&'static str],
+    pub list: fn(&Context) -> Vec<&'static str>,
 }
 
 impl PackagesStep {
     pub fn web() -> Self {
-        PackagesStep { id: "web.packages", list: |p| p.web.packages }
+        PackagesStep { id: "web.packages", list: |cx| cx.platform.web.packages.to_vec() }
     }
+    /// The db role's packages, and SBD's when it fences (`db.stonith: sbd`).
     pub fn db() -> Self {
-        PackagesStep { id: "db.packages", list: |p| p.db.packages }
+        PackagesStep {
+            id: "db.packages",
+            list: |cx| {
+                let db = &cx.platform.db;
+                let sbd = if cx.config.db.stonith == StonithMode::Sbd { db.sbd_packages } else { &[] };
+                db.packages.iter().chain(sbd).copied().collect()
+            },
+        }
     }
 }
 
@@ -42,7 +51,7 @@ impl Step for PackagesStep {
 
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let pm = cx.platform.package_manager;
-        let missing = missing(probe, pm, (self.list)(cx.platform))?;
+        let missing = missing(probe, pm, &(self.list)(cx))?;
         if missing.is_empty() {
             return Ok(Vec::new());
         }

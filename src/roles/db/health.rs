@@ -8,7 +8,7 @@ use super::unfence::{constraints_query, fence_constraints};
 use crate::config::Config;
 use crate::dialect::crm_mon::{self, ClusterState};
 use crate::dialect::drbd::DrbdState;
-use crate::dialect::pcs::{FENCE, FS, MYSQLD, PROBE};
+use crate::dialect::pcs::{FENCE_AZURE, FENCE_SBD, FS, MYSQLD, PROBE};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
 use crate::status::Health;
@@ -221,17 +221,18 @@ fn mariadb(inv: &Inventory, state: &ClusterState) -> Health {
 }
 
 fn stonith(state: &ClusterState) -> Health {
-    match state.stonith_enabled {
-        Some(true) if state.node_of(FENCE, "Started").is_some() => {
-            Health::ok("stonith", format!("enabled, {FENCE} started"))
+    let started = [FENCE_AZURE, FENCE_SBD].into_iter().find(|id| state.node_of(id, "Started").is_some());
+    match (state.stonith_enabled, started) {
+        (Some(true), Some(id)) => Health::ok("stonith", format!("enabled, {id} started")),
+        (Some(true), None) => {
+            Health::warn("stonith", format!("enabled, but no fence device ({FENCE_AZURE} or {FENCE_SBD}) is started"))
         }
-        Some(true) => Health::warn("stonith", format!("enabled, but the fence device {FENCE} is not started")),
-        Some(false) => Health::warn(
+        (Some(false), _) => Health::warn(
             "stonith",
-            "disabled: a split brain is contained only by DRBD resource-level fencing (no managed identity, or \
-             db.stonith is off)",
+            "disabled: a split brain is contained only by DRBD resource-level fencing (no managed identity and \
+             db.stonith is not sbd, or db.stonith is off)",
         ),
-        None => Health::warn("stonith", "unknown: crm_mon reported no stonith-enabled option"),
+        (None, _) => Health::warn("stonith", "unknown: crm_mon reported no stonith-enabled option"),
     }
 }
 

@@ -4,7 +4,7 @@
 //! Order: packages → disk → DRBD (module, config, metadata, up) → MariaDB settings → cluster
 //! prerequisites (hosts, hacluster, pcsd) → wait for the DRBD peer → the leader's
 //! bootstrap (skip the initial sync, primary, mkfs, mount, datadir, server, secure, hand-off) →
-//! corosync.conf → authkey → start → unfence → resources (leader) → MariaDB started. Once the CIB holds the stack,
+//! corosync.conf → authkey → SBD (when it fences) → start → unfence → resources (leader) → MariaDB started. Once the CIB holds the stack,
 //! Pacemaker owns DRBD, the mount and mysqld, and every bootstrap step stands aside.
 
 pub mod bootstrap;
@@ -15,6 +15,7 @@ pub mod facts;
 mod health;
 pub mod mariadb;
 pub mod resources;
+pub mod sbd;
 pub mod unfence;
 
 use tracing::warn;
@@ -58,6 +59,8 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         // After corosync.conf: `pcs cluster setup` destroys the old cluster on both nodes first,
         // and that removes /etc/corosync/authkey (found in the lab).
         Box::new(cluster::AuthkeyStep),
+        Box::new(sbd::DeviceStep),
+        Box::new(sbd::ServiceStep),
         Box::new(cluster::StartStep),
         Box::new(unfence::UnfenceStep),
         Box::new(resources::ResourcesStep),
@@ -96,7 +99,17 @@ pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
             cx.inv.node.name
         )));
     }
-    disk::find(cx, probe)?;
+    let data = disk::find(cx, probe)?;
+    sbd::validate(cx)?;
+    if let Some(dev) = sbd::device(cx) {
+        let same = probe.query(&crate::system::Cmd::new("readlink").args(["-e", dev]))?;
+        if same.success() && same.stdout.trim() == data.device {
+            return Err(Error::input(format!(
+                "db.sbd_device {dev} is the data disk ({}): SBD needs a disk of its own, shared by both nodes",
+                data.device
+            )));
+        }
+    }
     if let Some(why) = resources::stonith_off_reason(cx) {
         warn!("STONITH will be disabled: {why}; a split brain is then contained only by DRBD resource-level fencing");
     }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::bootstrap::fs_name;
 use super::facts::{device, drbd_primitive, resource, RUN_DIR};
+use super::sbd;
 use crate::config::StonithMode;
 use crate::dialect::crm_mon::{self, ClusterState};
-use crate::dialect::pcs::{CibSpec, Stonith, MYSQLD};
+use crate::dialect::pcs::{CibSpec, FenceAgent, Stonith, MYSQLD};
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
@@ -29,38 +30,53 @@ pub fn cluster_state(cx: &Context, probe: &dyn Probe) -> Result<Option<ClusterSt
     Ok(crm_mon::parse(&out.stdout).ok().filter(|s| s.connected))
 }
 
-/// STONITH with fence_azure_arm when the VM has a managed identity (and the config allows it).
+/// STONITH: SBD when configured; fence_azure_arm when the VM has a managed identity (and the
+/// config allows it); otherwise none (safety rule 4: logged, shown by `status`).
 pub fn stonith(cx: &Context) -> Option<Stonith> {
-    if cx.config.db.stonith == StonithMode::Off || !cx.options.managed_identity {
-        return None;
+    let priority_fencing = cx.platform.db.priority_fencing;
+    match cx.config.db.stonith {
+        StonithMode::Off => None,
+        StonithMode::Sbd => Some(Stonith {
+            agent: FenceAgent::Sbd {
+                device: cx.config.db.sbd_device.clone().unwrap_or_default(),
+                msgwait_secs: sbd::msgwait_secs(cx),
+            },
+            priority_fencing,
+        }),
+        StonithMode::Auto if !cx.options.managed_identity => None,
+        StonithMode::Auto => {
+            let vm_of = |host: &str| {
+                cx.config.db.vm_names.get(host).cloned().unwrap_or_else(|| {
+                    if host == cx.inv.node.name {
+                        cx.inv.azure.vm_name.clone()
+                    } else {
+                        host.to_string()
+                    }
+                })
+            };
+            let mut map: Vec<String> = cx.inv.peers.iter().map(|p| format!("{}:{}", p.name, vm_of(&p.name))).collect();
+            map.sort();
+            Some(Stonith {
+                agent: FenceAgent::AzureArm {
+                    subscription_id: cx.inv.azure.subscription_id.clone(),
+                    resource_group: cx.inv.azure.resource_group.clone(),
+                    host_map: map.join(";"),
+                },
+                priority_fencing,
+            })
+        }
     }
-    let vm_of = |host: &str| {
-        cx.config.db.vm_names.get(host).cloned().unwrap_or_else(|| {
-            if host == cx.inv.node.name {
-                cx.inv.azure.vm_name.clone()
-            } else {
-                host.to_string()
-            }
-        })
-    };
-    let mut map: Vec<String> = cx.inv.peers.iter().map(|p| format!("{}:{}", p.name, vm_of(&p.name))).collect();
-    map.sort();
-    Some(Stonith {
-        subscription_id: cx.inv.azure.subscription_id.clone(),
-        resource_group: cx.inv.azure.resource_group.clone(),
-        host_map: map.join(";"),
-        priority_fencing: cx.platform.db.priority_fencing,
-    })
 }
 
 /// Why STONITH is off, when it is (logged once per run and shown by `status`).
 pub fn stonith_off_reason(cx: &Context) -> Option<&'static str> {
-    if cx.config.db.stonith == StonithMode::Off {
-        Some("db.stonith is off in the config")
-    } else if !cx.options.managed_identity {
-        Some("the VM has no managed identity (IMDS token endpoint refused), so fence_azure_arm cannot authenticate")
-    } else {
-        None
+    match cx.config.db.stonith {
+        StonithMode::Off => Some("db.stonith is off in the config"),
+        StonithMode::Auto if !cx.options.managed_identity => Some(
+            "the VM has no managed identity (IMDS token endpoint refused), so fence_azure_arm cannot authenticate, \
+             and db.stonith is not sbd",
+        ),
+        StonithMode::Auto | StonithMode::Sbd => None,
     }
 }
 

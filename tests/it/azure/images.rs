@@ -93,6 +93,7 @@ fn package_lists_are_the_platform_table() {
         let p = os.platform();
         assert_eq!(listed(file, "db"), p.db.packages, "{file} db vs src/platform/table.rs {os}");
         assert_eq!(listed(file, "web"), p.web.packages, "{file} web vs src/platform/table.rs {os}");
+        assert_eq!(listed(file, "sbd"), p.db.sbd_packages, "{file} sbd vs src/platform/table.rs {os}");
     }
 }
 
@@ -114,7 +115,7 @@ fn provisioning_reads_both_roles_packages_once() {
     let got: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
     let p = OsId::Centos7.platform();
     let mut want: Vec<String> = Vec::new();
-    for name in p.db.packages.iter().chain(p.web.packages) {
+    for name in p.db.packages.iter().chain(p.db.sbd_packages).chain(p.web.packages) {
         if !want.iter().any(|w| w == name) {
             want.push(name.to_string());
         }

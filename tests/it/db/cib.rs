@@ -21,8 +21,8 @@ const GROUP: [&str; 3] = ["fs_db", "mysqld", "lb_probe"];
 const WORK_CIB: &str = "/run/hainit/cib-hainit.xml";
 
 /// The `pcs -f` argv lists the leader's resources step plans on a quorate, empty cluster.
-fn pcs_commands(os: OsId, options: Options) -> Vec<Vec<String>> {
-    let node = Node::new(os, true, "\n");
+fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Vec<Vec<String>> {
+    let node = Node::new(os, true, yaml);
     let cx = node.cx(options);
     let sys = FakeSystem::new("db-a");
     let live = std::fs::read_to_string(fixture("debian12-live.xml")).unwrap();
@@ -172,12 +172,12 @@ fn assert_clone_meta(cib: &Path) {
     assert!(promotable && max_one, "not a promotable clone with one promoted instance: {clone}");
 }
 
-fn judge(os: OsId, options: Options) {
-    let stonith = options.managed_identity;
+fn judge(os: OsId, yaml: &str, options: Options) {
+    let stonith = options.managed_identity || yaml.contains("stonith: sbd");
     let tmp = tempfile::tempdir().unwrap();
     let cib = tmp.path().join("cib.xml");
     empty_cib(&cib);
-    build(&cib, &pcs_commands(os, options));
+    build(&cib, &pcs_commands(os, yaml, options));
     assert_clone_meta(&cib);
     if !stonith {
         // Without a status section crm_verify only accepts a CIB that does not need fencing
@@ -197,20 +197,34 @@ fn judge(os: OsId, options: Options) {
 
 #[test]
 fn debian12_stack_promotes_fails_over_and_does_not_fail_back() {
-    judge(OsId::Debian12, Options::default());
+    judge(OsId::Debian12, "\n", Options::default());
 }
 
 #[test]
 fn debian12_stack_with_stonith_verifies_and_fails_over() {
     let options = Options { managed_identity: true, ..Options::default() };
-    let cmds = pcs_commands(OsId::Debian12, options);
+    let cmds = pcs_commands(OsId::Debian12, "\n", options);
     assert!(cmds.iter().any(|c| c.contains(&"fence_azure_arm".to_string())), "{cmds:#?}");
-    judge(OsId::Debian12, options);
+    judge(OsId::Debian12, "\n", options);
+}
+
+/// SBD on a shared disk: pcs accepts fence_sbd (its metadata comes from the installed agent),
+/// and the fenced failover is simulated like the Azure one.
+#[test]
+fn debian12_stack_with_sbd_verifies_and_fails_over() {
+    let yaml = "db:\n  stonith: sbd\n  sbd_device: /dev/disk/by-id/scsi-hainit-sbd\n  sbd_watchdog_timeout_secs: 30\n";
+    let cmds = pcs_commands(OsId::Debian12, yaml, Options::default());
+    let fence: Vec<&Vec<String>> = cmds.iter().filter(|c| c.contains(&"fence_sbd".to_string())).collect();
+    assert_eq!(fence.len(), 1, "{cmds:#?}");
+    assert!(fence[0].contains(&"devices=/dev/disk/by-id/scsi-hainit-sbd".to_string()), "{fence:?}");
+    assert!(fence[0].contains(&"power_timeout=90".to_string()), "msgwait 60 s + 30: {fence:?}");
+    assert!(!cmds.iter().any(|c| c.contains(&"fence_azure_arm".to_string())), "{cmds:#?}");
+    judge(OsId::Debian12, yaml, Options::default());
 }
 
 #[test]
 fn el9_stack_is_accepted_by_pcs_0_11() {
-    judge(OsId::El9, Options::default());
+    judge(OsId::El9, "\n", Options::default());
 }
 
 /// A CIB pcs accepted but that breaks the stack is rejected by the simulation (the
@@ -220,7 +234,7 @@ fn the_simulation_rejects_a_stack_without_the_colocation() {
     let tmp = tempfile::tempdir().unwrap();
     let cib = tmp.path().join("cib.xml");
     empty_cib(&cib);
-    let cmds: Vec<Vec<String>> = pcs_commands(OsId::Debian12, Options::default())
+    let cmds: Vec<Vec<String>> = pcs_commands(OsId::Debian12, "\n", Options::default())
         .into_iter()
         .filter(|c| !c.contains(&"colocation".to_string()))
         .collect();

@@ -25,13 +25,13 @@ use super::{assert_root, run, Node};
 const MIB: usize = 1 << 20;
 
 /// A 64 MiB loop device with partition scanning on, detached by its own name when dropped.
-struct Loop {
-    dev: String,
+pub(super) struct Loop {
+    pub(super) dev: String,
     _dir: tempfile::TempDir,
 }
 
 impl Loop {
-    fn new() -> Loop {
+    pub(super) fn new() -> Loop {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("disk.img");
         File::create(&image).unwrap().set_len(64 * MIB as u64).unwrap();
@@ -45,7 +45,7 @@ impl Loop {
     }
 
     /// The first and the last MiB, as the block device reads them.
-    fn ends(&self) -> (Vec<u8>, Vec<u8>) {
+    pub(super) fn ends(&self) -> (Vec<u8>, Vec<u8>) {
         run(&mut Command::new("sync"));
         let mut f = File::open(&self.dev).unwrap();
         let mut first = vec![0; MIB];

@@ -21,7 +21,11 @@ fn kernel_version(dialect: DrbdDialect) -> &'static str {
 
 /// The files of `os` under `dir`, and a drbd.conf including them the way /etc/drbd.conf does.
 fn rendered(os: OsId, dir: &Path) -> std::path::PathBuf {
-    let node = Node::new(os, true, "\n");
+    rendered_with(os, "\n", dir)
+}
+
+fn rendered_with(os: OsId, yaml: &str, dir: &Path) -> std::path::PathBuf {
+    let node = Node::new(os, true, yaml);
     let cx = node.cx(Options::default());
     let files = ConfigStep.files(&cx).unwrap();
     assert_eq!(files.len(), 2, "{files:?}");
@@ -67,6 +71,22 @@ fn every_platform_renders_a_resource_its_drbd_accepts() {
         }
         assert!(said.contains("/dev/disk/by-partlabel/hainit-wpcluster"), "{os}:\n{said}");
         assert!(said.contains("usage-count no"), "{os}:\n{said}");
+    }
+}
+
+/// With a fence device (here SBD) each platform's drbdadm reads `resource-and-stonith` and the
+/// fence-peer handler with its timeouts.
+#[test]
+fn with_stonith_every_platform_freezes_io_until_the_peer_is_fenced() {
+    let yaml = "db:\n  stonith: sbd\n  sbd_device: /dev/disk/by-id/scsi-sbd\n";
+    for os in OsId::ALL {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = rendered_with(os, yaml, tmp.path());
+        let out = dump(&conf, kernel_version(os.platform().drbd));
+        let said = text(&out);
+        assert!(out.status.success(), "{os}: drbdadm dump failed:\n{said}");
+        assert!(said.contains("fencing") && said.contains("resource-and-stonith"), "{os}:\n{said}");
+        assert!(said.contains("--timeout 600 --dc-timeout 660"), "{os}:\n{said}");
     }
 }
 

@@ -15,6 +15,9 @@ use crate::common::assert_golden;
 use crate::common::dies_after::DiesAfter;
 
 const CIB: &str = "/var/lib/pacemaker/cib/cib.xml";
+const SBD_DISK: &str = "/dev/disk/by-id/scsi-hainit-sbd";
+const SBD_YAML: &str =
+    "db:\n  stonith: sbd\n  sbd_device: /dev/disk/by-id/scsi-hainit-sbd\n  sbd_watchdog_timeout_secs: 30\n";
 
 fn fact(sys: &FakeSystem, key: &str) -> bool {
     sys.fact(key).is_some()
@@ -103,12 +106,14 @@ fn fresh_vm(node: &Node) -> FakeSystem {
     }
     sys.add_file("/dev/disk/azure/scsi1/lun0", "", 0o660);
     sys.add_file("/dev/disk/azure/resource", "", 0o660);
+    sys.add_file(SBD_DISK, "", 0o660);
     sys.add_file("/proc/self/mountinfo", mountinfo(&sys), 0o444);
     sys.add_file("/proc/sys/net/ipv4/tcp_timestamps", "1\n", 0o644);
     sys.add_file("/run/udev/control", "", 0o600); // udevd runs
     sys.open_port(IpAddr::V4(peer.ip), 2224);
     if !node.inv.is_leader() {
         set(&sys, "peer.corosync");
+        set(&sys, "sbd.header"); // the leader wrote it before it set the cluster up
     }
     // Debian's package starts MariaDB on its local datadir at install.
     set(&sys, "unit.mariadb.enabled");
@@ -150,6 +155,7 @@ fn script(sys: &FakeSystem, os: OsId) {
     sys.on(&["readlink", "-e"], |_, c| match arg(c, 2).as_str() {
         "/dev/disk/azure/scsi1/lun0" => Output::ok("/dev/sdc\n"),
         "/dev/disk/azure/resource" => Output::ok("/dev/sdb\n"),
+        SBD_DISK => Output::ok("/dev/sdd\n"),
         _ => Output::fail(1, ""),
     });
     sys.on(&["blkid", "-p"], |s, c| {
@@ -174,6 +180,25 @@ fn script(sys: &FakeSystem, os: OsId) {
         Output::ok("The operation has completed successfully.\n")
     });
     sys.on(&["udevadm", "settle"], ok);
+    // SBD (db.stonith: sbd): a header once `sbd create` ran (on either node: the disk is shared).
+    sys.on(&["sbd"], |s, c| {
+        let argv = c.argv_redacted();
+        match argv.last().map(String::as_str) {
+            Some("dump") if fact(s, "sbd.header") => Output::ok(
+                "==Dumping header on disk\nTimeout (watchdog) : 30\nTimeout (msgwait)  : 60\n==Header is dumped\n",
+            ),
+            Some("dump") => Output::fail(1, "== disk unreadable!\nsbd failed; please check the logs.\n"),
+            Some("create") => {
+                set(s, "sbd.header");
+                Output::ok("Device is initialized.\n")
+            }
+            _ => panic!("unmodelled {argv:?}"),
+        }
+    });
+    sys.on(&["modprobe", "softdog"], |s, _| {
+        s.add_file("/dev/watchdog", "", 0o600);
+        Output::ok("")
+    });
     sys.on(&["modprobe", "drbd"], |s, _| {
         refresh_drbd(s);
         Output::ok("")
@@ -355,6 +380,10 @@ fn script(sys: &FakeSystem, os: OsId) {
         }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
+        if fact(s, "unit.sbd.enabled") {
+            // corosync requires sbd (RequiredBy=corosync.service) and starts it first.
+            set(s, "unit.sbd.active");
+        }
         if fact(s, "peer.corosync") && s.fact("node.leader").is_none() {
             // The follower joins a cluster whose leader pushes the stack.
             set(s, "cib.pushed");
@@ -636,4 +665,100 @@ fn existing_drbd_metadata_is_never_recreated_and_foreign_data_is_refused() {
     });
     let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
     assert!(e.to_string().contains("TYPE=xfs") && e.to_string().contains("refusing to create metadata"), "{e}");
+}
+
+/// `db.stonith: sbd` on brand-new VMs: golden plans (Debian with priority-fencing-delay; CentOS 7
+/// with pcs 0.9 and pcmk_delay_max), and apply converges on every platform with the header
+/// written by the leader only, sbd enabled before corosync starts, DRBD freezing I/O until the
+/// peer is fenced.
+#[test]
+fn sbd_fencing_is_set_up_before_corosync_starts() {
+    for (os, leader) in [(OsId::Debian12, true), (OsId::Centos7, true), (OsId::Debian12, false)] {
+        let node = Node::new(os, leader, SBD_YAML);
+        let cx = node.cx(Options::default());
+        let sys = fresh_vm(&node);
+        roles::validate(&cx, &sys).unwrap();
+        let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+        let name = format!("{}-{}-sbd", os, if leader { "leader" } else { "follower" });
+        assert_golden(&format!("plan-db/{name}.txt"), &plan.to_text());
+    }
+    for os in OSES {
+        for leader in [true, false] {
+            let node = Node::new(os, leader, SBD_YAML);
+            let cx = node.cx(Options::default());
+            let sys = fresh_vm(&node);
+            if leader {
+                set(&sys, "node.leader");
+            }
+            engine::apply(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("{os} leader={leader}: {e}"));
+            assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "{os} leader={leader}");
+            let ran: Vec<String> = sys.commands().iter().map(|c| c.join(" ")).collect();
+            let at = |what: &str| ran.iter().position(|c| c.contains(what));
+            let create = at("sbd -d /dev/disk/by-id/scsi-hainit-sbd -1 30 -4 60 create");
+            assert_eq!(create.is_some(), leader, "{os}: only the leader writes the header: {ran:#?}");
+            let (enable, start) = (at("systemctl enable sbd").unwrap(), at("systemctl start corosync").unwrap());
+            assert!(enable < start, "{os}: sbd is enabled before corosync starts: {ran:#?}");
+            let wanted = (roles::packages::PackagesStep::db().list)(&cx);
+            assert!(os.platform().db.sbd_packages.iter().all(|p| wanted.contains(p)), "{os}: {wanted:?}");
+            let conf = sys.read_string(os.platform().db.sbd_config).unwrap().unwrap();
+            assert!(conf.contains(&format!("SBD_DEVICE=\"{SBD_DISK}\"")), "{conf}");
+            assert!(sys.exists("/dev/watchdog").unwrap(), "softdog loaded");
+            let res = sys.read_string("/etc/drbd.d/wpcluster.res").unwrap().unwrap();
+            assert!(res.contains("fencing resource-and-stonith;") && res.contains("--timeout 600"), "{res}");
+        }
+    }
+}
+
+/// A disk that holds anything is never given an SBD header; the follower never writes one.
+#[test]
+fn an_sbd_disk_with_data_is_refused_and_nothing_is_written() {
+    let node = Node::new(OsId::Debian12, true, SBD_YAML);
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "node.leader");
+    sys.on(&["blkid", "-p", "-o", "export", SBD_DISK], |_, _| Output::ok("TYPE=xfs\nUSAGE=filesystem\n"));
+    let e = engine::apply(&steps(&cx), &cx, &sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step, "{e}");
+    assert!(e.to_string().contains(SBD_DISK) && e.to_string().contains("TYPE=xfs"), "{e}");
+    let wrote = sys.commands().iter().any(|c| c[0] == "sbd" && c.last().is_some_and(|a| a == "create"));
+    assert!(!wrote, "{:#?}", sys.commands());
+}
+
+/// Bad SBD inputs are refused before anything is touched (exit 2), naming the key and value.
+#[test]
+fn sbd_inputs_are_checked_before_anything_is_touched() {
+    for (yaml, want) in [
+        ("db:\n  stonith: sbd\n", "db.sbd_device is not set"),
+        ("db:\n  sbd_device: /dev/sdd\n", "db.stonith is auto"),
+        ("db:\n  stonith: sbd\n  sbd_device: sdd\n", "\"sdd\" must be a device path"),
+        ("db:\n  stonith: sbd\n  sbd_device: /dev/sdd\n  sbd_watchdog_timeout_secs: 1\n", "1 must be between 5"),
+        ("db:\n  stonith: sbd\n  sbd_device: /dev/disk/azure/scsi1/lun0\n", "is the data disk (/dev/sdc)"),
+    ] {
+        let node = Node::new(OsId::Debian12, true, yaml);
+        let cx = node.cx(Options::default());
+        let sys = fresh_vm(&node);
+        let e = roles::validate(&cx, &sys).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Input, "{yaml}: {e}");
+        assert!(e.to_string().contains(want), "{yaml}: {e}");
+    }
+}
+
+/// Debian enables sbd on install; without a device corosync (which requires it) would not start.
+#[test]
+fn an_sbd_unit_without_a_device_is_disabled_when_sbd_does_not_fence() {
+    let node = Node::new(OsId::Debian12, true, "\n");
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "node.leader");
+    set(&sys, "unit.sbd.enabled");
+    sys.add_file("/etc/default/sbd", "#SBD_DEVICE=\"\"\nSBD_PACEMAKER=yes\n", 0o644);
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    assert!(!fact(&sys, "unit.sbd.enabled"), "{:#?}", sys.commands());
+    // One that names a device was set up by someone: left alone.
+    let sys = fresh_vm(&node);
+    set(&sys, "node.leader");
+    set(&sys, "unit.sbd.enabled");
+    sys.add_file("/etc/default/sbd", "SBD_DEVICE=\"/dev/sdx\"\n", 0o644);
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    assert!(fact(&sys, "unit.sbd.enabled"));
 }

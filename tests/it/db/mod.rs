@@ -1,6 +1,7 @@
 //! The db role: on a fake db VM (golden plans, convergence, kill-anywhere, refusals), and
 //! judged by the real tools installed here: pcs + Pacemaker on an offline CIB, drbdadm on the
-//! rendered resource files, loop devices as data disks, a real mariadbd, crypt.
+//! rendered resource files, loop devices as data disks and SBD disks (the real sbd), a real
+//! mariadbd, crypt.
 
 mod cib;
 mod disk;
@@ -9,6 +10,7 @@ mod fake;
 mod hacluster;
 mod health;
 mod mariadb;
+mod sbd;
 
 use std::process::Command;
 

@@ -1,0 +1,73 @@
+//! `db.sbd.device` with the real sbd on loop devices: the leader writes a header with the
+//! configured timeouts on a blank disk and never again; a disk holding a filesystem is refused
+//! with nothing written; the follower only waits for the leader's header.
+
+use std::process::Command;
+
+use hainit::engine::{self, Options, Outcome, Step};
+use hainit::error::ErrorKind;
+use hainit::platform::OsId;
+use hainit::roles::db::sbd::{header_timeout, DeviceStep};
+use hainit::system::{HostSystem, Root};
+
+use super::disk::Loop;
+use super::{assert_root, run, Node};
+
+fn node(dev: &str, leader: bool) -> Node {
+    let yaml = format!("db:\n  stonith: sbd\n  sbd_device: {dev}\n  sbd_watchdog_timeout_secs: 15\n");
+    Node::new(OsId::Debian12, leader, &yaml)
+}
+
+fn steps() -> Vec<Box<dyn Step>> {
+    vec![Box::new(DeviceStep)]
+}
+
+#[test]
+fn the_leader_writes_an_sbd_header_once_on_a_blank_disk() {
+    assert_root("sbd on loop devices");
+    let disk = Loop::new();
+    let node = node(&disk.dev, true);
+    let cx = node.cx(Options::default());
+    let host = HostSystem::new(Root::host());
+    let first = engine::apply(&steps(), &cx, &host).unwrap();
+    assert!(matches!(first[0].1, Outcome::Changed { .. }), "{first:?}");
+    let dump = run(Command::new("sbd").args(["-d", &disk.dev, "dump"]));
+    assert_eq!(header_timeout(&dump, "watchdog"), Some(15), "{dump}");
+    assert_eq!(header_timeout(&dump, "msgwait"), Some(30), "{dump}");
+    // A node's slot (what its sbd daemon allocates) survives every later run.
+    run(Command::new("sbd").args(["-d", &disk.dev, "allocate", "db-b"]));
+    let second = engine::apply(&steps(), &cx, &host).unwrap();
+    assert_eq!(second[0].1, Outcome::Converged);
+    let list = run(Command::new("sbd").args(["-d", &disk.dev, "list"]));
+    assert!(list.contains("db-b"), "the header was written again: {list}");
+}
+
+#[test]
+fn a_disk_with_a_filesystem_never_gets_an_sbd_header() {
+    assert_root("sbd on loop devices");
+    let disk = Loop::new();
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&disk.dev));
+    let before = disk.ends();
+    let node = node(&disk.dev, true);
+    let cx = node.cx(Options::default());
+    let e = engine::apply(&steps(), &cx, &HostSystem::new(Root::host())).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step, "{e}");
+    assert!(e.to_string().contains(&disk.dev) && e.to_string().contains("TYPE=ext4"), "{e}");
+    assert!(before == disk.ends(), "the refused disk {} was written to", disk.dev);
+}
+
+#[test]
+fn the_follower_waits_for_the_leaders_header() {
+    assert_root("sbd on loop devices");
+    let disk = Loop::new();
+    let follower = node(&disk.dev, false);
+    let host = HostSystem::new(Root::host());
+    let plan = engine::plan(&steps(), &follower.cx(Options::default()), &host).unwrap();
+    let actions = &plan.steps[0].actions;
+    assert!(actions.len() == 1 && actions[0].is_wait(), "{actions:?}");
+    assert!(actions[0].describe().contains("the leader db-a to write the SBD header"), "{actions:?}");
+    // Once the leader has written it, the follower has nothing to do.
+    let leader = node(&disk.dev, true);
+    engine::apply(&steps(), &leader.cx(Options::default()), &host).unwrap();
+    assert!(engine::plan(&steps(), &follower.cx(Options::default()), &host).unwrap().is_converged());
+}
