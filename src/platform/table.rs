@@ -67,6 +67,8 @@ pub struct Platform {
     pub drbd: DrbdDialect,
     /// Arguments that make `crm_mon` print XML (§2.9: CentOS 7 has only `--as-xml`).
     pub crm_mon_xml: &'static [&'static str],
+    /// Pacemaker's fencing daemon, by process name (Pacemaker 1.1: `stonithd`).
+    pub fencer: &'static str,
     pub db: DbPlatform,
     pub web: WebPlatform,
 }
@@ -156,6 +158,7 @@ static CENTOS7: Platform = Platform {
     pcs: PcsDialect::V09,
     drbd: DrbdDialect::V84,
     crm_mon_xml: &["--as-xml"],
+    fencer: "stonithd",
     db: DbPlatform {
         packages: &[
             "pcs",
@@ -233,6 +236,7 @@ static EL8: Platform = Platform {
     pcs: PcsDialect::V010,
     drbd: DrbdDialect::V9,
     crm_mon_xml: &["--output-as=xml"],
+    fencer: "pacemaker-fenced",
     db: EL_DB,
     web: EL_WEB,
 };
@@ -246,6 +250,7 @@ static EL9: Platform = Platform {
     pcs: PcsDialect::V011,
     drbd: DrbdDialect::V9,
     crm_mon_xml: &["--output-as=xml"],
+    fencer: "pacemaker-fenced",
     db: DbPlatform {
         // RHEL 9 moved azure-lb into resource-agents-cloud (§4.3).
         packages: &[
@@ -340,6 +345,7 @@ static DEBIAN12: Platform = Platform {
     pcs: PcsDialect::V011,
     drbd: DrbdDialect::V84,
     crm_mon_xml: &["--output-as=xml"],
+    fencer: "pacemaker-fenced",
     db: DbPlatform {
         packages: &[
             "pcs",

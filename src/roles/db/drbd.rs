@@ -79,8 +79,13 @@ impl Step for MetadataStep {
         "db.drbd.metadata"
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        if drbd_state(cx, probe)?.is_some_and(|s| s.disk != "Diskless") {
-            return Ok(Vec::new()); // attached: metadata is there and in use
+        match drbd_state(cx, probe)? {
+            Some(s) if s.disk != "Diskless" => return Ok(Vec::new()), // attached: metadata in use
+            // Configured but not attached yet on a node the cluster owns: Pacemaker is bringing
+            // DRBD up (a reboot). dump-md cannot read a configured minor, and the filesystem it
+            // holds would look like foreign data (found in the lab after a node was fenced).
+            Some(_) if cluster_owns(cx, probe)? => return Ok(Vec::new()),
+            _ => {}
         }
         let res = resource(cx);
         if probe.query(&Cmd::new("drbdadm").args(["dump-md", res]))?.success() {

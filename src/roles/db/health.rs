@@ -3,6 +3,7 @@
 //! fails: whatever cannot be read becomes a FAIL or WARN item that says why.
 
 use super::facts::{drbd_primitive_of, drbd_state_of, is_corosync_of, COROSYNC_CONF};
+use super::fencer::blind_fencer;
 use super::resources::crm_mon_query_for;
 use super::unfence::{constraints_query, fence_constraints};
 use crate::config::Config;
@@ -20,6 +21,16 @@ pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dy
     items.extend(cluster);
     if connected {
         items.extend(fencing(inv, platform, state.as_ref(), probe));
+        if let Ok(Some(pid)) = blind_fencer(platform, probe) {
+            items.push(Health::fail(
+                "fencer",
+                format!(
+                    "{} (pid {pid}) could not reach the CIB when it started: it knows no fence device and this \
+                     node cannot fence its peer; re-run hainit (it restarts the fencer)",
+                    platform.fencer
+                ),
+            ));
+        }
     }
     items
 }

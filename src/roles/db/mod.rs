@@ -4,7 +4,8 @@
 //! Order: packages → disk → DRBD (module, config, metadata, up) → MariaDB settings → cluster
 //! prerequisites (hosts, hacluster, pcsd) → wait for the DRBD peer → the leader's
 //! bootstrap (skip the initial sync, primary, mkfs, mount, datadir, server, secure, hand-off) →
-//! corosync.conf → authkey → SBD (when it fences) → start → unfence → resources (leader) → MariaDB started. Once the CIB holds the stack,
+//! corosync.conf → authkey → SBD (when it fences) → start → unfence → resources (leader) →
+//! MariaDB started → a blind fencer restarted. Once the CIB holds the stack,
 //! Pacemaker owns DRBD, the mount and mysqld, and every bootstrap step stands aside.
 
 pub mod bootstrap;
@@ -12,6 +13,7 @@ pub mod cluster;
 pub mod disk;
 pub mod drbd;
 pub mod facts;
+pub mod fencer;
 mod health;
 pub mod mariadb;
 pub mod resources;
@@ -65,6 +67,8 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(unfence::UnfenceStep),
         Box::new(resources::ResourcesStep),
         Box::new(resources::ReadyStep),
+        // Last: by now the fencer has long decided whether it reached the CIB.
+        Box::new(fencer::FencerStep),
     ]);
     steps
 }

@@ -195,6 +195,25 @@ fn script(sys: &FakeSystem, os: OsId) {
             _ => panic!("unmodelled {argv:?}"),
         }
     });
+    // Pacemaker's fencer: pid 1000, or 1001 once pacemakerd has started it again after a kill.
+    sys.on(&["pidof"], |s, _| match s.fact("fencer.pid") {
+        Some(pid) => Output::ok(format!("{pid}\n")),
+        None => Output::fail(1, ""),
+    });
+    sys.on(&["journalctl"], |s, c| {
+        let blind =
+            fact(s, "fencer.blind") && arg(c, 4) == format!("_PID={}", s.fact("fencer.pid").unwrap_or_default());
+        Output::ok(if blind {
+            "Could not connect to the CIB manager: Transport endpoint is not connected (-107)\n"
+        } else {
+            ""
+        })
+    });
+    sys.on(&["kill"], |s, _| {
+        s.facts_remove("fencer.blind");
+        s.set_fact("fencer.pid", "1001");
+        Output::ok("")
+    });
     sys.on(&["modprobe", "softdog"], |s, _| {
         s.add_file("/dev/watchdog", "", 0o600);
         Output::ok("")
@@ -528,6 +547,37 @@ fn a_node_the_cluster_owns_is_left_alone() {
     }
 }
 
+/// Rebooted (here after being fenced) while Pacemaker brings DRBD up: the minor is configured
+/// but not attached yet, dump-md refuses a configured minor and the partition shows the
+/// filesystem DRBD carries. Nothing is refused or created: the cluster owns DRBD.
+#[test]
+fn a_node_whose_drbd_pacemaker_is_attaching_is_not_refused() {
+    let node = Node::new(OsId::Debian12, true, "\n");
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "node.leader");
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    for k in ["drbd.up", "drbd.primary", "mounted"] {
+        sys.facts_remove(k);
+    }
+    sys.add_file(
+        "/proc/drbd",
+        "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:WFConnection ro:Secondary/Unknown ds:Diskless/DUnknown C r-----\n",
+        0o444,
+    );
+    sys.on(&["drbdadm", "dump-md"], |_, _| Output::fail(20, "Device '0' is configured!\n"));
+    sys.on(&["blkid", "-p", "-o", "export", "/dev/disk/by-partlabel/hainit-wpcluster"], |_, _| {
+        Output::ok("TYPE=ext4\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n")
+    });
+    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("refused: {e}"));
+    let md = plan.steps.iter().find(|s| s.name == "db.drbd.metadata").unwrap();
+    assert!(md.actions.is_empty(), "{:?}", md.actions);
+    // The judge can fail: the same disk state on a node the cluster does not own is refused.
+    sys.remove(CIB);
+    let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
+    assert!(e.to_string().contains("TYPE=ext4"), "{e}");
+}
+
 /// A replaced leader (blank disk, peer holding the data and the cluster) joins as secondary:
 /// no skipped sync, no primary, no mkfs, no setup; corosync.conf comes from the peer.
 #[test]
@@ -761,4 +811,34 @@ fn an_sbd_unit_without_a_device_is_disabled_when_sbd_does_not_fence() {
     sys.add_file("/etc/default/sbd", "SBD_DEVICE=\"/dev/sdx\"\n", 0o644);
     engine::apply(&steps(&cx), &cx, &sys).unwrap();
     assert!(fact(&sys, "unit.sbd.enabled"));
+}
+
+/// A fencer that could not reach the CIB at its start knows no fence device: the run kills it so
+/// that pacemakerd starts one that reads the CIB; a seeing fencer is left alone.
+#[test]
+fn a_fencer_blind_to_the_cib_is_restarted_when_the_cluster_fences() {
+    let node = Node::new(OsId::Debian12, true, SBD_YAML);
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "node.leader");
+    sys.set_fact("fencer.pid", "1000");
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    assert!(!sys.commands().iter().any(|c| c[0] == "kill"), "a seeing fencer was killed");
+    set(&sys, "fencer.blind");
+    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+    assert!(plan.to_text().contains("kill 1000"), "{}", plan.to_text());
+    let outcomes = engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    let fencer = outcomes.iter().find(|(id, _)| *id == "db.cluster.fencer").unwrap();
+    assert!(matches!(fencer.1, Outcome::Changed { .. }), "{outcomes:?}");
+    assert_eq!(sys.fact("fencer.pid").as_deref(), Some("1001"));
+    assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged());
+    // Without STONITH there is nothing for the fencer to use: left alone.
+    let node = Node::new(OsId::Debian12, true, "\n");
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "node.leader");
+    sys.set_fact("fencer.pid", "1000");
+    set(&sys, "fencer.blind");
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    assert!(!sys.commands().iter().any(|c| c[0] == "kill"), "{:#?}", sys.commands());
 }

@@ -1,0 +1,58 @@
+//! db.cluster.fencer: a fencer that could not reach the CIB is started again.
+//!
+//! Pacemaker's fencer signs on to the CIB manager when it starts, five times over ten seconds,
+//! and never again: if the CIB manager is slower than that (a loaded first boot), the fencer
+//! runs without a configuration, registers no fence device, and this node cannot fence its peer
+//! ("Couldn't find anyone to fence … No fence device"). Seen in the lab's split-brain run: the
+//! primary's fencer was blind, so the secondary won the fence race it should have lost. The
+//! fencer logs that failure once; pacemakerd starts a fencer that exits again, and the new one
+//! reads the CIB that is up by now.
+
+use std::time::Duration;
+
+use super::resources;
+use crate::engine::{Context, Step};
+use crate::error::Result;
+use crate::plan::Action;
+use crate::platform::Platform;
+use crate::system::{Cmd, Probe};
+
+/// What the fencer logs when it gave up on the CIB (`Could not connect to the CIB manager: …`;
+/// Pacemaker 1.1: `… the CIB service: …`).
+const BLIND: &str = "Could not connect to the CIB";
+
+/// The pid of this node's fencer when it runs without the CIB, else `None`.
+pub fn blind_fencer(platform: &Platform, probe: &dyn Probe) -> Result<Option<u32>> {
+    let out = probe.query(&Cmd::new("pidof").arg(platform.fencer))?;
+    let Some(pid) = out.success().then(|| out.stdout.split_whitespace().next()?.parse::<u32>().ok()).flatten() else {
+        return Ok(None);
+    };
+    let log = probe.query(&Cmd::new("journalctl").args(["--no-pager", "-o", "cat", &format!("_PID={pid}")]))?;
+    Ok(log.stdout.contains(BLIND).then_some(pid))
+}
+
+pub struct FencerStep;
+
+impl Step for FencerStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.fencer"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        if resources::stonith(cx).is_none() {
+            return Ok(Vec::new());
+        }
+        let fencer = cx.platform.fencer;
+        Ok(match blind_fencer(cx.platform, probe)? {
+            // Checked again after the wait: the same pid until it has exited, then pacemakerd's
+            // new fencer (or none for a moment, which is pacemakerd's to start).
+            Some(pid) => vec![
+                Action::run(
+                    Cmd::new("kill").arg(pid.to_string()),
+                    format!("{fencer} could not reach the CIB when it started and knows no fence device"),
+                ),
+                Action::wait(format!("pacemakerd to start a new {fencer}"), Duration::from_secs(120)),
+            ],
+            None => Vec::new(),
+        })
+    }
+}
