@@ -245,9 +245,10 @@ impl PcsDialect {
         cmds.push(pcs().args(["constraint", "order", "promote", &clone, "then", "start", GROUP]));
 
         if let Some(f) = &s.stonith {
+            let create = pcs().args(["stonith", "create", f.id()]);
             let mut fence = match &f.agent {
-                FenceAgent::AzureArm { subscription_id, resource_group, host_map } => pcs()
-                    .args(["stonith", "create", FENCE_AZURE, "fence_azure_arm", "msi=true"])
+                FenceAgent::AzureArm { subscription_id, resource_group, host_map } => create
+                    .args(["fence_azure_arm", "msi=true"])
                     .arg(format!("subscriptionId={subscription_id}"))
                     .arg(format!("resourceGroup={resource_group}"))
                     .arg(format!("pcmk_host_map={host_map}"))
@@ -255,8 +256,8 @@ impl PcsDialect {
                     .args(["pcmk_monitor_retries=4", "pcmk_action_limit=3"]),
                 // fence_sbd's `sbd message` returns after msgwait; its power_timeout (30 s by
                 // default) must exceed that, and Pacemaker's action timeout that again.
-                FenceAgent::Sbd { device, msgwait_secs } => pcs()
-                    .args(["stonith", "create", FENCE_SBD, "fence_sbd"])
+                FenceAgent::Sbd { device, msgwait_secs } => create
+                    .arg("fence_sbd")
                     .arg(format!("devices={device}"))
                     .arg(format!("power_timeout={}", msgwait_secs + 30))
                     .arg(format!("pcmk_reboot_timeout={}", msgwait_secs * 2 + 60))

@@ -30,7 +30,8 @@ impl DataDisk {
     }
 }
 
-fn canonical(probe: &dyn Probe, path: &str) -> Result<Option<String>> {
+/// `path` with every symlink resolved, or `None` when it does not exist.
+pub fn canonical(probe: &dyn Probe, path: &str) -> Result<Option<String>> {
     let out = probe.query(&Cmd::new("readlink").args(["-e", path]))?;
     Ok(out.success().then(|| out.stdout.trim().to_string()).filter(|s| !s.is_empty()))
 }

@@ -106,8 +106,7 @@ pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
     let data = disk::find(cx, probe)?;
     sbd::validate(cx)?;
     if let Some(dev) = sbd::device(cx) {
-        let same = probe.query(&crate::system::Cmd::new("readlink").args(["-e", dev]))?;
-        if same.success() && same.stdout.trim() == data.device {
+        if disk::canonical(probe, dev)?.as_deref() == Some(data.device.as_str()) {
             return Err(Error::input(format!(
                 "db.sbd_device {dev} is the data disk ({}): SBD needs a disk of its own, shared by both nodes",
                 data.device

@@ -139,6 +139,14 @@ fn fresh_vm(node: &Node) -> FakeSystem {
     sys
 }
 
+/// A brand-new leader VM after one full apply.
+fn converged_leader(node: &Node, cx: &Context) -> FakeSystem {
+    let sys = fresh_vm(node);
+    set(&sys, "node.leader");
+    engine::apply(&steps(cx), cx, &sys).unwrap();
+    sys
+}
+
 fn arg(cmd: &Cmd, i: usize) -> String {
     cmd.argv_redacted().get(i).cloned().unwrap_or_default()
 }
@@ -529,9 +537,7 @@ fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
 fn a_node_the_cluster_owns_is_left_alone() {
     let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
-    let sys = fresh_vm(&node);
-    set(&sys, "node.leader");
-    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    let sys = converged_leader(&node, &cx);
     // Reboot: DRBD down, pacemaker not yet running, the peer gone.
     for k in ["drbd.up", "drbd.primary", "unit.pacemaker.active", "unit.corosync.active", "mounted"] {
         sys.facts_remove(k);
@@ -554,9 +560,7 @@ fn a_node_the_cluster_owns_is_left_alone() {
 fn a_node_whose_drbd_pacemaker_is_attaching_is_not_refused() {
     let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
-    let sys = fresh_vm(&node);
-    set(&sys, "node.leader");
-    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    let sys = converged_leader(&node, &cx);
     for k in ["drbd.up", "drbd.primary", "mounted"] {
         sys.facts_remove(k);
     }
