@@ -99,7 +99,15 @@ impl Action {
                 format!("file  {} {:04o} {}:{} sha256:{}{secret}", f.path, f.mode, f.owner, f.group, &sha[..12])
             }
             Action::Dir { path, mode, owner, group } => format!("dir   {path} {mode:04o} {owner}:{group}"),
-            Action::Run { cmd, why } => format!("run   {cmd}    # {why}"),
+            Action::Run { cmd, why } => {
+                let mut line = format!("run   {}    # {why}", cmd.head());
+                // A here-document's lines follow, indented under the command.
+                for l in cmd.here_document().unwrap_or_default().lines().chain(cmd.here_document().map(|_| "EOF")) {
+                    line.push_str("\n          ");
+                    line.push_str(l);
+                }
+                line
+            }
             Action::Wait { what, timeout } => format!("wait  {what} (up to {} s)", timeout.as_secs()),
             Action::Unpack(u) => {
                 let keep = if u.keep.is_empty() { String::new() } else { format!(", keeping {}", u.keep.join(", ")) };

@@ -103,6 +103,10 @@ pub struct DbPlatform {
     pub sbd_packages: &'static [&'static str],
     /// The sbd daemon's environment file (the unit's EnvironmentFile).
     pub sbd_config: &'static str,
+    /// Run the offline `pcs -f` commands in one interpreter (`python` is pcs's own), saving a
+    /// pcs start per command. Only where the batch is judged against pcs itself (Debian 12's
+    /// pcs 0.11.5 in tests/it/db/cib.rs); elsewhere each command runs on its own.
+    pub pcs_batch: bool,
 }
 
 #[derive(Debug)]
@@ -192,6 +196,7 @@ static CENTOS7: Platform = Platform {
         priority_fencing: false,
         sbd_packages: &["sbd", "fence-agents-sbd"],
         sbd_config: "/etc/sysconfig/sbd",
+        pcs_batch: false,
     },
     web: WebPlatform {
         // rh-php73 is the newest PHP in CentOS 7's Software Collections: WordPress 6.x runs on it
@@ -310,6 +315,7 @@ const EL_DB: DbPlatform = DbPlatform {
     priority_fencing: true,
     sbd_packages: &["sbd", "fence-agents-sbd"],
     sbd_config: "/etc/sysconfig/sbd",
+    pcs_batch: false,
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
@@ -378,6 +384,7 @@ static DEBIAN12: Platform = Platform {
         priority_fencing: true,
         sbd_packages: &["sbd"],
         sbd_config: "/etc/default/sbd",
+        pcs_batch: true,
     },
     web: WebPlatform {
         packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "mariadb-client"],

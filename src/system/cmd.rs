@@ -119,6 +119,17 @@ impl Cmd {
             .collect()
     }
 
+    /// The command as one line a POSIX shell (or Python's `shlex.split`) splits back into the
+    /// same argv; `None` when it carries a secret, stdin, environment or a working directory,
+    /// which a line cannot.
+    pub fn shell_line(&self) -> Option<String> {
+        let plain = self.args.iter().all(|a| matches!(a, Arg::Plain(_)));
+        if !plain || self.stdin.is_some() || !self.env.is_empty() || self.cwd.is_some() {
+            return None;
+        }
+        Some(self.argv_redacted().iter().map(|w| quote_exact(w)).collect::<Vec<_>>().join(" "))
+    }
+
     pub fn stdin_bytes(&self) -> Option<&[u8]> {
         self.stdin.as_ref().map(|i| match i {
             Input::Plain(s) => s.as_bytes(),
@@ -127,24 +138,55 @@ impl Cmd {
     }
 }
 
-/// Shell-like quoting for humans (never executed).
+/// Shell-like quoting for humans (never executed; `<redacted>` stays bare).
+impl Cmd {
+    /// A script of lines on stdin (a pcs batch), which people are shown whole.
+    pub fn here_document(&self) -> Option<&str> {
+        match &self.stdin {
+            Some(Input::Plain(s)) if s.lines().count() > 1 && s.ends_with('\n') => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The command line without a here-document's lines.
+    pub fn head(&self) -> String {
+        let words: Vec<String> = self.argv_redacted().into_iter().map(|w| quote(&w)).collect();
+        let mut out = String::new();
+        if let Some(dir) = &self.cwd {
+            out.push_str(&format!("(in {}) ", quote(dir)));
+        }
+        out.push_str(&words.join(" "));
+        match &self.stdin {
+            Some(Input::Secret(_)) => out.push_str(&format!(" <<< {REDACTED}")),
+            Some(Input::Plain(_)) if self.here_document().is_some() => out.push_str(" <<'EOF'"),
+            Some(Input::Plain(s)) => out.push_str(&format!(" <<< ({} bytes)", s.len())),
+            None => {}
+        }
+        out
+    }
+}
+
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let words: Vec<String> = self.argv_redacted().into_iter().map(|w| quote(&w)).collect();
-        if let Some(dir) = &self.cwd {
-            write!(f, "(in {}) ", quote(dir))?;
-        }
-        f.write_str(&words.join(" "))?;
-        match &self.stdin {
-            Some(Input::Secret(_)) => write!(f, " <<< {REDACTED}"),
-            Some(Input::Plain(s)) => write!(f, " <<< ({} bytes)", s.len()),
+        f.write_str(&self.head())?;
+        match self.here_document() {
+            Some(body) => write!(f, "\n{body}EOF"),
             None => Ok(()),
         }
     }
 }
 
 fn quote(word: &str) -> String {
-    let safe = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+<>".contains(c));
+    quote_with(word, "-_./=:,@%+<>")
+}
+
+/// [`quote`] for a line that is really split again: `<` and `>` are quoted too.
+fn quote_exact(word: &str) -> String {
+    quote_with(word, "-_./=:,@%+")
+}
+
+fn quote_with(word: &str, safe_marks: &str) -> String {
+    let safe = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || safe_marks.contains(c));
     if safe {
         word.to_string()
     } else {
@@ -194,6 +236,23 @@ mod tests {
         assert_eq!(c.to_string(), "pcs host auth 'db a' <redacted> <<< <redacted>");
         assert_eq!(c.args_exposed()[3], "pw-123");
         assert_eq!(c.stdin_bytes().unwrap(), b"pw-456");
+    }
+
+    #[test]
+    fn shell_line_quotes_exactly_and_refuses_what_a_line_cannot_carry() {
+        let c = Cmd::new("pcs").args(["-f", "/run/x.xml", "op", "a b", "it's", "<x>", "k=v,w"]);
+        assert_eq!(c.shell_line().unwrap(), r"pcs -f /run/x.xml op 'a b' 'it'\''s' '<x>' k=v,w");
+        assert_eq!(Cmd::new("pcs").secret_arg(Secret::new("pw")).shell_line(), None);
+        assert_eq!(Cmd::new("pcs").stdin("x").shell_line(), None);
+        assert_eq!(Cmd::new("pcs").env("A", "1").shell_line(), None);
+        assert_eq!(Cmd::new("pcs").cwd("/tmp").shell_line(), None);
+    }
+
+    #[test]
+    fn a_script_on_stdin_is_shown_as_a_here_document() {
+        let c = Cmd::new("python3").arg("batch.py").stdin("pcs a\npcs b\n");
+        assert_eq!(c.to_string(), "python3 batch.py <<'EOF'\npcs a\npcs b\nEOF");
+        assert_eq!(Cmd::new("mysql").stdin("SELECT 1;\n").to_string(), "mysql <<< (10 bytes)");
     }
 
     #[test]

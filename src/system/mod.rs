@@ -14,7 +14,7 @@ mod root;
 pub mod tree;
 
 pub use archive::UnpackSpec;
-pub use cmd::{Arg, Cmd, Input, Output};
+pub use cmd::{Arg, Cmd, Input, Output, DEFAULT_TIMEOUT};
 pub use fake::FakeSystem;
 pub use file::{lookup_group, lookup_user, Content, FileKind, FileMeta, FileSpec};
 pub use http::{DownloadSpec, HttpReply};

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from . import common, net, stack
+from . import common, net, stack, steptimes
 
 
 def preflight(lab):
@@ -85,6 +85,7 @@ def bring_up(lab, result):
     result["boot"] = boot
     start_stack(lab, boot)
     wait_converged(lab, boot)
+    step_times(lab, boot)
     wait_wordpress(lab, boot)
     return boot
 
@@ -129,6 +130,16 @@ def wait_converged(lab, boot):
                                   % (", ".join(v.name for v in pending), time.time() - t0))
         if pending:
             time.sleep(5)
+
+
+def step_times(lab, boot):
+    """Where each first boot spent its time, from hainit's own log lines (report: bring-up breakdown)."""
+    for vm in lab.vms.values():
+        out = vm.try_ssh("journalctl -b -u hainit -o cat --no-pager", timeout=120) or ""
+        steps = steptimes.durations(out)
+        boot["vms"][vm.name]["steps_s"] = steptimes.totals(steps)
+        lab.log("%s: slowest hainit steps: %s" % (vm.name, ", ".join(
+            "%s %.0f s" % s for s in steptimes.slowest(list(steptimes.totals(steps).items())))))
 
 
 def collect_all_diagnostics(lab):

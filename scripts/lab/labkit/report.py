@@ -104,6 +104,7 @@ def write(result, run_dir):
     lines.append("| failover: kill -> post through the public LB | %s | – | – |" % fmt(f["failover_kill_to_post_s"]))
     lines.append("| resync after restarting the killed primary | %s | – | – |" % fmt(f["resync_after_restart_s"]))
     lines.append("| full resync to a replaced db VM | %s | – | – |" % fmt(f["repair_full_resync_s"]))
+    lines += bringup_section(result)
     lines += failover_section(result, s)
     lines += ["", "## Targets (issue 5, item 8)", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
     for w, t, m, ok in targets(result, f):
@@ -115,6 +116,23 @@ def write(result, run_dir):
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
+
+
+def bringup_section(result):
+    """Each VM's first boot, step by step (seconds, summed over hainit runs)."""
+    vms = {name: v["steps_s"] for name, v in (result.get("boot") or {}).get("vms", {}).items() if v.get("steps_s")}
+    if not vms:
+        return []
+    names = list(vms)
+    steps = []
+    for per_vm in vms.values():
+        steps += [st for st in per_vm if st not in steps]
+    lines = ["", "## Bring-up breakdown: hainit's steps at first boot (seconds)", "",
+             "| step | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for st in steps:
+        lines.append("| %s | %s |" % (st, " | ".join(fmt(vms[n].get(st), "") for n in names)))
+    lines.append("| **hainit in all** | %s |" % " | ".join("**%s**" % round(sum(vms[n].values()), 1) for n in names))
+    return lines
 
 
 def failover_section(result, s):

@@ -8,12 +8,12 @@ use super::facts::{device, drbd_primitive, resource, RUN_DIR};
 use super::sbd;
 use crate::config::StonithMode;
 use crate::dialect::crm_mon::{self, ClusterState};
-use crate::dialect::pcs::{CibSpec, FenceAgent, Stonith, MYSQLD};
+use crate::dialect::pcs::{self, CibSpec, FenceAgent, Stonith, BATCH_SCRIPT, MYSQLD};
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
 use crate::platform::Platform;
-use crate::system::{Cmd, Probe};
+use crate::system::{Cmd, FileSpec, Probe};
 
 pub fn crm_mon_query(cx: &Context) -> Cmd {
     crm_mon_query_for(cx.platform)
@@ -128,8 +128,15 @@ impl Step for ResourcesStep {
         actions.push(Action::dir(RUN_DIR, 0o700, "root", "root"));
         actions.push(Action::run(Cmd::new("pcs").args(["cluster", "cib", &orig]), "the live CIB to diff against"));
         actions.push(Action::run(Cmd::new("cp").args([&orig, &new]), "a working copy"));
-        for cmd in pcs.cib_commands(&new, &cib_spec(cx)) {
-            actions.push(Action::run(cmd, "build the stack offline"));
+        let cmds = pcs.cib_commands(&new, &cib_spec(cx));
+        let script = format!("{RUN_DIR}/pcs-batch.py");
+        let batch = cx.platform.db.pcs_batch.then(|| pcs::batch(cx.platform.db.python, &script, &cmds)).flatten();
+        match batch {
+            Some(batch) => {
+                actions.push(Action::Write(FileSpec::new(&script, BATCH_SCRIPT, 0o600)));
+                actions.push(Action::run(batch, "build the stack offline, in one pcs interpreter"));
+            }
+            None => actions.extend(cmds.into_iter().map(|cmd| Action::run(cmd, "build the stack offline"))),
         }
         actions.push(Action::run(
             Cmd::new("pcs").args(["cluster", "cib-push", &new, &format!("diff-against={orig}")]),

@@ -4,14 +4,17 @@
 //! it and `crm_simulate` shows promotion, failover and no failback. Only pcs 0.11 is installed
 //! here, so the 0.9 (CentOS 7) and 0.10 (EL8) spellings cannot be judged by pcs itself.
 
+use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use hainit::dialect::crm_mon::{self, ClusterState};
+use hainit::dialect::pcs::BATCH_SCRIPT;
 use hainit::engine::{self, Options, Step};
+use hainit::plan::Action;
 use hainit::platform::OsId;
 use hainit::roles::db::resources::ResourcesStep;
-use hainit::system::{FakeSystem, Output};
+use hainit::system::{Arg, Cmd, FakeSystem, Output};
 
 use super::{run, Node};
 
@@ -19,9 +22,18 @@ const PRIMITIVE: &str = "drbd_wpcluster";
 const GROUP: [&str; 3] = ["fs_db", "mysqld", "lb_probe"];
 /// Where the step builds its working copy (replaced by the test's file).
 const WORK_CIB: &str = "/run/hainit/cib-hainit.xml";
+/// Where the step writes the batch script (replaced by the test's copy).
+const BATCH_PATH: &str = "/run/hainit/pcs-batch.py";
 
-/// The `pcs -f` argv lists the leader's resources step plans on a quorate, empty cluster.
-fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Vec<Vec<String>> {
+/// What the leader's resources step runs to build the stack: its `pcs -f` argv lists, and the
+/// one command that runs them in a single interpreter where the platform batches them.
+struct Planned {
+    cmds: Vec<Vec<String>>,
+    batch: Option<Cmd>,
+}
+
+/// The build the leader's resources step plans on a quorate, empty cluster.
+fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Planned {
     let node = Node::new(os, true, yaml);
     let cx = node.cx(options);
     let sys = FakeSystem::new("db-a");
@@ -32,17 +44,43 @@ fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Vec<Vec<String>> {
     let plan = engine::plan(&steps, &cx, &sys).unwrap();
     let actions = &plan.steps[0].actions;
     assert!(!actions.iter().any(|a| a.is_wait()), "the cluster is ready: no wait expected, got {actions:?}");
-    let cmds: Vec<Vec<String>> = actions
+    let runs: Vec<&Cmd> = actions
         .iter()
         .filter_map(|a| match a {
-            hainit::plan::Action::Run { cmd, .. } => Some(cmd.argv_redacted()),
+            Action::Run { cmd, .. } => Some(cmd),
             _ => None,
         })
-        .filter(|argv| argv.len() > 2 && argv[0] == "pcs" && argv[1] == "-f")
         .collect();
+    let batch = runs.iter().find(|c| c.args.iter().any(|a| *a == Arg::Plain(BATCH_PATH.into()))).map(|c| (*c).clone());
+    let cmds: Vec<Vec<String>> = match &batch {
+        Some(b) => {
+            let script = actions.iter().find_map(|a| match a {
+                Action::Write(f) if f.path == BATCH_PATH => Some(f.content.bytes().to_vec()),
+                _ => None,
+            });
+            assert_eq!(script.as_deref(), Some(BATCH_SCRIPT.as_bytes()), "the plan writes the batch script");
+            split_lines(std::str::from_utf8(b.stdin_bytes().expect("the batch reads its commands")).unwrap())
+        }
+        None => runs.iter().map(|c| c.argv_redacted()).filter(|argv| argv.len() > 2 && argv[1] == "-f").collect(),
+    };
     assert!(cmds.len() >= 8, "{cmds:#?}");
-    assert!(cmds.iter().all(|c| c[2] == WORK_CIB), "{cmds:#?}");
-    cmds
+    assert!(cmds.iter().all(|c| c[0] == "pcs" && c[1] == "-f" && c[2] == WORK_CIB), "{cmds:#?}");
+    assert_eq!(batch.is_some(), cx.platform.db.pcs_batch, "{actions:#?}");
+    Planned { cmds, batch }
+}
+
+/// The lines of a batch as the script reads them (Python's own shlex).
+fn split_lines(input: &str) -> Vec<Vec<String>> {
+    let mut child = Command::new("python3")
+        .args(["-c", "import json, shlex, sys; print(json.dumps([shlex.split(l) for l in sys.stdin]))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -61,13 +99,48 @@ fn empty_cib(path: &Path) {
     }
 }
 
-/// Build the stack in `path` with the real pcs.
-fn build(path: &Path, cmds: &[Vec<String>]) {
+/// Build the stack in `path` with the real pcs: the planned batch, or each command.
+fn build(path: &Path, planned: &Planned) {
+    match &planned.batch {
+        Some(batch) => {
+            let out = run_batch(path, batch, std::str::from_utf8(batch.stdin_bytes().unwrap()).unwrap());
+            assert!(out.status.success(), "{batch}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        }
+        None => build_each(path, &planned.cmds),
+    }
+}
+
+/// Each `pcs -f` command on its own, as platforms without the batch run them.
+fn build_each(path: &Path, cmds: &[Vec<String>]) {
     for argv in cmds {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(argv[1..].iter().map(|a| if a == WORK_CIB { path.to_str().unwrap() } else { a.as_str() }));
         run(&mut cmd);
     }
+}
+
+/// The batch command for real: the script written beside `cib`, the lines aimed at `cib`.
+fn run_batch(cib: &Path, batch: &Cmd, input: &str) -> std::process::Output {
+    let script = cib.with_file_name("pcs-batch.py");
+    std::fs::write(&script, BATCH_SCRIPT).unwrap();
+    let args: Vec<String> = batch
+        .args_exposed()
+        .iter()
+        .map(|a| if *a == BATCH_PATH { script.display().to_string() } else { a.to_string() })
+        .collect();
+    let mut child = Command::new(&batch.program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.replace(WORK_CIB, cib.to_str().unwrap()).as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn verify(path: &Path) {
@@ -203,7 +276,7 @@ fn debian12_stack_promotes_fails_over_and_does_not_fail_back() {
 #[test]
 fn debian12_stack_with_stonith_verifies_and_fails_over() {
     let options = Options { managed_identity: true, ..Options::default() };
-    let cmds = pcs_commands(OsId::Debian12, "\n", options);
+    let cmds = pcs_commands(OsId::Debian12, "\n", options).cmds;
     assert!(cmds.iter().any(|c| c.contains(&"fence_azure_arm".to_string())), "{cmds:#?}");
     judge(OsId::Debian12, "\n", options);
 }
@@ -213,7 +286,7 @@ fn debian12_stack_with_stonith_verifies_and_fails_over() {
 #[test]
 fn debian12_stack_with_sbd_verifies_and_fails_over() {
     let yaml = "db:\n  stonith: sbd\n  sbd_device: /dev/disk/by-id/scsi-hainit-sbd\n  sbd_watchdog_timeout_secs: 30\n";
-    let cmds = pcs_commands(OsId::Debian12, yaml, Options::default());
+    let cmds = pcs_commands(OsId::Debian12, yaml, Options::default()).cmds;
     let fence: Vec<&Vec<String>> = cmds.iter().filter(|c| c.contains(&"fence_sbd".to_string())).collect();
     assert_eq!(fence.len(), 1, "{cmds:#?}");
     assert!(fence[0].contains(&"devices=/dev/disk/by-id/scsi-hainit-sbd".to_string()), "{fence:?}");
@@ -235,10 +308,11 @@ fn the_simulation_rejects_a_stack_without_the_colocation() {
     let cib = tmp.path().join("cib.xml");
     empty_cib(&cib);
     let cmds: Vec<Vec<String>> = pcs_commands(OsId::Debian12, "\n", Options::default())
+        .cmds
         .into_iter()
         .filter(|c| !c.contains(&"colocation".to_string()))
         .collect();
-    build(&cib, &cmds);
+    build_each(&cib, &cmds);
     let up = tmp.path().join("up.xml");
     simulate(&cib, &up, &["--node-up", "db-a", "--node-up", "db-b"]);
     promotion_score(&up, "db-a", 5000);
@@ -247,4 +321,74 @@ fn the_simulation_rejects_a_stack_without_the_colocation() {
     assert_eq!(s.node_of(PRIMITIVE, "Promoted"), Some("db-b"), "{s:#?}");
     let together = GROUP.iter().all(|r| s.node_of(r, "Started") == Some("db-b"));
     assert!(!together, "without the colocation the group is placed regardless of DRBD\n{s:#?}");
+}
+
+/// The CIB's configuration section, which is what pcs wrote.
+fn configuration(cib: &Path) -> String {
+    run(Command::new("cibadmin").env("CIB_file", cib).args(["--query", "--scope", "configuration"]))
+}
+
+/// One interpreter builds exactly what one pcs per command builds (Debian 12 batches them).
+#[test]
+fn the_batch_builds_the_same_cib_as_one_pcs_per_command() {
+    let yaml = "db:\n  stonith: sbd\n  sbd_device: /dev/disk/by-id/scsi-hainit-sbd\n";
+    let planned = pcs_commands(OsId::Debian12, yaml, Options::default());
+    assert!(planned.batch.is_some(), "Debian 12 batches the pcs commands");
+    let tmp = tempfile::tempdir().unwrap();
+    let (batched, each) = (tmp.path().join("batched/cib.xml"), tmp.path().join("each/cib.xml"));
+    for cib in [&batched, &each] {
+        std::fs::create_dir_all(cib.parent().unwrap()).unwrap();
+        empty_cib(cib);
+    }
+    build(&batched, &planned);
+    build_each(&each, &planned.cmds);
+    let config = configuration(&batched);
+    assert!(config.contains("fence_sbd") && config.contains(PRIMITIVE), "{config}");
+    assert_eq!(config, configuration(&each));
+}
+
+/// The first failing command stops the batch with its status and names it; what came before
+/// stays in the working copy (which is never pushed), nothing after it runs.
+#[test]
+fn a_failing_command_stops_the_batch_and_is_named() {
+    let planned = pcs_commands(OsId::Debian12, "\n", Options::default());
+    let batch = planned.batch.expect("Debian 12 batches the pcs commands");
+    let tmp = tempfile::tempdir().unwrap();
+    let cib = tmp.path().join("cib.xml");
+    empty_cib(&cib);
+    let bad = format!("pcs -f {WORK_CIB} resource create broken ocf:heartbeat:NoSuchAgent");
+    let input = format!(
+        "pcs -f {WORK_CIB} property set no-quorum-policy=freeze\n{bad}\npcs -f {WORK_CIB} resource defaults update resource-stickiness=77\n"
+    );
+    let out = run_batch(&cib, &batch, &input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}{stderr}", stdout(&out));
+    assert!(
+        stderr.contains(&format!("pcs-batch: exit 1 from: {}", bad.replace(WORK_CIB, cib.to_str().unwrap()))),
+        "{stderr}"
+    );
+    let config = configuration(&cib);
+    assert!(config.contains("no-quorum-policy") && config.contains("freeze"), "{config}");
+    assert!(!config.contains("broken") && !config.contains("\"77\""), "{config}");
+}
+
+/// pcs keeps its command runner (and the CIB file in it) from the first command, so a batch
+/// naming two files is refused before anything runs.
+#[test]
+fn a_batch_naming_two_files_is_refused() {
+    let batch = pcs_commands(OsId::Debian12, "\n", Options::default()).batch.expect("a batch");
+    let tmp = tempfile::tempdir().unwrap();
+    let cib = tmp.path().join("cib.xml");
+    empty_cib(&cib);
+    let other = tmp.path().join("other.xml");
+    let input = format!(
+        "pcs -f {WORK_CIB} property set no-quorum-policy=freeze\npcs -f {} property set maintenance-mode=true\n",
+        other.display()
+    );
+    let before = configuration(&cib);
+    let out = run_batch(&cib, &batch, &input);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the same FILE"), "{out:?}");
+    assert_eq!(configuration(&cib), before);
+    assert!(!other.exists());
 }

@@ -447,8 +447,21 @@ fn script(sys: &FakeSystem, os: OsId) {
     });
     sys.on(&["pcs", "cluster", "cib"], ok);
     sys.on(&["cp"], ok);
-    sys.on(&["pcs", "-f"], ok);
+    sys.on(&["pcs", "-f"], |s, _| {
+        set(s, "cib.built");
+        Output::ok("")
+    });
+    // Debian 12 runs the same `pcs -f` lines in one interpreter.
+    sys.on(&[python, "-Es", "/run/hainit/pcs-batch.py"], |s, c| {
+        let input = String::from_utf8_lossy(c.stdin_bytes().unwrap_or_default()).into_owned();
+        assert!(input.lines().count() >= 8, "{input}");
+        assert!(input.lines().all(|l| l.starts_with("pcs -f /run/hainit/cib-hainit.xml ")), "{input}");
+        assert!(s.read("/run/hainit/pcs-batch.py").unwrap().is_some(), "the batch script is written first");
+        set(s, "cib.built");
+        Output::ok("")
+    });
     sys.on(&["pcs", "cluster", "cib-push"], |s, _| {
+        assert!(fact(s, "cib.built"), "the working copy is pushed only once the stack is built in it");
         set(s, "cib.pushed");
         s.add_file(
             CIB,
