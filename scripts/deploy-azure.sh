@@ -9,8 +9,10 @@
 # internal load balancer), availability sets (or zones), the internal load balancer for MariaDB
 # (frontend = the VIP, TCP probe on hainit's probe port, rule for the DB port, no floating IP:
 # MariaDB listens on the node's own address), the public load balancer (port 80, HTTP probe
-# /healthz), two db VMs with a data disk at LUN 0, a system-assigned managed identity and a custom
-# role with exactly what fence_azure_arm needs, and the web VMs. Every VM gets the hainit tags and
+# /healthz), two db VMs with a data disk at LUN 0 and their fencing, and the web VMs. Fencing is
+# either fence_azure_arm (--stonith azure-arm, the default: a system-assigned managed identity per
+# db VM and a custom role with exactly what fence_azure_arm needs) or SBD (--stonith sbd: one 4 GiB
+# Azure shared disk at LUN 1 of both db VMs; no identity, no role). Every VM gets the hainit tags and
 # custom-data rendered from cloud-init/db.yaml or web.yaml.
 #
 # Idempotent: every resource is looked up (`az ... show`) before it is created; existing ones are
@@ -53,6 +55,9 @@ HAINIT_RESOURCE_GROUP; a flag wins. Defaults are the how-to's topology.
   --probe-port PORT       62500 (hainit's db.probe_port; the ILB health probe)
   --db-port PORT          3306
   --data-disk-gb N        32
+  --stonith MODE          azure-arm: fence_azure_arm with each db VM's managed identity and a
+                          custom role (default); sbd: SBD on a 4 GiB Azure shared disk at LUN 1
+                          of both db VMs (Premium_LRS, Premium_ZRS with --zones)
   --disk-sku SKU          Premium_LRS
   --secret-file FILE      ~/.config/hainit/<resource-group>.secret (created, mode 0600, when absent;
                           HAINIT_SECRET in the environment wins)
@@ -86,6 +91,7 @@ PROBE_PORT=$(env_or PROBE_PORT 62500)
 DB_PORT=$(env_or DB_PORT 3306)
 DATA_DISK_GB=$(env_or DATA_DISK_GB 32)
 DISK_SKU=$(env_or DISK_SKU Premium_LRS)
+STONITH=$(env_or STONITH azure-arm)
 SECRET_FILE=$(env_or SECRET_FILE "")
 HAINIT_URL_OPT=$(env_or HAINIT_URL "")
 HAINIT_SHA256_OPT=$(env_or HAINIT_SHA256 "")
@@ -133,6 +139,7 @@ while [[ $# -gt 0 ]]; do
   --db-port) DB_PORT=$val ;;
   --data-disk-gb) DATA_DISK_GB=$val ;;
   --disk-sku) DISK_SKU=$val ;;
+  --stonith) STONITH=$val ;;
   --secret-file) SECRET_FILE=$val ;;
   --hainit-url) HAINIT_URL_OPT=$val ;;
   --hainit-sha256) HAINIT_SHA256_OPT=$val ;;
@@ -151,7 +158,11 @@ trap 'rm -rf "$WORK"' EXIT
 connect
 deploy_network
 deploy_load_balancers
-deploy_fence_role
+if [[ $STONITH == sbd ]]; then
+  deploy_sbd_disk
+else
+  deploy_fence_role
+fi
 for i in 0 1; do
   deploy_db_vm "$i"
 done

@@ -16,6 +16,9 @@ PLB_IP=hainit-web-ip
 # Azure's minimum probe interval; two failed probes take a backend out (reference §5.1).
 PROBE_INTERVAL=5
 PROBE_THRESHOLD=2
+# --stonith sbd: the shared disk, its size (the smallest Premium SSD) and where the db VMs see it.
+SBD_DISK_GB=4
+SBD_LUN=1
 
 # split_into ARRAY VALUE: the words of a space- or comma-separated list.
 split_into() {
@@ -71,6 +74,7 @@ validate_inputs() {
   valid_port "$DB_PORT" || bad_input "--db-port '$DB_PORT' is not a TCP port"
   [[ $PROBE_PORT != "$DB_PORT" ]] || bad_input "--probe-port must differ from --db-port: the probe follows Pacemaker, not mysqld (reference §5.4)"
   [[ $DATA_DISK_GB =~ ^[0-9]+$ ]] && ((DATA_DISK_GB >= 4 && DATA_DISK_GB <= 32767)) || bad_input "--data-disk-gb '$DATA_DISK_GB': 4..32767"
+  [[ $STONITH == azure-arm || $STONITH == sbd ]] || bad_input "--stonith '$STONITH': azure-arm or sbd"
   [[ -z $IMAGE_PLAN || $IMAGE_PLAN =~ ^[^:]+:[^:]+:[^:]+$ ]] || bad_input "--image-plan '$IMAGE_PLAN': publisher:product:name"
   if [[ -n $HAINIT_URL_OPT ]]; then
     [[ $HAINIT_URL_OPT =~ ^https?://[^[:space:]\"]+$ ]] || bad_input "--hainit-url '$HAINIT_URL_OPT' is not an http(s) URL"
@@ -90,6 +94,9 @@ validate_inputs() {
   fi
   PEERS_TAG="${DB_NAME_LIST[0]}=${DB_IP_LIST[0]},${DB_NAME_LIST[1]}=${DB_IP_LIST[1]}"
   FENCE_ROLE="hainit-fence-$RESOURCE_GROUP"
+  SBD_DISK="$CLUSTER-sbd"
+  # A shared disk attaches to VMs in other zones only when it is zone-redundant.
+  if [[ ${#ZONE_LIST[@]} -eq 0 ]]; then SBD_SKU=Premium_LRS; else SBD_SKU=Premium_ZRS; fi
 }
 
 # Log in check, subscription, image, resource group.
@@ -265,6 +272,13 @@ render_custom_data() {
   t=${t//@@SITE_URL@@/"$SITE_URL"}
   t=${t//@@HAINIT_URL@@/"$HAINIT_URL_OPT"}
   t=${t//@@HAINIT_SHA256@@/"$HAINIT_SHA256_OPT"}
+  if [[ $STONITH == sbd ]]; then
+    t=${t//@@STONITH@@/sbd}
+    t=${t//@@SBD_DEVICE@@/"/dev/disk/azure/scsi1/lun$SBD_LUN"}
+  else
+    t=${t//@@STONITH@@/auto}
+    t=${t//@@SBD_DEVICE@@/null}
+  fi
   [[ ! $t =~ @@[A-Z0-9_]+@@ ]] || die "$CLOUD_INIT_DIR/$1.yaml has a field this script does not fill: ${BASH_REMATCH[0]}"
   (umask 077 && printf '%s\n' "$t" >"$2")
 }
@@ -295,19 +309,32 @@ deploy_db_vm() {
   ensure "NIC $name-nic" network nic show "${rg[@]}" -n "$name-nic" -- \
     network nic create "${rg[@]}" -n "$name-nic" -l "$LOCATION" --vnet-name "$VNET" --subnet "$DB_SUBNET_NAME" \
     --private-ip-address "$ip" --lb-name "$ILB" --lb-address-pools db-pool -o none
-  local existed=0 principal
+  local existed=0
   if present vm show "${rg[@]}" -n "$name"; then
     existed=1
     say "VM $name: exists"
+  elif [[ $STONITH == sbd ]]; then
+    # Disks attached at creation take LUNs in order: the data disk 0, the SBD disk 1, before
+    # hainit's first run looks for them. Shared disks allow no host caching.
+    vm_create "$name" db "$name-nic" "$DB_AVSET" "$zone" --attach-data-disks "$disk" "$SBD_DISK" \
+      --data-disk-caching None
   else
-    # The data disk is attached at creation, so it is LUN 0 before hainit's first run looks for it.
     vm_create "$name" db "$name-nic" "$DB_AVSET" "$zone" --attach-data-disks "$disk" --data-disk-caching None \
       --assign-identity '[system]'
   fi
-  if [[ $DRY_RUN -eq 1 && $existed -eq 0 ]]; then
+  if [[ $DRY_RUN -eq 0 || $existed -eq 1 ]]; then
+    check_lun "$name" 0 "$disk" "data disk"
+    [[ $STONITH != sbd ]] || check_lun "$name" "$SBD_LUN" "$SBD_DISK" "SBD disk"
+  fi
+  [[ $STONITH == sbd ]] || assign_fence_role "$name" "$existed"
+}
+
+# The db VM's managed identity gets the fence role (--stonith azure-arm).
+assign_fence_role() { # NAME EXISTED
+  local name=$1 rg=(-g "$RESOURCE_GROUP") principal
+  if [[ $DRY_RUN -eq 1 && $2 -eq 0 ]]; then
     principal="<principal-id-of-$name>"
   else
-    check_lun0 "$name" "$disk"
     principal=$(az_get vm show "${rg[@]}" -n "$name" --query identity.principalId -o tsv)
     if [[ -z $principal ]]; then
       az_do vm identity assign "${rg[@]}" -n "$name" -o none
@@ -333,17 +360,31 @@ deploy_db_vm() {
   die "could not assign role $FENCE_ROLE to $name's identity $principal"
 }
 
-# LUN 0 of a db VM must be its data disk: attach it when the slot is empty, stop at anything else.
-check_lun0() { # NAME DISK
-  local lun0
-  [[ $OFFLINE -eq 0 ]] || return 0
-  lun0=$(az_get vm show -g "$RESOURCE_GROUP" -n "$1" --query "storageProfile.dataDisks[?lun==\`0\`].name | [0]" -o tsv)
-  if [[ -z $lun0 ]]; then
-    az_do vm disk attach -g "$RESOURCE_GROUP" --vm-name "$1" --name "$2" --lun 0 --caching None -o none
-  elif [[ $lun0 != "$2" ]]; then
-    die "VM $1 has disk $lun0 at LUN 0, not $2: hainit would take $lun0 as its data disk; fix by hand"
+# The SBD disk both db VMs attach (--stonith sbd): an Azure shared disk for two VMs. An existing
+# disk of that name that cannot be shared stops the run.
+deploy_sbd_disk() {
+  local rg=(-g "$RESOURCE_GROUP") shares
+  if present disk show "${rg[@]}" -n "$SBD_DISK"; then
+    shares=$(az_get disk show "${rg[@]}" -n "$SBD_DISK" --query maxShares -o tsv)
+    [[ ${shares:-1} -ge 2 ]] || die "disk $SBD_DISK exists but is not a shared disk (maxShares ${shares:-1}): both db VMs must attach it for SBD; fix by hand"
+    say "shared disk $SBD_DISK: exists (maxShares $shares)"
   else
-    say "VM $1: LUN 0 is $2"
+    az_do disk create "${rg[@]}" -n "$SBD_DISK" -l "$LOCATION" --size-gb "$SBD_DISK_GB" --sku "$SBD_SKU" \
+      --max-shares 2 -o none
+  fi
+}
+
+# LUN N of a db VM must hold DISK: attach it when the slot is empty, stop at anything else.
+check_lun() { # NAME LUN DISK WHAT
+  local found
+  [[ $OFFLINE -eq 0 ]] || return 0
+  found=$(az_get vm show -g "$RESOURCE_GROUP" -n "$1" --query "storageProfile.dataDisks[?lun==\`$2\`].name | [0]" -o tsv)
+  if [[ -z $found ]]; then
+    az_do vm disk attach -g "$RESOURCE_GROUP" --vm-name "$1" --name "$3" --lun "$2" --caching None -o none
+  elif [[ $found != "$3" ]]; then
+    die "VM $1 has disk $found at LUN $2, not $3: hainit would take $found as its $4; fix by hand"
+  else
+    say "VM $1: LUN $2 is $3"
   fi
 }
 

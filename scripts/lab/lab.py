@@ -24,7 +24,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from labkit import boot, common, report, scenarios  # noqa: E402
+from labkit import boot, common, report, scenarios, steps  # noqa: E402
 from labkit.lab import Lab, Settings  # noqa: E402
 
 ALL = ["drill", "repair", "crash", "splitbrain"]
@@ -76,6 +76,7 @@ def run(args):
         log("hainit lab %s: %s; run directory %s" % (lab.run_id, why, lab.run_dir))
         boot.bring_up(lab, result)
         for name in args.scenarios:
+            steps.recover_fenced(lab, result, "scenario " + name)
             result["scenarios"].append(scenarios.run(name, lab, result))
             common.write_json(os.path.join(lab.run_dir, "report.json"), result)
         result["ok"] = all(s["status"] == "pass" for s in result["scenarios"])

@@ -104,6 +104,7 @@ def write(result, run_dir):
     lines.append("| failover: kill -> post through the public LB | %s | – | – |" % fmt(f["failover_kill_to_post_s"]))
     lines.append("| resync after restarting the killed primary | %s | – | – |" % fmt(f["resync_after_restart_s"]))
     lines.append("| full resync to a replaced db VM | %s | – | – |" % fmt(f["repair_full_resync_s"]))
+    lines += incidents_section(result)
     lines += bringup_section(result)
     lines += failover_section(result, s)
     lines += ["", "## Targets (issue 5, item 8)", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
@@ -116,6 +117,20 @@ def write(result, run_dir):
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
+
+
+def incidents_section(result):
+    """db VMs fenced outside any scenario, started again before the next one (steps.recover_fenced)."""
+    incidents = result.get("incidents") or []
+    if not incidents:
+        return []
+    lines = ["", "## Incidents: fenced outside a scenario", ""]
+    for i in incidents:
+        when = time.strftime("%H:%M:%S", time.localtime(i["qemu_exit"])) if i.get("qemu_exit") else "unseen"
+        lines.append("- %s fenced (qemu exited %s host time) before %s; started again, ssh after %s s; the "
+                     "survivor said: %s" % (i["vm"], when, i["before"], i.get("boot_s"),
+                                            "`%s`" % i["reason"] if i.get("reason") else "nothing"))
+    return lines
 
 
 def bringup_section(result):

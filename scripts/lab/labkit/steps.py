@@ -115,6 +115,33 @@ def wait_pair_healthy(lab, timeout):
     return time.time() - t0
 
 
+def fence_reason(lab, vm, exited):
+    """What the other db VM's scheduler said about fencing `vm` (its 'will be fenced' lines)."""
+    others = [o for o in lab.vms.values() if o.spec.role == "db" and o is not vm and o.running()]
+    since = int((exited or time.time()) - 900)
+    for o in others:
+        out = o.try_ssh("journalctl --no-pager -o cat --since=@%d -t pacemaker-schedulerd "
+                        "--grep='%s will be fenced' | tail -n 2" % (since, vm.name), timeout=60) or ""
+        if out.strip():
+            return out.strip().splitlines()[-1]
+    return None
+
+
+def recover_fenced(lab, result, before, timeout=1500):
+    """A db VM fenced outside a scenario (its qemu exited; on Azure the VM reboots) is started again
+    and the pair must be healthy before `before` runs; each one is an incident in the report."""
+    fenced = fenced_vms(lab)
+    for vm in fenced:
+        reason = fence_reason(lab, vm, vm.exited_at)
+        entry = start_fenced(lab, vm)
+        entry.update(before=before, reason=reason)
+        result.setdefault("incidents", []).append(entry)
+        lab.log("incident: %s was fenced before %s (%s); started again" % (vm.name, before, reason or "reason unseen"))
+    if fenced:
+        wait_pair_healthy(lab, timeout)
+    return fenced
+
+
 def wait_hainit(lab, vm, timeout, out):
     """stack.wait_hainit, but a VM fenced meanwhile is started again (as Azure's reboot would;
     hainit.service runs at every boot) and noted in the scenario's output."""

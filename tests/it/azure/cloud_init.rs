@@ -47,6 +47,8 @@ fn fill(t: &str, secret: &str) -> String {
         .replace("@@SITE_URL@@", "http://203.0.113.10")
         .replace("@@HAINIT_URL@@", "")
         .replace("@@HAINIT_SHA256@@", "")
+        .replace("@@STONITH@@", "auto")
+        .replace("@@SBD_DEVICE@@", "null")
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hainit::config::{Config, DatabaseConfig, DbConfig};
+use hainit::config::{Config, DatabaseConfig, DbConfig, StonithMode};
 use hainit::inventory::{Inventory, Overrides, Role};
 use hainit::platform::OsId;
 
@@ -295,6 +295,107 @@ fn flags_flow_into_the_probe_nsg_and_custom_data_and_a_new_secret_is_kept() {
     }
 }
 
+/// The db VMs' custom-data configs of a run, parsed by hainit.
+fn db_configs(calls: &[Call]) -> Vec<(String, Config)> {
+    vm_creates(calls, "db")
+        .into_iter()
+        .map(|vm| {
+            let path = vm.value("--custom-data").unwrap();
+            let (_, content) = &vm.files[path.strip_prefix('@').unwrap()];
+            super::cloud_init::assert_schema_valid(content);
+            (vm.value("-n").unwrap(), super::cloud_init::hainit_config_of(content))
+        })
+        .collect()
+}
+
+/// --stonith sbd: one shared disk, at LUN 1 of both db VMs (after the data disk at LUN 0), and
+/// hainit configured to fence with it; no identity, no fence role. A second run changes nothing.
+#[test]
+fn sbd_fencing_shares_one_disk_at_lun_1_and_needs_no_identity_or_role() {
+    let az = FakeAz::new();
+    let out = az.run(SCRIPT, &["--stonith", "sbd"], &with_secret());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let calls = az.calls();
+    let sbd = one(&calls, "disk create", "wpcluster-sbd");
+    assert_eq!(sbd.value("--max-shares").as_deref(), Some("2"));
+    assert_eq!(sbd.value("--size-gb").as_deref(), Some("4"));
+    assert_eq!(sbd.value("--sku").as_deref(), Some("Premium_LRS"));
+    assert!(!sbd.has("--zone"));
+    assert_eq!(calls.iter().filter(|c| c.is("disk create")).count(), 3, "two data disks and one SBD disk");
+    for c in &calls {
+        assert!(!c.command().starts_with("role "), "no fence role with SBD: az {}", c.argv.join(" "));
+    }
+    for (name, config) in db_configs(&calls) {
+        let vm = one(&calls, "vm create", &name);
+        assert_eq!(vm.values("--attach-data-disks"), [format!("{name}-data"), "wpcluster-sbd".to_string()]);
+        assert_eq!(vm.values("--data-disk-caching"), ["None"]);
+        assert!(!vm.has("--assign-identity"), "{name}");
+        assert_eq!(config.db.stonith, StonithMode::Sbd, "{name}");
+        assert_eq!(config.db.sbd_device.as_deref(), Some("/dev/disk/azure/scsi1/lun1"), "{name}");
+        let state = az.state();
+        let r = &state["resources"][format!("vm|g=hainit-wp,n={name}")];
+        assert_eq!((r["lun0"].as_str(), r["lun1"].as_str()), (Some(&*format!("{name}-data")), Some("wpcluster-sbd")));
+    }
+
+    let again = FakeAz::new();
+    again.set_state(&az.state());
+    let out = again.run(SCRIPT, &["--stonith", "sbd"], &with_secret());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let changes: Vec<String> = again.calls().iter().filter(|c| c.mutates()).map(|c| c.argv.join(" ")).collect();
+    assert!(changes.is_empty(), "the second run changed: {changes:#?}");
+
+    // The default keeps fence_azure_arm: hainit's stonith auto, no SBD device.
+    for (name, config) in db_configs(&deployed().calls) {
+        assert_eq!((config.db.stonith, config.db.sbd_device), (StonithMode::Auto, None), "{name}");
+    }
+}
+
+/// With zones the shared disk must be zone-redundant to reach VMs in two zones.
+#[test]
+fn sbd_across_zones_uses_a_zone_redundant_disk() {
+    let az = FakeAz::new();
+    let out = az.run(SCRIPT, &["--dry-run", "--stonith", "sbd", "--zones", "1 2"], &with_secret());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = printed_calls(&text(&out.stdout));
+    let sbd = one(&printed, "disk create", "wpcluster-sbd");
+    assert_eq!(sbd.value("--sku").as_deref(), Some("Premium_ZRS"));
+    assert!(!sbd.has("--zone"));
+}
+
+/// What is already there and would break SBD stops the run: a disk of that name that is not
+/// shared, a foreign disk at LUN 1. An empty LUN 1 gets the SBD disk attached.
+#[test]
+fn sbd_drift_stops_the_run() {
+    let az = FakeAz::new();
+    assert!(az.run(SCRIPT, &["--stonith", "sbd"], &with_secret()).status.success());
+    let deployed = az.state();
+
+    let az = FakeAz::new();
+    let mut state = deployed.clone();
+    state["resources"]["disk|g=hainit-wp,n=wpcluster-sbd"]["args"].as_object_mut().unwrap().remove("--max-shares");
+    az.set_state(&state);
+    let out = az.run(SCRIPT, &["--stonith", "sbd"], &with_secret());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("disk wpcluster-sbd exists but is not a shared disk"), "{}", text(&out.stderr));
+    assert!(az.calls().iter().all(|c| !c.mutates()));
+
+    let az = FakeAz::new();
+    let mut state = deployed.clone();
+    state["resources"]["vm|g=hainit-wp,n=db-a"]["lun1"] = "".into();
+    state["resources"]["vm|g=hainit-wp,n=db-b"]["lun1"] = "someone-elses-disk".into();
+    az.set_state(&state);
+    let out = az.run(SCRIPT, &["--stonith", "sbd"], &with_secret());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("db-b has disk someone-elses-disk at LUN 1") && err.contains("as its SBD disk"), "{err}");
+    let attach = az.calls().into_iter().find(|c| c.is("vm disk attach")).expect("db-a's SBD disk attached");
+    assert_eq!(attach.value("--vm-name").as_deref(), Some("db-a"));
+    assert_eq!(
+        (attach.value("--name").as_deref(), attach.value("--lun").as_deref()),
+        (Some("wpcluster-sbd"), Some("1"))
+    );
+}
+
 #[test]
 fn bad_input_exits_2_and_changes_nothing() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
@@ -309,6 +410,7 @@ fn bad_input_exits_2_and_changes_nothing() {
         (&["--web-names", "web-1 Web_2"], &[], "Web_2"),
         (&["--db-subnet", "10.0.2.0/24", "--db-ips", "10.0.2.4 10.0.2.5", "--vip", "10.0.2.10"], &[], "overlap"),
         (&["--bogus", "1"], &[], "--bogus"),
+        (&["--stonith", "fence_azure_arm"], &[], "--stonith 'fence_azure_arm': azure-arm or sbd"),
         (&[], &[("HAINIT_SECRET", "short")], "at least 32"),
         (&[], &[("HAINIT_SECRET", "has a \"quote\" and is long enough to pass")], "may contain only"),
     ];

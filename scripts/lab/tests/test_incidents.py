@@ -1,0 +1,79 @@
+"""A db VM fenced outside a scenario is started again before the next one and reported."""
+
+import os
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from labkit import report, steps  # noqa: E402
+
+
+class Spec:
+    def __init__(self, role):
+        self.role = role
+
+
+class FakeVM:
+    def __init__(self, name, fenced, said=""):
+        self.name, self.spec, self._fenced, self.said = name, Spec("db"), fenced, said
+        self.exited_at = 1700000000.0 if fenced else None
+
+    def fenced(self):
+        return self._fenced
+
+    def running(self):
+        return not self._fenced
+
+    def try_ssh(self, cmd, timeout=None):
+        return self.said if "will be fenced" in cmd else ""
+
+
+class FakeLab:
+    def __init__(self, vms):
+        self.vms = {vm.name: vm for vm in vms}
+        self.logged = []
+
+    def log(self, msg):
+        self.logged.append(msg)
+
+
+class Recover(unittest.TestCase):
+    def test_a_fenced_db_vm_is_started_again_and_recorded(self):
+        said = "warning: Cluster node db-a will be fenced: peer process is no longer available"
+        lab = FakeLab([FakeVM("db-a", True), FakeVM("db-b", False, said)])
+        result = {}
+        with mock.patch.object(steps, "start_fenced", return_value={"vm": "db-a", "qemu_exit": 1.0, "boot_s": 200.0}) \
+                as start, mock.patch.object(steps, "wait_pair_healthy") as healthy:
+            fenced = steps.recover_fenced(lab, result, "scenario drill")
+        self.assertEqual([vm.name for vm in fenced], ["db-a"])
+        start.assert_called_once_with(lab, lab.vms["db-a"])
+        healthy.assert_called_once()
+        self.assertEqual(result["incidents"], [{"vm": "db-a", "qemu_exit": 1.0, "boot_s": 200.0,
+                                                "before": "scenario drill", "reason": said}])
+
+    def test_nothing_fenced_changes_nothing(self):
+        lab = FakeLab([FakeVM("db-a", False), FakeVM("db-b", False)])
+        result = {}
+        with mock.patch.object(steps, "start_fenced") as start, mock.patch.object(steps, "wait_pair_healthy") as h:
+            self.assertEqual(steps.recover_fenced(lab, result, "scenario drill"), [])
+        start.assert_not_called()
+        h.assert_not_called()
+        self.assertNotIn("incidents", result)
+
+    def test_report_lists_incidents(self):
+        result = {"run_id": "t", "run_dir": "/tmp/x", "settings": {}, "scenarios": [], "ok": True, "seconds": 1,
+                  "incidents": [{"vm": "db-a", "qemu_exit": None, "boot_s": 190.2, "before": "scenario drill",
+                                 "reason": "db-a will be fenced: peer process is no longer available"}]}
+        with tempfile.TemporaryDirectory() as d:
+            with open(report.write(result, d)) as f:
+                md = f.read()
+        self.assertIn("## Incidents: fenced outside a scenario", md)
+        self.assertIn("- db-a fenced (qemu exited unseen host time) before scenario drill; started again, ssh after "
+                      "190.2 s; the survivor said: `db-a will be fenced: peer process is no longer available`", md)
+
+
+if __name__ == "__main__":
+    unittest.main()
