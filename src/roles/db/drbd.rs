@@ -70,8 +70,13 @@ impl Step for ConfigStep {
     }
 }
 
+/// What drbdmeta's dump-md says of valid metadata whose activity log was not applied: the node
+/// stopped while attached (a reset, a fence, a killed VM). `drbdadm attach` applies the log
+/// itself; the metadata is there and must not be created again (found in the lab after a fence).
+pub const UNCLEAN_METADATA: &str = "Found meta data is \"unclean\"";
+
 /// `create-md` only when no valid metadata exists and the partition holds nothing else
-/// (safety rule 2; `drbdadm dump-md` succeeds only on valid metadata, §3.5).
+/// (safety rule 2; `drbdadm dump-md` succeeds only on valid metadata, §3.5, or names it unclean).
 pub struct MetadataStep;
 
 impl Step for MetadataStep {
@@ -88,7 +93,8 @@ impl Step for MetadataStep {
             _ => {}
         }
         let res = resource(cx);
-        if probe.query(&Cmd::new("drbdadm").args(["dump-md", res]))?.success() {
+        let dump = probe.query(&Cmd::new("drbdadm").args(["dump-md", res]))?;
+        if dump.success() || dump.stderr.contains(UNCLEAN_METADATA) {
             return Ok(Vec::new());
         }
         let part = partition_path(cx);

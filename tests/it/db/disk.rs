@@ -32,9 +32,14 @@ pub(super) struct Loop {
 
 impl Loop {
     pub(super) fn new() -> Loop {
+        Loop::of(|image| File::create(image).unwrap().set_len(64 * MIB as u64).unwrap())
+    }
+
+    /// A loop device over the image `make` writes at the path it is given.
+    pub(super) fn of(make: impl FnOnce(&std::path::Path)) -> Loop {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("disk.img");
-        File::create(&image).unwrap().set_len(64 * MIB as u64).unwrap();
+        make(&image);
         let dev = run(Command::new("losetup").args(["--find", "--show", "--partscan"]).arg(&image)).trim().to_string();
         assert!(dev.starts_with("/dev/loop"), "{dev}");
         Loop { dev, _dir: dir }

@@ -2,15 +2,17 @@
 //! dump all` parses them as the platform's kernel would (DRBD_DRIVER_VERSION_OVERRIDE picks the
 //! 8.4 or 9 grammar, reference §3.1–3.3), and rejects a file of the other dialect.
 
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::{Command, Output};
 
 use hainit::dialect::DrbdDialect;
 use hainit::engine::{Options, Step};
 use hainit::platform::OsId;
-use hainit::roles::db::drbd::ConfigStep;
+use hainit::roles::db::drbd::{ConfigStep, UNCLEAN_METADATA};
 
-use super::Node;
+use super::disk::Loop;
+use super::{assert_root, run, Node};
 
 fn kernel_version(dialect: DrbdDialect) -> &'static str {
     match dialect {
@@ -102,4 +104,58 @@ fn a_file_of_the_other_dialect_is_refused() {
         assert!(!out.status.success(), "{os} file accepted by a {wrong:?} kernel:\n{said}");
         assert!(said.contains("Parse error"), "{os}:\n{said}");
     }
+}
+
+/// The lab's db-b partition after its VM was killed (its last 128 KiB: DRBD 8.4 internal metadata
+/// whose activity log was never applied), as a loop device of the partition's size.
+fn unclean_partition() -> Loop {
+    const SIZE: u64 = 535_805_440;
+    Loop::of(|image| {
+        let gz = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drbd/unclean-v08-tail.gz"))
+            .unwrap();
+        let mut tail = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut tail).unwrap();
+        let mut f = std::fs::File::create(image).unwrap();
+        f.set_len(SIZE - tail.len() as u64).unwrap();
+        f.seek(SeekFrom::End(0)).unwrap();
+        f.write_all(&tail).unwrap();
+    })
+}
+
+/// `drbdadm dump-md RES` as db.drbd.metadata runs it, for a resource on `disk`, with the 8.4 kernel.
+fn dump_md(dir: &Path, disk: &str) -> Output {
+    let conf = dir.join("drbd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "resource wpcluster {{\n  protocol C;\n  on db-a {{ device /dev/drbd9; disk {disk}; address 10.0.1.4:7789; meta-disk internal; }}\n  on db-b {{ device /dev/drbd9; disk /dev/null; address 10.0.1.5:7789; meta-disk internal; }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    Command::new("drbdadm")
+        .env("DRBD_DRIVER_VERSION_OVERRIDE", kernel_version(DrbdDialect::V84))
+        .env("__DRBD_NODE__", "db-a")
+        .arg("-c")
+        .arg(&conf)
+        .args(["dump-md", "wpcluster"])
+        .output()
+        .unwrap()
+}
+
+/// What db.drbd.metadata takes for existing metadata after a reset is what the real drbdmeta
+/// says: dump-md fails and names the metadata unclean. An ext4 partition is not called so.
+#[test]
+fn drbdmeta_calls_the_metadata_of_a_reset_node_unclean() {
+    assert_root("loop devices");
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = unclean_partition();
+    let out = dump_md(tmp.path(), &disk.dev);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(UNCLEAN_METADATA), "{}", text(&out));
+
+    let ext4 = Loop::new();
+    run(Command::new("mkfs.ext4").args(["-q", &ext4.dev]));
+    let out = dump_md(tmp.path(), &ext4.dev);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(UNCLEAN_METADATA), "{}", text(&out));
 }

@@ -595,6 +595,38 @@ fn a_node_whose_drbd_pacemaker_is_attaching_is_not_refused() {
     assert!(e.to_string().contains("TYPE=ext4"), "{e}");
 }
 
+/// Rebooted after a fence or a power cut, before Pacemaker configures DRBD: dump-md calls the
+/// metadata "unclean" (its activity log was not applied; the lab's words, judged against the real
+/// drbdmeta in drbd.rs) and the partition shows the filesystem DRBD carries. That is metadata, on
+/// a node the cluster owns or not: nothing is refused or created.
+#[test]
+fn unclean_metadata_after_a_reset_is_metadata() {
+    let node = Node::new(OsId::Debian12, true, "\n");
+    let cx = node.cx(Options::default());
+    let sys = converged_leader(&node, &cx);
+    for k in ["drbd.up", "drbd.primary", "mounted"] {
+        sys.facts_remove(k);
+    }
+    sys.add_file("/proc/drbd", "version: 8.4.11 (api:1/proto:86-101)\n", 0o444);
+    let said = "Found meta data is \"unclean\", please apply-al first\n";
+    sys.on(&["drbdadm", "dump-md"], move |_, _| Output::fail(1, said));
+    sys.on(&["blkid", "-p", "-o", "export", "/dev/disk/by-partlabel/hainit-wpcluster"], |_, _| {
+        Output::ok("TYPE=ext4\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n")
+    });
+    for owned in [true, false] {
+        if !owned {
+            sys.remove(CIB);
+        }
+        let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("owned {owned}: refused: {e}"));
+        let md = plan.steps.iter().find(|s| s.name == "db.drbd.metadata").unwrap();
+        assert!(md.actions.is_empty(), "owned {owned}: {:?}", md.actions);
+    }
+    // The judge can fail: any other dump-md failure over a filesystem is still refused.
+    sys.on(&["drbdadm", "dump-md"], |_, _| Output::fail(255, "No valid meta data found\n"));
+    let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
+    assert!(e.to_string().contains("TYPE=ext4"), "{e}");
+}
+
 /// A replaced leader (blank disk, peer holding the data and the cluster) joins as secondary:
 /// no skipped sync, no primary, no mkfs, no setup; corosync.conf comes from the peer.
 #[test]
