@@ -102,9 +102,11 @@ impl Action {
             Action::Run { cmd, why } => {
                 let mut line = format!("run   {}    # {why}", cmd.head());
                 // A here-document's lines follow, indented under the command.
-                for l in cmd.here_document().unwrap_or_default().lines().chain(cmd.here_document().map(|_| "EOF")) {
-                    line.push_str("\n          ");
-                    line.push_str(l);
+                if let Some(body) = cmd.here_document() {
+                    for l in body.lines().chain(["EOF"]) {
+                        line.push_str("\n          ");
+                        line.push_str(l);
+                    }
                 }
                 line
             }

@@ -138,7 +138,6 @@ impl Cmd {
     }
 }
 
-/// Shell-like quoting for humans (never executed; `<redacted>` stays bare).
 impl Cmd {
     /// A script of lines on stdin (a pcs batch), which people are shown whole.
     pub fn here_document(&self) -> Option<&str> {
@@ -176,6 +175,7 @@ impl fmt::Display for Cmd {
     }
 }
 
+/// Shell-like quoting for humans (never executed; `<redacted>` stays bare).
 fn quote(word: &str) -> String {
     quote_with(word, "-_./=:,@%+<>")
 }
