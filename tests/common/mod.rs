@@ -6,8 +6,9 @@ pub mod daemon;
 pub mod dies_after;
 pub mod fake_imds;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
@@ -18,6 +19,18 @@ pub const VIP: &str = "10.0.1.10";
 /// A pinned WordPress sha256 and a URL for the web role's config (plan only shows the download).
 pub const WP_SHA256: &str = "8f88b0ca608ec0d530890bdbd3ea9027b3e0e828639579f1cb5425a65ba2f634";
 pub const WP_URL: &str = "http://127.0.0.1:9/wordpress.tar.gz";
+
+/// Run `cmd` with `input` on its stdin; its exit status, stdout and stderr.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
 
 /// An IMDS instance document shaped like the real one (reference §1.7).
 pub fn instance_doc(host: &str, ip: &str, tags: &[(&str, &str)]) -> String {

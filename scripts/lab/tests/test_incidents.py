@@ -2,13 +2,13 @@
 
 import os
 import sys
-import tempfile
 import unittest
 from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from labkit import report, steps  # noqa: E402
+import reports  # noqa: E402
+from labkit import steps  # noqa: E402
 
 
 class Spec:
@@ -67,9 +67,7 @@ class Recover(unittest.TestCase):
         result = {"run_id": "t", "run_dir": "/tmp/x", "settings": {}, "scenarios": [], "ok": True, "seconds": 1,
                   "incidents": [{"vm": "db-a", "qemu_exit": None, "boot_s": 190.2, "before": "scenario drill",
                                  "reason": "db-a will be fenced: peer process is no longer available"}]}
-        with tempfile.TemporaryDirectory() as d:
-            with open(report.write(result, d)) as f:
-                md = f.read()
+        md = reports.markdown(result)
         self.assertIn("## Incidents: fenced outside a scenario", md)
         self.assertIn("- db-a fenced (qemu exited unseen host time) before scenario drill; started again, ssh after "
                       "190.2 s; the survivor said: `db-a will be fenced: peer process is no longer available`", md)

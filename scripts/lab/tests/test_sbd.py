@@ -13,7 +13,8 @@ from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from labkit import failover, report, splitbrain, topology  # noqa: E402
+import reports  # noqa: E402
+from labkit import failover, splitbrain, topology  # noqa: E402
 from labkit.lab import SBD_DISK_MIB, Lab, Settings  # noqa: E402
 from labkit.vm import VM  # noqa: E402
 
@@ -286,9 +287,7 @@ class ReportFencing(unittest.TestCase):
                                                   "'reboot' targeting db-b by db-a for x: OK"]}}}
         result = {"run_id": "t", "run_dir": "/tmp/x", "settings": s, "scenarios": [drill, sb], "ok": True,
                   "seconds": 10}
-        with tempfile.TemporaryDirectory() as d:
-            with open(report.write(result, d)) as f:
-                md = f.read()
+        md = reports.markdown(result)
         self.assertIn("| detected->fenced | 78.5 |", md)
         self.assertIn("STONITH sbd on a disk shared by the db VMs (watchdog 30 s, msgwait 60 s, "
                       "priority-fencing-delay 15 s", md)
@@ -304,9 +303,7 @@ class ReportFencing(unittest.TestCase):
         drill = {"name": "drill", "status": "pass", "seconds": 1, "steps": [], "notes": [],
                  "failover": {"marks_s": {"detected": 12.0, "first_write": 40.0}, "stages_s": {}, "total_s": 40.0}}
         result = {"run_id": "t", "run_dir": "/tmp/x", "settings": s, "scenarios": [drill], "ok": False}
-        with tempfile.TemporaryDirectory() as d:
-            with open(report.write(result, d)) as f:
-                md = f.read()
+        md = reports.markdown(result)
         self.assertIn("No fencing result for the killed node", md)
 
 

@@ -2,12 +2,12 @@
 
 import os
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from labkit import report, steptimes  # noqa: E402
+import reports  # noqa: E402
+from labkit import steptimes  # noqa: E402
 
 JOURNAL = """\
 Dec 01 21:55:50 db-a systemd[1]: Starting hainit.service - hainit ...
@@ -51,9 +51,7 @@ class ReportBringUp(unittest.TestCase):
             "web-1": {"steps_s": {"common.sysctl": 2.0, "web.services": 40.5}}}}
         result = {"run_id": "t", "run_dir": "/tmp/x", "settings": {}, "scenarios": [], "ok": True, "seconds": 1,
                   "boot": boot}
-        with tempfile.TemporaryDirectory() as d:
-            with open(report.write(result, d)) as f:
-                md = f.read()
+        md = reports.markdown(result)
         self.assertIn("| step | db-a | web-1 |", md)
         self.assertIn("| common.sysctl | 36.0 | 2.0 |", md)
         self.assertIn("| db.cluster.start | 89.0 | – |", md)

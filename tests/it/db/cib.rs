@@ -4,9 +4,8 @@
 //! it and `crm_simulate` shows promotion, failover and no failback. Only pcs 0.11 is installed
 //! here, so the 0.9 (CentOS 7) and 0.10 (EL8) spellings cannot be judged by pcs itself.
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use hainit::dialect::crm_mon::{self, ClusterState};
 use hainit::dialect::pcs::BATCH_SCRIPT;
@@ -17,6 +16,7 @@ use hainit::roles::db::resources::ResourcesStep;
 use hainit::system::{Arg, Cmd, FakeSystem, Output};
 
 use super::{run, Node};
+use crate::common::output_with_stdin;
 
 const PRIMITIVE: &str = "drbd_wpcluster";
 const GROUP: [&str; 3] = ["fs_db", "mysqld", "lb_probe"];
@@ -71,15 +71,12 @@ fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Planned {
 
 /// The lines of a batch as the script reads them (Python's own shlex).
 fn split_lines(input: &str) -> Vec<Vec<String>> {
-    let mut child = Command::new("python3")
-        .args(["-c", "import json, shlex, sys; print(json.dumps([shlex.split(l) for l in sys.stdin]))"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let out = output_with_stdin(
+        Command::new("python3")
+            .args(["-c", "import json, shlex, sys; print(json.dumps([shlex.split(l) for l in sys.stdin]))"]),
+        input.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -128,15 +125,10 @@ fn run_batch(cib: &Path, batch: &Cmd, input: &str) -> std::process::Output {
         .iter()
         .map(|a| if *a == BATCH_PATH { script.display().to_string() } else { a.to_string() })
         .collect();
-    let mut child = Command::new(&batch.program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.replace(WORK_CIB, cib.to_str().unwrap()).as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    output_with_stdin(
+        Command::new(&batch.program).args(args),
+        input.replace(WORK_CIB, cib.to_str().unwrap()).as_bytes(),
+    )
 }
 
 fn stdout(out: &std::process::Output) -> String {

@@ -566,6 +566,28 @@ fn a_node_the_cluster_owns_is_left_alone() {
     }
 }
 
+/// The converged leader rebooted (fenced, a power cut) before DRBD is attached: `/proc/drbd`
+/// as given, `drbdadm dump-md` answering `dump_md`, and the partition showing the ext4 that DRBD
+/// carries.
+fn rebooted_over_ext4(node: &Node, cx: &Context, proc_drbd: &str, dump_md: Output) -> FakeSystem {
+    let sys = converged_leader(node, cx);
+    for k in ["drbd.up", "drbd.primary", "mounted"] {
+        sys.facts_remove(k);
+    }
+    sys.add_file("/proc/drbd", proc_drbd, 0o444);
+    sys.reply(&["drbdadm", "dump-md"], dump_md);
+    sys.on(&["blkid", "-p", "-o", "export", "/dev/disk/by-partlabel/hainit-wpcluster"], |_, _| {
+        Output::ok("TYPE=ext4\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n")
+    });
+    sys
+}
+
+/// What `db.drbd.metadata` plans on `sys`, or the refusal.
+fn metadata_actions(cx: &Context, sys: &FakeSystem) -> hainit::error::Result<Vec<hainit::plan::Action>> {
+    let plan = engine::plan(&steps(cx), cx, sys)?;
+    Ok(plan.steps.into_iter().find(|s| s.name == "db.drbd.metadata").unwrap().actions)
+}
+
 /// Rebooted (here after being fenced) while Pacemaker brings DRBD up: the minor is configured
 /// but not attached yet, dump-md refuses a configured minor and the partition shows the
 /// filesystem DRBD carries. Nothing is refused or created: the cluster owns DRBD.
@@ -573,22 +595,14 @@ fn a_node_the_cluster_owns_is_left_alone() {
 fn a_node_whose_drbd_pacemaker_is_attaching_is_not_refused() {
     let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
-    let sys = converged_leader(&node, &cx);
-    for k in ["drbd.up", "drbd.primary", "mounted"] {
-        sys.facts_remove(k);
-    }
-    sys.add_file(
-        "/proc/drbd",
+    let sys = rebooted_over_ext4(
+        &node,
+        &cx,
         "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:WFConnection ro:Secondary/Unknown ds:Diskless/DUnknown C r-----\n",
-        0o444,
+        Output::fail(20, "Device '0' is configured!\n"),
     );
-    sys.on(&["drbdadm", "dump-md"], |_, _| Output::fail(20, "Device '0' is configured!\n"));
-    sys.on(&["blkid", "-p", "-o", "export", "/dev/disk/by-partlabel/hainit-wpcluster"], |_, _| {
-        Output::ok("TYPE=ext4\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n")
-    });
-    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("refused: {e}"));
-    let md = plan.steps.iter().find(|s| s.name == "db.drbd.metadata").unwrap();
-    assert!(md.actions.is_empty(), "{:?}", md.actions);
+    let actions = metadata_actions(&cx, &sys).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert!(actions.is_empty(), "{actions:?}");
     // The judge can fail: the same disk state on a node the cluster does not own is refused.
     sys.remove(CIB);
     let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
@@ -603,23 +617,18 @@ fn a_node_whose_drbd_pacemaker_is_attaching_is_not_refused() {
 fn unclean_metadata_after_a_reset_is_metadata() {
     let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
-    let sys = converged_leader(&node, &cx);
-    for k in ["drbd.up", "drbd.primary", "mounted"] {
-        sys.facts_remove(k);
-    }
-    sys.add_file("/proc/drbd", "version: 8.4.11 (api:1/proto:86-101)\n", 0o444);
-    let said = "Found meta data is \"unclean\", please apply-al first\n";
-    sys.on(&["drbdadm", "dump-md"], move |_, _| Output::fail(1, said));
-    sys.on(&["blkid", "-p", "-o", "export", "/dev/disk/by-partlabel/hainit-wpcluster"], |_, _| {
-        Output::ok("TYPE=ext4\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n")
-    });
+    let sys = rebooted_over_ext4(
+        &node,
+        &cx,
+        "version: 8.4.11 (api:1/proto:86-101)\n",
+        Output::fail(1, "Found meta data is \"unclean\", please apply-al first\n"),
+    );
     for owned in [true, false] {
         if !owned {
             sys.remove(CIB);
         }
-        let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("owned {owned}: refused: {e}"));
-        let md = plan.steps.iter().find(|s| s.name == "db.drbd.metadata").unwrap();
-        assert!(md.actions.is_empty(), "owned {owned}: {:?}", md.actions);
+        let actions = metadata_actions(&cx, &sys).unwrap_or_else(|e| panic!("owned {owned}: refused: {e}"));
+        assert!(actions.is_empty(), "owned {owned}: {actions:?}");
     }
     // The judge can fail: any other dump-md failure over a filesystem is still refused.
     sys.on(&["drbdadm", "dump-md"], |_, _| Output::fail(255, "No valid meta data found\n"));

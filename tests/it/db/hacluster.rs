@@ -3,9 +3,8 @@
 //! very stdin the step's action carries, and `openssl passwd -6`. The host's accounts are never
 //! touched: the step reads the test root's /etc/shadow.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use hainit::engine::{Options, Step};
 use hainit::plan::Action;
@@ -15,6 +14,7 @@ use hainit::secrets::Purpose;
 use hainit::system::{Cmd, HostSystem, Root};
 
 use super::{assert_root, run, Node};
+use crate::common::output_with_stdin;
 
 fn write_root(root: &Path, hacluster_hash: &str) {
     std::fs::create_dir_all(root.join("etc")).unwrap();
@@ -48,10 +48,16 @@ fn chpasswd(actions: &[Action], password: &str) -> Cmd {
 
 /// Run the action's stdin through the real chpasswd on the test root (`-c`: no PAM in a chroot).
 fn apply_chpasswd(root: &Path, cmd: &Cmd, method: &str) {
-    let mut child =
-        Command::new("chpasswd").arg("-R").arg(root).args(["-c", method]).stdin(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(cmd.stdin_bytes().unwrap()).unwrap();
-    assert!(child.wait().unwrap().success(), "chpasswd -R {} -c {method}", root.display());
+    let out = output_with_stdin(
+        Command::new("chpasswd").arg("-R").arg(root).args(["-c", method]),
+        cmd.stdin_bytes().unwrap(),
+    );
+    assert!(
+        out.status.success(),
+        "chpasswd -R {} -c {method}: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn hash_of(root: &Path) -> String {
@@ -77,10 +83,9 @@ fn the_crypt_check_accepts_the_derived_password_and_nothing_else() {
 
         // Another password (a node set up by hand, or another secret) is replaced.
         let other = format!("hacluster:not-{pw}\n");
-        let mut child =
-            Command::new("chpasswd").arg("-R").arg(root).args(["-c", method]).stdin(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(other.as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success());
+        let out =
+            output_with_stdin(Command::new("chpasswd").arg("-R").arg(root).args(["-c", method]), other.as_bytes());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_ne!(hash_of(root), hash);
         chpasswd(&check(root), pw);
     }
@@ -91,14 +96,8 @@ fn openssl_sha512_hashes_are_judged_too() {
     let node = Node::new(OsId::Debian12, true, "\n");
     let password = node.cx(Options::default()).derive(Purpose::HaclusterPassword);
     let hash_for = |pw: &str| {
-        let mut child = Command::new("openssl")
-            .args(["passwd", "-6", "-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out =
+            output_with_stdin(Command::new("openssl").args(["passwd", "-6", "-stdin"]), format!("{pw}\n").as_bytes());
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };

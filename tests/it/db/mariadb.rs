@@ -4,10 +4,9 @@
 //! fresh-root path does, and the step's own facts query then reports the wanted row. The
 //! WordPress user logs in over TCP from an allowed address only; root never over TCP.
 
-use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use hainit::engine::{Context, Options};
@@ -18,6 +17,7 @@ use hainit::secrets::Purpose;
 
 use super::{assert_root, run, Node};
 use crate::common::daemon::Daemon;
+use crate::common::output_with_stdin;
 
 /// Addresses of this test run: the server, an allowed client and a refused one.
 fn addresses() -> (Ipv4Addr, Ipv4Addr, Ipv4Addr) {
@@ -41,16 +41,7 @@ impl Server {
 
     /// The mysql client with `args`, `sql` on stdin.
     fn mysql(&self, args: &[&str], sql: &str) -> Output {
-        let mut child = Command::new("mysql")
-            .args(args)
-            .env("HOME", &self.dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        output_with_stdin(Command::new("mysql").args(args).env("HOME", &self.dir), sql.as_bytes())
     }
 
     /// As the step's fresh-root path: root over the socket, no password (unix_socket auth).

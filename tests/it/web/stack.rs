@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hainit::engine::{self, Outcome, Step};
@@ -18,7 +18,7 @@ use hainit::system::{HostSystem, Root};
 
 use super::Node;
 use crate::common::daemon::Daemon;
-use crate::common::SECRET;
+use crate::common::{output_with_stdin, SECRET};
 
 /// A 127.0.0.x address of this test run (other tests and helpers use other ones).
 fn loopback() -> Ipv4Addr {
@@ -45,17 +45,12 @@ fn sh(cmd: &mut Command) -> String {
 }
 
 fn sql(socket: &Path, statements: &str) -> String {
-    let mut child = Command::new("mariadb")
-        .args(["--no-defaults", "-uroot", "-N", "-B"])
-        .arg(format!("--socket={}", socket.display()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(statements.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new("mariadb")
+            .args(["--no-defaults", "-uroot", "-N", "-B"])
+            .arg(format!("--socket={}", socket.display())),
+        statements.as_bytes(),
+    );
     assert!(out.status.success(), "{statements}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
