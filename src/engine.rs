@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::{Context as _, Error, Result};
 use crate::inventory::Inventory;
 use crate::notify;
-use crate::plan::{Action, Plan, StepReport};
+use crate::plan::{join_codes, Action, Plan, StepReport};
 use crate::platform::Platform;
 use crate::retry::Backoff;
 use crate::secrets::{Purpose, Secret, SharedSecret};
@@ -165,6 +165,21 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
             }
             let code = out.code.map_or("a signal".to_string(), |c| format!("exit {c}"));
             Err(cmd.failure(&out, format!("{why}: `{cmd}` failed with {code}: {}", out.tail())))
+        }
+        Action::Capture { cmd, path, ok_exits, why } => {
+            let out = sys.run(cmd)?;
+            match out.code {
+                Some(code) if ok_exits.contains(&code) => sys.write_file(&FileSpec::new(path, out.stdout, 0o600)),
+                code => {
+                    let code = code.map_or("a signal".to_string(), |c| format!("exit {c}"));
+                    let msg = format!(
+                        "{why}: `{cmd}` failed with {code} (expected {}): {}",
+                        join_codes(ok_exits),
+                        out.tail()
+                    );
+                    Err(cmd.failure(&out, msg))
+                }
+            }
         }
         Action::Wait { .. } => Ok(()),
         Action::Unpack(spec) => sys.unpack(spec),

@@ -23,6 +23,14 @@ pub enum Action {
         cmd: Cmd,
         why: String,
     },
+    /// Run a command and keep its standard output as a file (mode 0600, written atomically) when
+    /// it exits with one of `ok_exits`; any other status fails the step and writes nothing.
+    Capture {
+        cmd: Cmd,
+        path: String,
+        ok_exits: Vec<i32>,
+        why: String,
+    },
     /// Poll the step's check until it no longer asks to wait, up to `timeout` (then exit 3).
     Wait {
         what: String,
@@ -39,6 +47,10 @@ pub enum Action {
 impl Action {
     pub fn run(cmd: Cmd, why: impl Into<String>) -> Self {
         Action::Run { cmd, why: why.into() }
+    }
+    /// [`Action::Capture`] of a command that succeeds with exit 0.
+    pub fn capture(cmd: Cmd, path: impl Into<String>, why: impl Into<String>) -> Self {
+        Action::Capture { cmd, path: path.into(), ok_exits: vec![0], why: why.into() }
     }
     pub fn wait(what: impl Into<String>, timeout: Duration) -> Self {
         Action::Wait { what: what.into(), timeout }
@@ -74,6 +86,9 @@ impl Action {
                 }
                 v
             }
+            Action::Capture { cmd, path, ok_exits, why } => json!({
+                "type": "capture", "argv": cmd.argv_redacted(), "path": path, "ok_exits": ok_exits, "why": why,
+            }),
             Action::Wait { what, timeout } => {
                 json!({ "type": "wait", "what": what, "timeout_secs": timeout.as_secs() })
             }
@@ -110,6 +125,10 @@ impl Action {
                 }
                 line
             }
+            Action::Capture { cmd, path, ok_exits, why } => {
+                let exits = if *ok_exits == [0] { String::new() } else { format!(" (exit {})", join_codes(ok_exits)) };
+                format!("run   {} > {path}{exits}    # {why}", cmd.head())
+            }
             Action::Wait { what, timeout } => format!("wait  {what} (up to {} s)", timeout.as_secs()),
             Action::Unpack(u) => {
                 let keep = if u.keep.is_empty() { String::new() } else { format!(", keeping {}", u.keep.join(", ")) };
@@ -126,6 +145,11 @@ impl Action {
             }
         }
     }
+}
+
+/// `1` or `0 or 1`: the exit statuses an action accepts, for messages.
+pub fn join_codes(codes: &[i32]) -> String {
+    codes.iter().map(i32::to_string).collect::<Vec<_>>().join(" or ")
 }
 
 fn short(sha: &str) -> &str {

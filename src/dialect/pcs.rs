@@ -141,6 +141,20 @@ impl PcsDialect {
         }
     }
 
+    /// Where pcs keeps this node's pcsd tokens: a JSON file keyed by node name (0.9 `tokens`,
+    /// 0.10+ `known-hosts`).
+    pub fn tokens_file(self) -> &'static str {
+        match self {
+            PcsDialect::V09 => "/var/lib/pcsd/tokens",
+            PcsDialect::V010 | PcsDialect::V011 => "/var/lib/pcsd/known-hosts",
+        }
+    }
+
+    /// Whether `tokens` (the text of [`Self::tokens_file`]) holds a token for `node`.
+    pub fn has_token(tokens: &str, node: &str) -> bool {
+        tokens.contains(&format!("\"{node}\""))
+    }
+
     /// Read-only: the corosync.conf a (authenticated) node has.
     pub fn corosync_of(self, node: &str) -> Cmd {
         Cmd::new("pcs").args(["cluster", "corosync", node])

@@ -144,6 +144,31 @@ fn a_failing_command_is_a_step_error_with_argv_and_stderr() {
     });
 }
 
+/// A capture keeps stdout as a file only on an accepted status; any other status writes
+/// nothing and names what was expected.
+#[test]
+fn a_capture_writes_stdout_on_an_accepted_status_only() {
+    let sys = FakeSystem::new("db-a");
+    let diff = Action::Capture {
+        cmd: Cmd::new("crm_diff").args(["--original", "a", "--new", "b"]),
+        path: "/run/x/patch.xml".into(),
+        ok_exits: vec![1],
+        why: "the patch".into(),
+    };
+    sys.reply(&["crm_diff"], Output { code: Some(0), stdout: String::new(), stderr: String::new() });
+    let e = engine::execute(&sys, &diff).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step);
+    assert!(e.to_string().contains("failed with exit 0 (expected 1)"), "{e}");
+    assert_eq!(sys.read("/run/x/patch.xml").unwrap(), None);
+
+    sys.reply(&["crm_diff"], Output { code: Some(1), stdout: "<diff/>\n".into(), stderr: String::new() });
+    engine::execute(&sys, &diff).unwrap();
+    assert_eq!(sys.read_string("/run/x/patch.xml").unwrap().as_deref(), Some("<diff/>\n"));
+    assert_eq!(sys.meta("/run/x/patch.xml").unwrap().unwrap().mode, 0o600);
+    let shown = diff.describe();
+    assert_eq!(shown, "run   crm_diff --original a --new b > /run/x/patch.xml (exit 1)    # the patch");
+}
+
 #[test]
 fn waits_poll_until_ready_or_time_out_with_exit_3() {
     with_cx(|cx| {

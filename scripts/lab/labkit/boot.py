@@ -136,6 +136,9 @@ def step_times(lab, boot):
     """Where each first boot spent its time, from hainit's own log lines (report: bring-up breakdown)."""
     for vm in lab.vms.values():
         out = vm.try_ssh("journalctl -b -u hainit -o cat --no-pager", timeout=120) or ""
+        # Kept beside the VM: each action's timestamps, for finding what a slow step waited on.
+        with open(os.path.join(vm.dir, "hainit-first-boot.log"), "w") as f:
+            f.write(out)
         steps = steptimes.durations(out)
         boot["vms"][vm.name]["steps_s"] = steptimes.totals(steps)
         lab.log("%s: slowest hainit steps: %s" % (vm.name, ", ".join(

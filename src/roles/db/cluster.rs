@@ -6,12 +6,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::facts::{is_our_corosync, COROSYNC_CONF};
+use crate::dialect::PcsDialect;
 use crate::engine::{check_files, Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
 use crate::roles::units;
 use crate::secrets::{Purpose, Secret};
-use crate::system::{Cmd, FileSpec, Probe};
+use crate::system::{Cmd, FileSpec, Output, Probe};
 
 const PCSD_PORT: u16 = 2224;
 /// Where a corosync.conf that is not ours is kept (moved, never deleted).
@@ -188,7 +189,15 @@ impl CorosyncStep {
         }
         let pcs = cx.platform.pcs;
         let pw = cx.derive(Purpose::HaclusterPassword);
-        let out = probe.query(&pcs.corosync_of(&peer.name))?;
+        // Without a token for the peer, asking its pcsd is sure to fail: authenticate first
+        // (each pcs run costs ~30 s under emulation). A token the peer no longer accepts (it
+        // was replaced) shows as the authentication error below.
+        let tokens = probe.read_string(pcs.tokens_file())?.unwrap_or_default();
+        let out = if PcsDialect::has_token(&tokens, &peer.name) {
+            probe.query(&pcs.corosync_of(&peer.name))?
+        } else {
+            Output::fail(1, "no pcsd token for the peer yet: not authenticated")
+        };
         if !out.success() && format!("{}{}", out.stdout, out.stderr).to_lowercase().contains("authenticat") {
             // What the peer has decides between setup and join: authenticate, then look again.
             let nodes = Self::nodes(cx);

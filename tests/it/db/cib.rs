@@ -32,8 +32,8 @@ struct Planned {
     batch: Option<Cmd>,
 }
 
-/// The build the leader's resources step plans on a quorate, empty cluster.
-fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Planned {
+/// Every action the leader's resources step plans on a quorate, empty cluster.
+fn planned_actions(os: OsId, yaml: &str, options: Options) -> Vec<Action> {
     let node = Node::new(os, true, yaml);
     let cx = node.cx(options);
     let sys = FakeSystem::new("db-a");
@@ -41,9 +41,16 @@ fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Planned {
     sys.on(&["crm_mon"], move |_, _| Output::ok(live.clone()));
     sys.on(&["cibadmin", "--query"], |_, _| Output::ok("<resources/>\n"));
     let steps: Vec<Box<dyn Step>> = vec![Box::new(ResourcesStep)];
-    let plan = engine::plan(&steps, &cx, &sys).unwrap();
-    let actions = &plan.steps[0].actions;
+    let mut plan = engine::plan(&steps, &cx, &sys).unwrap();
+    let actions = plan.steps.remove(0).actions;
     assert!(!actions.iter().any(|a| a.is_wait()), "the cluster is ready: no wait expected, got {actions:?}");
+    actions
+}
+
+/// The build the leader's resources step plans on a quorate, empty cluster.
+fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Planned {
+    let cx_batches = Node::new(os, true, yaml).cx(options).platform.db.pcs_batch;
+    let actions = &planned_actions(os, yaml, options);
     let runs: Vec<&Cmd> = actions
         .iter()
         .filter_map(|a| match a {
@@ -65,7 +72,7 @@ fn pcs_commands(os: OsId, yaml: &str, options: Options) -> Planned {
     };
     assert!(cmds.len() >= 8, "{cmds:#?}");
     assert!(cmds.iter().all(|c| c[0] == "pcs" && c[1] == "-f" && c[2] == WORK_CIB), "{cmds:#?}");
-    assert_eq!(batch.is_some(), cx.platform.db.pcs_batch, "{actions:#?}");
+    assert_eq!(batch.is_some(), cx_batches, "{actions:#?}");
     Planned { cmds, batch }
 }
 
@@ -383,4 +390,79 @@ fn a_batch_naming_two_files_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("the same FILE"), "{out:?}");
     assert_eq!(configuration(&cib), before);
     assert!(!other.exists());
+}
+
+/// The step's whole plan, run for real in `dir` against `live` (a CIB file standing in for the
+/// running cluster, as `CIB_file` makes cibadmin use it): the fetch, the working copy, the
+/// build, crm_diff's patch and its push. Paths under /run/hainit land in `dir`.
+fn apply_to_live_cib(actions: &[Action], dir: &Path, live: &Path) {
+    let here = |p: &str| p.replace("/run/hainit", dir.to_str().unwrap());
+    let command = |cmd: &Cmd| {
+        let mut c = Command::new(&cmd.program);
+        c.args(cmd.args_exposed().iter().map(|a| here(a)));
+        if cmd.program == "cibadmin" {
+            c.env("CIB_file", live);
+        }
+        c
+    };
+    for action in actions {
+        match action {
+            Action::Dir { .. } => {}
+            Action::Write(f) => std::fs::write(here(&f.path), f.content.bytes()).unwrap(),
+            Action::Run { cmd, .. } if cmd.here_document().is_some() => {
+                let out = output_with_stdin(&mut command(cmd), here(cmd.here_document().unwrap()).as_bytes());
+                assert!(out.status.success(), "{cmd}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+            }
+            Action::Run { cmd, .. } => {
+                run(&mut command(cmd));
+            }
+            Action::Capture { cmd, path, ok_exits, .. } => {
+                let out = command(cmd).output().unwrap();
+                let code = out.status.code().unwrap();
+                assert!(ok_exits.contains(&code), "{cmd} exited {code}: {}", String::from_utf8_lossy(&out.stderr));
+                std::fs::write(here(path), &out.stdout).unwrap();
+            }
+            other => panic!("unexpected action {other:?}"),
+        }
+    }
+}
+
+/// What `pcs cluster cib` and `cib-push diff-against=` did, done with cibadmin and crm_diff:
+/// the running cluster's CIB ends up holding exactly the configuration built offline.
+#[test]
+fn the_planned_fetch_and_patch_put_the_stack_into_the_live_cib() {
+    for os in [OsId::Debian12, OsId::El9, OsId::Centos7] {
+        let actions = planned_actions(os, "\n", Options::default());
+        let tmp = tempfile::tempdir().unwrap();
+        let live = tmp.path().join("live.xml");
+        empty_cib(&live);
+        let before = configuration(&live);
+        if os == OsId::Centos7 {
+            // pcs 0.9's spellings cannot be run by pcs 0.11: build with the Debian commands,
+            // and judge only CentOS 7's fetch and push around them.
+            let debian = planned_actions(OsId::Debian12, "\n", Options::default());
+            let build: Vec<Action> = debian.into_iter().filter(is_build).collect();
+            let around: Vec<Action> = actions.into_iter().filter(|a| !is_build(a)).collect();
+            let split =
+                around.iter().position(|a| matches!(a, Action::Capture { cmd, .. } if cmd.program == "crm_diff"));
+            let (fetch, push) = around.split_at(split.expect("a crm_diff"));
+            apply_to_live_cib(&[fetch, &build, push].concat(), tmp.path(), &live);
+        } else {
+            apply_to_live_cib(&actions, tmp.path(), &live);
+        }
+        let config = configuration(&live);
+        assert_ne!(config, before, "{os:?}: nothing was pushed");
+        assert_eq!(config, configuration(&tmp.path().join("cib-hainit.xml")), "{os:?}");
+        assert!(config.contains(PRIMITIVE) && GROUP.iter().all(|r| config.contains(r)), "{os:?}: {config}");
+        verify(&live);
+    }
+}
+
+/// The `pcs -f` commands (or their batch): what builds the working copy.
+fn is_build(a: &Action) -> bool {
+    match a {
+        Action::Run { cmd, .. } => cmd.here_document().is_some() || cmd.args.first() == Some(&Arg::Plain("-f".into())),
+        Action::Write(f) => f.path == BATCH_PATH,
+        _ => false,
+    }
 }

@@ -372,6 +372,8 @@ fn script(sys: &FakeSystem, os: OsId) {
             let conf = s.read_string("/etc/corosync/corosync.conf").unwrap().unwrap_or_default();
             if conf.is_empty() || conf.contains("cluster_name: wpcluster") {
                 set(s, "pcs.authed");
+                let file = if c.args_exposed()[0] == "host" { "known-hosts" } else { "tokens" };
+                s.add_file(&format!("/var/lib/pcsd/{file}"), r#"{"db-a": {}, "db-b": {}}"#, 0o600);
             }
             Output::ok("db-a: Authorized\ndb-b: Authorized\n")
         });
@@ -445,7 +447,6 @@ fn script(sys: &FakeSystem, os: OsId) {
         s.facts_remove("fence.constraint");
         Output::ok("")
     });
-    sys.on(&["pcs", "cluster", "cib"], ok);
     sys.on(&["cp"], ok);
     sys.on(&["pcs", "-f"], |s, _| {
         set(s, "cib.built");
@@ -460,8 +461,13 @@ fn script(sys: &FakeSystem, os: OsId) {
         set(s, "cib.built");
         Output::ok("")
     });
-    sys.on(&["pcs", "cluster", "cib-push"], |s, _| {
-        assert!(fact(s, "cib.built"), "the working copy is pushed only once the stack is built in it");
+    sys.on(&["crm_diff"], |s, _| {
+        assert!(fact(s, "cib.built"), "the working copy is diffed only once the stack is built in it");
+        assert!(s.read("/run/hainit/cib-orig.xml").unwrap().is_some(), "the live CIB was saved to diff against");
+        Output { code: Some(1), stdout: "<diff format=\"2\"/>\n".into(), stderr: String::new() }
+    });
+    sys.on(&["cibadmin", "--patch"], |s, _| {
+        assert!(s.read("/run/hainit/cib-hainit.patch").unwrap().is_some(), "crm_diff's patch is pushed");
         set(s, "cib.pushed");
         s.add_file(
             CIB,
@@ -515,6 +521,9 @@ fn apply_converges_and_a_second_run_changes_nothing() {
             assert_eq!(leader_only, leader, "only the leader skips the initial sync");
             assert_eq!(ran.iter().any(|c| c.join(" ").contains("cluster setup")), leader, "only the leader sets up");
             assert!(!ran.iter().any(|c| c.join(" ").contains("primary --force")), "nobody forces primary");
+            // A node with no pcsd token yet authenticates before asking the peer anything.
+            let first_pcs = ran.iter().find(|c| c[0] == "pcs").map(|c| c.join(" ")).unwrap_or_default();
+            assert!(first_pcs.contains(" auth "), "{os} leader={leader}: first pcs run is {first_pcs}");
         }
     }
 }
@@ -666,7 +675,8 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
     });
     engine::apply(&steps(&cx), &cx, &sys).unwrap();
     let ran: Vec<String> = sys.commands().iter().map(|c| c.join(" ")).collect();
-    for forbidden in ["new-current-uuid", "drbdadm primary", "mkfs", "cluster setup", "mariadb-install-db", "cib-push"]
+    for forbidden in
+        ["new-current-uuid", "drbdadm primary", "mkfs", "cluster setup", "mariadb-install-db", "cibadmin --patch"]
     {
         assert!(!ran.iter().any(|c| c.contains(forbidden)), "replaced leader ran {forbidden}: {ran:#?}");
     }
