@@ -131,17 +131,21 @@ fn apply_step(step: &dyn Step, cx: &Context, sys: &dyn Executor) -> Result<Outco
     }
     let mut executed = 0;
     for _ in 0..MAX_ROUNDS {
-        let mut waited = false;
+        let mut after_wait = None;
         for action in &actions {
             if let Action::Wait { what, timeout } = action {
-                wait_until_ready(step, cx, sys, what, *timeout)?;
-                waited = true;
-                break; // what follows a wait is decided by a fresh check
+                // What follows a wait is decided by the fresh check that ended it.
+                after_wait = Some(wait_until_ready(step, cx, sys, what, *timeout)?);
+                break;
             }
             execute(sys, action)?;
             executed += 1;
         }
-        actions = step.check(cx, sys)?;
+        let waited = after_wait.is_some();
+        actions = match after_wait {
+            Some(next) => next,
+            None => step.check(cx, sys)?,
+        };
         if actions.is_empty() {
             return Ok(Outcome::Changed { actions: executed });
         }
@@ -190,8 +194,15 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
 
 /// Poll the step's check until it no longer starts with a wait (it has work to do first, or
 /// nothing left); exit 3 after `timeout`. What it waits for may change on the way (pcsd here,
-/// then the peer's): the latest is what the log and the timeout name.
-fn wait_until_ready(step: &dyn Step, cx: &Context, sys: &dyn Executor, what: &str, timeout: Duration) -> Result<()> {
+/// then the peer's): the latest is what the log and the timeout name. Returns the actions of
+/// the check that ended the wait (checking again costs a pcs start under emulation, ~30 s).
+fn wait_until_ready(
+    step: &dyn Step,
+    cx: &Context,
+    sys: &dyn Executor,
+    what: &str,
+    timeout: Duration,
+) -> Result<Vec<Action>> {
     let backoff = Backoff { initial: Duration::from_secs(1), max: Duration::from_secs(10), deadline: timeout };
     let mut attempts = backoff.start();
     let mut last_report = Instant::now();
@@ -199,7 +210,8 @@ fn wait_until_ready(step: &dyn Step, cx: &Context, sys: &dyn Executor, what: &st
     info!(what, timeout_secs = timeout.as_secs(), "waiting");
     notify::extend_timeout(timeout);
     loop {
-        match step.check(cx, sys)?.first() {
+        let actions = step.check(cx, sys)?;
+        match actions.first() {
             Some(Action::Wait { what: now, .. }) => {
                 if *now != what {
                     info!(was = what, now = now.as_str(), waited_secs = attempts.elapsed().as_secs(), "now waiting");
@@ -208,7 +220,7 @@ fn wait_until_ready(step: &dyn Step, cx: &Context, sys: &dyn Executor, what: &st
             }
             _ => {
                 info!(what, waited_secs = attempts.elapsed().as_secs(), "ready");
-                return Ok(());
+                return Ok(actions);
             }
         }
         if last_report.elapsed() >= Duration::from_secs(30) {

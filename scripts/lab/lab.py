@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from labkit import boot, common, report, scenarios, steps  # noqa: E402
 from labkit.lab import Lab, Settings  # noqa: E402
 
-ALL = ["drill", "repair", "crash", "splitbrain"]
+ALL = report.SCENARIOS
 
 
 def interrupted(signum, _frame):

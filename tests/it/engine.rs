@@ -201,6 +201,12 @@ fn a_wait_ends_when_the_check_has_work_to_do_before_waiting() {
         assert_eq!(out.unwrap(), vec![("test.auth", Outcome::Changed { actions: 1 })]);
         assert_eq!(sys.fact("marker").as_deref(), Some("done"), "the command after the wait ran");
         assert!(started.elapsed() < Duration::from_secs(3), "no wait ran into its timeout");
+        // The check that ended a wait decides what runs next: never two checks in a row with
+        // nothing run between them (each costs a pcs start in the db role).
+        let ran: Vec<String> = sys.commands().iter().map(|c| c.join(" ")).collect();
+        let checks_before_auth =
+            ran.iter().take_while(|c| *c != "set-password").filter(|c| *c == "marker status").count();
+        assert_eq!(checks_before_auth, 1, "{ran:#?}");
     });
 }
 

@@ -5,6 +5,8 @@ import os
 import time
 
 TARGETS = {"lab_minutes": 30, "ram_mib": 8192, "initial_sync_s": 0, "failover_s": 60}
+# Every scenario of `make lab`, in the order a full run takes them.
+SCENARIOS = ["drill", "repair", "crash", "splitbrain"]
 
 
 def scenario(result, name):
@@ -56,9 +58,16 @@ def figures(result):
 def targets(result, f):
     rows = []
     total = f.get("lab_total_s")
+    ran = [s["name"] for s in result.get("scenarios", [])]
+    measured = fmt(None if total is None else round(total / 60, 1), " min")
+    if set(ran) >= set(SCENARIOS):
+        met = bool(result.get("ok")) and total is not None and total < TARGETS["lab_minutes"] * 60
+    else:
+        # A run of some scenarios says nothing about the whole lab's time.
+        measured += " (%s only)" % (", ".join(["bring-up"] + ran))
+        met = None
     rows.append(("whole `make lab` from a cached image (every scenario run)", "< %d min" % TARGETS["lab_minutes"],
-                 fmt(None if total is None else round(total / 60, 1), " min"),
-                 bool(result.get("ok")) and total is not None and total < TARGETS["lab_minutes"] * 60))
+                 measured, met))
     rss = f.get("peak_rss_mib")
     rows.append(("RAM of all VMs (peak summed qemu RSS)", "< 8 GiB", fmt(rss, " MiB"),
                  bool(rss) and rss < TARGETS["ram_mib"]))
@@ -109,7 +118,7 @@ def write(result, run_dir):
     lines += failover_section(result, s)
     lines += ["", "## Targets (issue 5, item 8)", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
     for w, t, m, ok in targets(result, f):
-        lines.append("| %s | %s | %s | %s |" % (w, t, m, "yes" if ok else "**no**"))
+        lines.append("| %s | %s | %s | %s |" % (w, t, m, "not judged" if ok is None else "yes" if ok else "**no**"))
     for sc in result.get("scenarios", []):
         lines += scenario_section(sc)
     lines += ["", "## Settings", "", "```", json.dumps(s, indent=1), "```"]
