@@ -193,12 +193,13 @@ impl CorosyncStep {
         // (each pcs run costs ~30 s under emulation). A token the peer no longer accepts (it
         // was replaced) shows as the authentication error below.
         let tokens = probe.read_string(pcs.tokens_file())?.unwrap_or_default();
-        let out = if PcsDialect::has_token(&tokens, &peer.name) {
-            probe.query(&pcs.corosync_of(&peer.name))?
-        } else {
-            Output::fail(1, "no pcsd token for the peer yet: not authenticated")
+        let asked = match PcsDialect::has_token(&tokens, &peer.name) {
+            true => Some(probe.query(&pcs.corosync_of(&peer.name))?),
+            false => None,
         };
-        if !out.success() && format!("{}{}", out.stdout, out.stderr).to_lowercase().contains("authenticat") {
+        let refused =
+            |o: &Output| !o.success() && format!("{}{}", o.stdout, o.stderr).to_lowercase().contains("authenticat");
+        let Some(out) = asked.filter(|o| !refused(o)) else {
             // What the peer has decides between setup and join: authenticate, then look again.
             let nodes = Self::nodes(cx);
             return Ok(vec![
@@ -208,7 +209,7 @@ impl CorosyncStep {
                 ),
                 Action::wait(format!("the cluster configuration of {}", peer.name), timeout),
             ]);
-        }
+        };
         if out.success() && is_our_corosync(cx, &out.stdout) {
             return Ok(vec![Action::Write(FileSpec::new(COROSYNC_CONF, out.stdout, 0o644))]);
         }

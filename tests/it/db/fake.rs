@@ -684,6 +684,22 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
     assert!(conf.contains("cluster_name: wpcluster"));
 }
 
+/// A token the peer no longer accepts (the peer was replaced since): the node asks, is refused,
+/// authenticates again and joins; a node without a token authenticates without asking first.
+#[test]
+fn a_stale_pcsd_token_is_refused_then_renewed() {
+    let node = Node::new(OsId::Debian12, false, "\n");
+    let cx = node.cx(Options::default());
+    let sys = fresh_vm(&node);
+    set(&sys, "peer.corosync");
+    sys.add_file("/var/lib/pcsd/known-hosts", r#"{"known_hosts": {"db-a": {}, "db-b": {}}}"#, 0o600);
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    let pcs: Vec<String> = sys.commands().iter().filter(|c| c[0] == "pcs").map(|c| c[..3].join(" ")).collect();
+    assert_eq!(pcs[..3], ["pcs cluster corosync", "pcs host auth", "pcs cluster corosync"], "{pcs:#?}");
+    let conf = sys.read_string("/etc/corosync/corosync.conf").unwrap().unwrap();
+    assert!(conf.contains("cluster_name: wpcluster"), "{conf}");
+}
+
 /// A replaced node whose resync ended before Pacemaker ran here: DRBD's unfence handler found
 /// no CIB, so the peer's fencing constraint would forbid promotion here forever (the lab's
 /// repair scenario). hainit drops it once both disks are UpToDate — and not while syncing.
