@@ -167,20 +167,16 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
             if out.success() {
                 return Ok(());
             }
-            let code = out.code.map_or("a signal".to_string(), |c| format!("exit {c}"));
-            Err(cmd.failure(&out, format!("{why}: `{cmd}` failed with {code}: {}", out.tail())))
+            Err(cmd.failure(&out, format!("{why}: `{cmd}` failed with {}: {}", ended(out.code), out.tail())))
         }
         Action::Capture { cmd, path, ok_exits, why } => {
             let out = sys.run(cmd)?;
             match out.code {
                 Some(code) if ok_exits.contains(&code) => sys.write_file(&FileSpec::new(path, out.stdout, 0o600)),
                 code => {
-                    let code = code.map_or("a signal".to_string(), |c| format!("exit {c}"));
-                    let msg = format!(
-                        "{why}: `{cmd}` failed with {code} (expected {}): {}",
-                        join_codes(ok_exits),
-                        out.tail()
-                    );
+                    let expected = join_codes(ok_exits);
+                    let msg =
+                        format!("{why}: `{cmd}` failed with {} (expected {expected}): {}", ended(code), out.tail());
                     Err(cmd.failure(&out, msg))
                 }
             }
@@ -190,6 +186,11 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
         Action::Download(spec) => sys.download(spec),
         Action::Tree(spec) => sys.fix_tree(spec),
     }
+}
+
+/// How a command ended, for messages: `exit 4`, or `a signal` (killed, or past its time limit).
+fn ended(code: Option<i32>) -> String {
+    code.map_or("a signal".to_string(), |c| format!("exit {c}"))
 }
 
 /// Poll the step's check until it no longer starts with a wait (it has work to do first, or

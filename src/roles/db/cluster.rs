@@ -193,9 +193,10 @@ impl CorosyncStep {
         // (each pcs run costs ~30 s under emulation). A token the peer no longer accepts (it
         // was replaced) shows as the authentication error below.
         let tokens = probe.read_string(pcs.tokens_file())?.unwrap_or_default();
-        let asked = match PcsDialect::has_token(&tokens, &peer.name) {
-            true => Some(probe.query(&pcs.corosync_of(&peer.name))?),
-            false => None,
+        let asked = if PcsDialect::has_token(&tokens, &peer.name) {
+            Some(probe.query(&pcs.corosync_of(&peer.name))?)
+        } else {
+            None
         };
         let refused =
             |o: &Output| !o.success() && format!("{}{}", o.stdout, o.stderr).to_lowercase().contains("authenticat");
