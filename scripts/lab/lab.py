@@ -101,7 +101,8 @@ def run(args):
     print()
     print(open(md).read())
     if not result["ok"]:
-        print("lab: FAILED — logs: %s (lab.log, vms/*/console.log, vms/*/diagnostics.txt)" % lab.run_dir)
+        # Last, so the tail of a CI log says what failed.
+        print("\n".join(report.failure_lines(result, lab.run_dir)))
         return 1
     print("lab: all scenarios passed — report: %s" % md)
     return 0

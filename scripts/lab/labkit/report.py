@@ -128,6 +128,54 @@ def write(result, run_dir):
     return path
 
 
+def failure_lines(result, run_dir, journal_lines=8):
+    """Why a run failed, in the few lines a CI log's tail shows: the failing step and its error, and
+    the end of hainit's journal on a VM whose first boot failed. The last line is the verdict."""
+    lines, reasons = [], []
+    if result.get("error"):
+        reasons.append("bring-up" if not result.get("scenarios") else "run")
+        lines.append("lab: stopped: %s" % clip(result["error"]))
+    for sc in result.get("scenarios", []):
+        if sc.get("status") != "fail":
+            continue
+        reasons.append("scenario " + sc["name"])
+        bad = [st for st in sc.get("steps", []) if st.get("ok") is False]
+        for st in bad:
+            lines.append("lab: %s: step \"%s\" failed after %s s: %s" % (
+                sc["name"], st["step"], st.get("seconds"), clip(st.get("error", ""))))
+        if sc.get("error") and not bad:
+            lines.append("lab: %s: %s" % (sc["name"], clip(sc["error"])))
+        for x in sc.get("failed", []):
+            lines.append("lab: %s: %s" % (sc["name"], clip(x)))
+    for name, vm in sorted((result.get("boot") or {}).get("vms", {}).items()):
+        if vm.get("hainit") == "ok":
+            continue
+        tail = journal_tail(os.path.join(run_dir, "vms", name, "diagnostics.txt"), journal_lines)
+        state = vm.get("hainit") or "not finished"
+        lines.append("lab: %s: hainit %s (exit %s)%s" % (name, state, vm.get("hainit_exit"),
+                                                        "; its journal ends:" if tail else ""))
+        lines += ["  " + clip(t) for t in tail]
+    lines.append("lab: FAILED (%s) — logs: %s (lab.log, vms/*/console.log, vms/*/diagnostics.txt)"
+                 % (", ".join(reasons) or "unknown", run_dir))
+    return lines
+
+
+def clip(text, width=240):
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def journal_tail(path, n):
+    """The last n lines of the hainit journal section of a VM's diagnostics.txt (stack.collect_diagnostics)."""
+    try:
+        with open(path) as f:
+            sections = f.read().split("### ")
+    except OSError:
+        return []
+    body = next((s for s in sections if s.startswith("journalctl -u hainit")), "")
+    return [line for line in body.splitlines()[1:] if line.strip()][-n:]
+
+
 def incidents_section(result):
     """db VMs fenced outside any scenario, started again before the next one (steps.recover_fenced)."""
     incidents = result.get("incidents") or []

@@ -8,7 +8,7 @@ from unittest import mock
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import reports  # noqa: E402
-from labkit import steps  # noqa: E402
+from labkit import boot, common, stack, steps  # noqa: E402
 
 
 class Spec:
@@ -17,8 +17,8 @@ class Spec:
 
 
 class FakeVM:
-    def __init__(self, name, fenced, said=""):
-        self.name, self.spec, self._fenced, self.said = name, Spec("db"), fenced, said
+    def __init__(self, name, fenced, said="", role="db"):
+        self.name, self.spec, self._fenced, self.said = name, Spec(role), fenced, said
         self.exited_at = 1700000000.0 if fenced else None
 
     def fenced(self):
@@ -30,11 +30,22 @@ class FakeVM:
     def try_ssh(self, cmd, timeout=None):
         return self.said if "will be fenced" in cmd else ""
 
+    def wait_ssh(self, timeout):
+        pass
+
+    def path(self, name):
+        return "/runs/t/vms/%s/%s" % (self.name, name)
+
+
+class Settings:
+    converge_timeout = 600
+
 
 class FakeLab:
     def __init__(self, vms):
         self.vms = {vm.name: vm for vm in vms}
         self.logged = []
+        self.settings = Settings()
 
     def log(self, msg):
         self.logged.append(msg)
@@ -71,6 +82,39 @@ class Recover(unittest.TestCase):
         self.assertIn("## Incidents: fenced outside a scenario", md)
         self.assertIn("- db-a fenced (qemu exited unseen host time) before scenario drill; started again, ssh after "
                       "190.2 s; the survivor said: `db-a will be fenced: peer process is no longer available`", md)
+
+
+class FirstBoot(unittest.TestCase):
+    """boot.wait_converged: a db VM fenced during its first boot is started again (Azure reboots a
+    fenced VM and hainit.service runs again), instead of being polled over ssh until the deadline."""
+
+    def converge(self, vms, states):
+        lab = FakeLab(vms)
+        result, booted = {}, {"t0": 0.0, "vms": {}}
+
+        def start(_lab, vm):
+            vm._fenced = False
+            return {"vm": vm.name, "qemu_exit": 1.0, "boot_s": 90.0}
+        with mock.patch.object(steps, "start_fenced", side_effect=start) as started, \
+                mock.patch.object(stack, "hainit_state", side_effect=lambda vm: states[vm.name].pop(0)), \
+                mock.patch.object(boot.time, "sleep"):
+            boot.wait_converged(lab, booted, result)
+        return started, result, booted
+
+    def test_a_db_vm_fenced_during_its_first_boot_is_started_again_and_converges(self):
+        said = "warning: Cluster node db-b will be fenced: peer is no longer part of the cluster"
+        vms = [FakeVM("db-a", False, said), FakeVM("db-b", True)]
+        states = {"db-a": [("running", 0), ("ok", 0)], "db-b": [("running", 0), ("ok", 0)]}
+        started, result, booted = self.converge(vms, states)
+        started.assert_called_once_with(mock.ANY, vms[1])
+        self.assertEqual(result["incidents"], [{"vm": "db-b", "qemu_exit": 1.0, "boot_s": 90.0,
+                                                "before": "its first boot converged", "reason": said}])
+        self.assertEqual({n: v["hainit"] for n, v in booted["vms"].items()}, {"db-a": "ok", "db-b": "ok"})
+
+    def test_a_web_vm_whose_qemu_exited_fails_the_bring_up_at_once(self):
+        vms = [FakeVM("db-a", False), FakeVM("web-1", True, role="web")]
+        with self.assertRaisesRegex(common.LabError, "web-1: its qemu exited on its own during its first boot"):
+            self.converge(vms, {"db-a": [("running", 0)] * 3, "web-1": [("running", 0)] * 3})
 
 
 if __name__ == "__main__":
