@@ -34,6 +34,11 @@ def interrupted(signum, _frame):
     raise KeyboardInterrupt("signal %d" % signum)
 
 
+def out_of_time(_signum, _frame):
+    raise KeyboardInterrupt("the run's time budget (LAB_BUDGET_SECS=%s) is used up"
+                            % os.environ.get("LAB_BUDGET_SECS"))
+
+
 def settings_or_exit():
     try:
         return Settings()
@@ -70,6 +75,9 @@ def run(args):
         pass
     t0 = time.time()
     keep = False
+    if settings.budget_secs > 0:
+        signal.signal(signal.SIGALRM, out_of_time)
+        signal.alarm(settings.budget_secs)
     try:
         accel, lab.accel_args, why = boot.choose_accel(lab)
         result["settings"]["accel"] = accel
@@ -82,13 +90,14 @@ def run(args):
         result["ok"] = all(s["status"] == "pass" for s in result["scenarios"])
         keep = args.keep
     except KeyboardInterrupt as e:
+        result["error"] = "interrupted: %s; the run's last line: %s" % (e, log.last)
         log("interrupted (%s)" % e)
-        result["error"] = "interrupted"
     except Exception as e:  # report whatever happened, then clean up
         log("FAILED: %s" % e)
         log.detail(traceback.format_exc())
         result["error"] = str(e)
     finally:
+        signal.alarm(0)  # cleanup must not be interrupted
         result["seconds"] = round(time.time() - t0, 1)
         result["peak_rss_mib"] = lab.peak_rss_mib()
         if keep:

@@ -20,9 +20,12 @@ class Log:
     def __init__(self, path):
         self.t0 = time.time()
         self.file = open(path, "a", buffering=1)
+        # The newest progress line: what the run was doing when it was interrupted.
+        self.last = ""
 
     def __call__(self, msg):
         line = "[%7.1fs] %s" % (time.time() - self.t0, msg)
+        self.last = line
         print(line, flush=True)
         self.file.write(time.strftime("%H:%M:%S ") + line + "\n")
 

@@ -48,6 +48,9 @@ class Settings:
         # How long every VM's first boot may take after ssh is up (hainit.service finished).
         # Under emulation on a 2-core machine the db pair has needed 35-45 min.
         self.converge_timeout = env_int("LAB_CONVERGE_SECS", 4200)
+        # The whole run's time, bring-up and scenarios (0: unbounded). CI sets it to what is left
+        # of its hour, so a slow machine ends with the lab's own report and cleanup, not a kill.
+        self.budget_secs = env_int("LAB_BUDGET_SECS", 0)
         self.accel = os.environ.get("LAB_ACCEL", "auto")
         # hainit's db.stonith: `sbd` fences through a disk shared by the db VMs (RUN/sbd.raw);
         # `off` is the lab without STONITH (nothing but DRBD stands between a cut link and two

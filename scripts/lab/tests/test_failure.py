@@ -1,13 +1,18 @@
 """A failed run ends with what failed: the tail of a CI log is often all anyone sees of it."""
 
 import os
+import signal
 import sys
 import tempfile
+import time
 import unittest
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import lab as lab_main  # noqa: E402
 from labkit import report  # noqa: E402
+from labkit.lab import Settings  # noqa: E402
 
 DIAGNOSTICS = """### systemctl --failed --no-pager
   hainit.service loaded failed failed
@@ -57,6 +62,27 @@ class FailureLines(unittest.TestCase):
         line = report.failure_lines({"error": "x" * 1000}, "/tmp/r")[0]
         self.assertEqual(len(line), len("lab: stopped: ") + 240)
         self.assertTrue(line.endswith("…"))
+
+
+class Budget(unittest.TestCase):
+    def test_the_budget_interrupts_whatever_the_run_waits_on_and_says_so(self):
+        with mock.patch.dict(os.environ, {"LAB_BUDGET_SECS": "1"}):
+            self.assertEqual(Settings().budget_secs, 1)
+            old = signal.signal(signal.SIGALRM, lab_main.out_of_time)
+            try:
+                signal.alarm(1)
+                t0 = time.time()
+                with self.assertRaisesRegex(KeyboardInterrupt, r"time budget \(LAB_BUDGET_SECS=1\) is used up"):
+                    time.sleep(10)
+                self.assertLess(time.time() - t0, 5)
+            finally:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, old)
+
+    def test_no_budget_by_default(self):
+        with mock.patch.dict(os.environ, {}, clear=False):
+            os.environ.pop("LAB_BUDGET_SECS", None)
+            self.assertEqual(Settings().budget_secs, 0)
 
 
 if __name__ == "__main__":
