@@ -88,9 +88,10 @@ impl Step for HaclusterStep {
     }
 }
 
-/// pcsd enabled and started without waiting for it: it needs seconds on Azure but minutes under
-/// emulation (ruby), and nothing before `db.cluster.corosync` needs it, so the DRBD and MariaDB
-/// bootstrap runs meanwhile; that step waits until it answers. A failed start is retried here.
+/// pcsd started without waiting for it: it needs seconds on Azure but minutes under emulation
+/// (ruby), and nothing before `db.cluster.corosync` needs it, so the DRBD and MariaDB bootstrap
+/// runs meanwhile; that step waits until it answers. A failed start is retried here. It is
+/// enabled at boot by [`BootStep`].
 pub struct PcsdStep;
 
 impl Step for PcsdStep {
@@ -99,19 +100,16 @@ impl Step for PcsdStep {
     }
     fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let s = units::state(probe, "pcsd")?;
-        let mut actions = Vec::new();
-        if !s.enabled {
-            actions.push(Action::run(Cmd::new("systemctl").args(["enable", "pcsd"]), "pcsd starts at boot"));
-        }
         let starting =
             s.active || s.activating || units::start_queued(&probe.query(&units::list_jobs())?.stdout, "pcsd");
-        if !starting {
-            actions.push(Action::run(
+        Ok(if starting {
+            Vec::new()
+        } else {
+            vec![Action::run(
                 Cmd::new("systemctl").args(["start", "--no-block", "pcsd"]),
                 "start pcsd (db.cluster.corosync waits for it)",
-            ));
-        }
-        Ok(actions)
+            )]
+        })
     }
 }
 
@@ -227,8 +225,8 @@ impl CorosyncStep {
     }
 }
 
-/// corosync and pacemaker enabled and running with our corosync.conf (a distro default one that
-/// a package started is restarted).
+/// corosync and pacemaker running with our corosync.conf (a distro default one that a package
+/// started is restarted). Enabled at boot by [`BootStep`].
 pub struct StartStep;
 
 impl Step for StartStep {
@@ -257,12 +255,35 @@ impl Step for StartStep {
                 "start corosync and pacemaker here",
             ));
         }
-        if !corosync.enabled || !pacemaker.enabled {
-            actions.push(Action::run(
-                Cmd::new("systemctl").args(["enable", "corosync", "pacemaker"]),
-                "rejoin the cluster at boot",
-            ));
-        }
         Ok(actions)
+    }
+}
+
+/// The units that rejoin the cluster at boot, enabled in one call once the cluster runs. Last,
+/// because nothing before needs it and each `systemctl enable` reloads systemd and runs Debian's
+/// sysv-install: 20-70 s a call under emulation, which used to delay the VIP twice.
+pub struct BootStep;
+
+const BOOT_UNITS: [&str; 3] = ["pcsd", "corosync", "pacemaker"];
+
+impl Step for BootStep {
+    fn id(&self) -> &'static str {
+        "db.cluster.boot"
+    }
+    fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let mut disabled = Vec::new();
+        for unit in BOOT_UNITS {
+            if !units::state(probe, unit)?.enabled {
+                disabled.push(unit);
+            }
+        }
+        Ok(if disabled.is_empty() {
+            Vec::new()
+        } else {
+            vec![Action::run(
+                Cmd::new("systemctl").arg("enable").args(disabled),
+                "pcsd and the cluster stack start at boot: the node rejoins the cluster",
+            )]
+        })
     }
 }

@@ -67,8 +67,9 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(unfence::UnfenceStep),
         Box::new(resources::ResourcesStep),
         Box::new(resources::ReadyStep),
-        // Last: by now the fencer has long decided whether it reached the CIB.
+        // By now the fencer has long decided whether it reached the CIB.
         Box::new(fencer::FencerStep),
+        Box::new(cluster::BootStep),
     ]);
     steps
 }

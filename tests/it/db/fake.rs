@@ -318,7 +318,10 @@ fn script(sys: &FakeSystem, os: OsId) {
         let key = |k: &str| format!("unit.{unit}.{k}");
         match argv[1].as_str() {
             "enable" => {
-                set(s, &key("enabled"));
+                // Every unit named: `systemctl enable pcsd corosync pacemaker` (db.cluster.boot).
+                for unit in argv[2..].iter().filter(|a| !a.starts_with("--")) {
+                    set(s, &format!("unit.{unit}.enabled"));
+                }
                 if argv.contains(&"--now".to_string()) {
                     set(s, &key("active"));
                 }
@@ -419,11 +422,6 @@ fn script(sys: &FakeSystem, os: OsId) {
         }
         Output::ok("")
     });
-    sys.on(&["systemctl", "enable", "corosync", "pacemaker"], |s, _| {
-        set(s, "unit.corosync.enabled");
-        set(s, "unit.pacemaker.enabled");
-        Output::ok("")
-    });
     sys.on(&["crm_mon"], |s, _| crm_mon(s));
     sys.on(&["cibadmin", "--query"], |s, _| {
         Output::ok(if fact(s, "cib.pushed") {
@@ -513,6 +511,12 @@ fn apply_converges_and_a_second_run_changes_nothing() {
             }
             let first = engine::apply(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("{os} leader={leader}: {e}"));
             assert!(first.iter().any(|(_, o)| *o != Outcome::Converged));
+            // Enabling at boot (a systemd reload each call) waits until the cluster serves MariaDB.
+            let first_run: Vec<String> = sys.commands().iter().map(|c| c.join(" ")).collect();
+            let enables: Vec<&String> = first_run.iter().filter(|c| c.starts_with("systemctl enable")).collect();
+            assert_eq!(enables, ["systemctl enable pcsd corosync pacemaker"], "{os} leader={leader}");
+            let last = |prefix: &str| first_run.iter().rposition(|c| c.starts_with(prefix));
+            assert!(last("systemctl enable") > last("crm_mon"), "{os} leader={leader}: {first_run:#?}");
             assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "{os} leader={leader}");
             let second = engine::apply(&steps(&cx), &cx, &sys).unwrap();
             assert!(second.iter().all(|(_, o)| *o == Outcome::Converged), "{os} leader={leader}: {second:?}");
