@@ -52,6 +52,15 @@ pub fn parse_utc(text: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
+/// `systemctl enable|disable UNIT…` without Debian's SysV sync: for a unit that also ships an
+/// init.d script, systemctl runs update-rc.d (perl) twice per unit, 20-70 s a call under
+/// emulation. Under systemd those rc.d links decide nothing (the generator skips a script that has
+/// a unit of its own); `SYSTEMCTL_SKIP_SYSV` is systemd's documented switch for exactly this, and
+/// a systemctl without it (or without SysV compatibility, EL) behaves as before.
+pub fn install(verb: &str, units: &[&str]) -> Cmd {
+    Cmd::new("systemctl").arg(verb).args(units.iter().copied()).env("SYSTEMCTL_SKIP_SYSV", "1")
+}
+
 /// Lists the queued and running jobs (`systemctl list-jobs`, in every systemd we support).
 pub fn list_jobs() -> Cmd {
     Cmd::new("systemctl").args(["list-jobs", "--no-legend", "--no-pager"])
@@ -75,6 +84,13 @@ pub fn state(probe: &dyn crate::system::Probe, unit: &str) -> crate::error::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enabling_skips_the_sysv_sync_and_names_every_unit() {
+        let cmd = install("enable", &["pcsd", "corosync", "pacemaker"]);
+        assert_eq!(cmd.argv_redacted(), ["systemctl", "enable", "pcsd", "corosync", "pacemaker"]);
+        assert_eq!(cmd.env, [("SYSTEMCTL_SKIP_SYSV".to_string(), "1".to_string())]);
+    }
 
     #[test]
     fn a_start_job_waiting_for_its_dependency_counts_as_starting() {

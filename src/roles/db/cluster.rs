@@ -281,7 +281,7 @@ impl Step for BootStep {
             Vec::new()
         } else {
             vec![Action::run(
-                Cmd::new("systemctl").arg("enable").args(disabled),
+                units::install("enable", &disabled),
                 "pcsd and the cluster stack start at boot: the node rejoins the cluster",
             )]
         })

@@ -65,7 +65,7 @@ impl Step for UnitStep {
         let state = units::state(probe, unit)?;
         let mut actions = Vec::new();
         if state.enabled {
-            actions.push(Action::run(Cmd::new("systemctl").args(["disable", unit]), "only Pacemaker starts MariaDB"));
+            actions.push(Action::run(units::install("disable", &[unit]), "only Pacemaker starts MariaDB"));
         }
         if state.active && matches!(gate(cx, probe)?, Gate::Skip) {
             actions.push(Action::run(Cmd::new("systemctl").args(["stop", unit]), "no MariaDB outside Pacemaker"));

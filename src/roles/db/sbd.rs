@@ -164,7 +164,7 @@ impl Step for ServiceStep {
             });
             return Ok(if sbd.enabled && !has_device {
                 vec![Action::run(
-                    Cmd::new("systemctl").args(["disable", "sbd"]),
+                    units::install("disable", &["sbd"]),
                     "sbd has no device (db.stonith is not sbd) and corosync would not start without it",
                 )]
             } else {
@@ -177,10 +177,8 @@ impl Step for ServiceStep {
         }
         actions.extend(check_files(probe, self.files(cx)?)?);
         if !sbd.enabled {
-            actions.push(Action::run(
-                Cmd::new("systemctl").args(["enable", "sbd"]),
-                "corosync starts sbd first (and stops with it)",
-            ));
+            actions
+                .push(Action::run(units::install("enable", &["sbd"]), "corosync starts sbd first (and stops with it)"));
         }
         if !sbd.active && units::state(probe, "corosync")?.active {
             // sbd starts only with corosync; db.cluster.start starts the stack again.

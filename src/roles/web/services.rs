@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::engine::{Context, Step};
 use crate::error::{Error, Result};
 use crate::plan::Action;
+use crate::roles::units;
 use crate::system::{Cmd, Probe};
 
 pub use crate::roles::units::{parse_show, parse_utc, show, UnitState};
@@ -61,7 +62,7 @@ impl Step for ServicesStep {
             let state = parse_show(&out.stdout);
             let systemctl = |verb: &str| Cmd::new("systemctl").args([verb, svc.unit]);
             if !state.enabled {
-                actions.push(Action::run(systemctl("enable"), format!("start {} at boot", svc.unit)));
+                actions.push(Action::run(units::install("enable", &[svc.unit]), format!("start {} at boot", svc.unit)));
             }
             if !state.active {
                 actions.push(Action::run(svc.test.clone(), format!("test {}'s configuration", svc.unit)));
