@@ -121,7 +121,8 @@ def wait_converged(lab, boot, result):
                 if vm.spec.role != "db":
                     raise common.LabError("%s: its qemu exited on its own during its first boot; see %s"
                                           % (vm.name, vm.path("console.log")))
-                restart_fenced(lab, vm, result)
+                # hainit.service runs again at that boot.
+                steps.restart_incident(lab, vm, result, "its first boot converged")
             state, code = stack.hainit_state(vm)
             if state in ("ok", "failed"):
                 pending.remove(vm)
@@ -137,15 +138,6 @@ def wait_converged(lab, boot, result):
                                   % (", ".join(v.name for v in pending), time.time() - t0))
         if pending:
             time.sleep(5)
-
-
-def restart_fenced(lab, vm, result):
-    reason = steps.fence_reason(lab, vm, vm.exited_at)
-    entry = steps.start_fenced(lab, vm)
-    entry.update(before="its first boot converged", reason=reason)
-    result.setdefault("incidents", []).append(entry)
-    lab.log("incident: %s was fenced during its first boot (%s); started again, hainit runs again"
-            % (vm.name, reason or "reason unseen"))
 
 
 def step_times(lab, boot):

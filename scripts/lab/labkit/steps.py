@@ -127,16 +127,22 @@ def fence_reason(lab, vm, exited):
     return None
 
 
+def restart_incident(lab, vm, result, before):
+    """Start a fenced VM again and record it in the report's incidents: what the survivor said,
+    when qemu exited, how long until ssh answered, and what it happened before."""
+    reason = fence_reason(lab, vm, vm.exited_at)
+    entry = start_fenced(lab, vm)
+    entry.update(before=before, reason=reason)
+    result.setdefault("incidents", []).append(entry)
+    lab.log("incident: %s was fenced before %s (%s); started again" % (vm.name, before, reason or "reason unseen"))
+
+
 def recover_fenced(lab, result, before, timeout=1500):
     """A db VM fenced outside a scenario (its qemu exited; on Azure the VM reboots) is started again
     and the pair must be healthy before `before` runs; each one is an incident in the report."""
     fenced = fenced_vms(lab)
     for vm in fenced:
-        reason = fence_reason(lab, vm, vm.exited_at)
-        entry = start_fenced(lab, vm)
-        entry.update(before=before, reason=reason)
-        result.setdefault("incidents", []).append(entry)
-        lab.log("incident: %s was fenced before %s (%s); started again" % (vm.name, before, reason or "reason unseen"))
+        restart_incident(lab, vm, result, before)
     if fenced:
         wait_pair_healthy(lab, timeout)
     return fenced
