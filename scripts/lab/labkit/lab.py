@@ -237,6 +237,7 @@ class Lab:
             pid = vm.pid()
             if pid is not None and vm.running():
                 os.kill(pid, signal.SIGKILL)
+            vm.stop_master()
             vm.stop_imds()
         deadline = time.time() + 20
         for entry in self.tracked:

@@ -23,6 +23,8 @@ IMDS_BASE_PORT = 8000
 # before the -drive if=virtio disks (qemu 7.2 gave it slot 2), so it would become /dev/vda and
 # the root and data disks would move.
 SBD_PCI_ADDR = "0x10"
+# In the VM's directory (a unix socket path: keep RUNS short, under ~90 characters in all).
+CONTROL_SOCKET = "ssh.ctl"
 
 
 class VmSpec:
@@ -45,6 +47,8 @@ class VM:
         self.stopped_by_lab = False
         self.was_running = False
         self.exited_at = None
+        # The ssh connection kept open to this VM while it runs (see start_master).
+        self.master = None
 
     # ---- paths -----------------------------------------------------------------------------
     def path(self, leaf):
@@ -92,6 +96,7 @@ class VM:
 
     def retire(self):
         """Move this VM's files aside (its logs stay) so a fresh VM can take the name."""
+        self.stop_master()
         self.stop_imds()
         self.generation += 1
         shutil.move(self.dir, "%s.%d" % (self.dir, self.generation))
@@ -197,6 +202,7 @@ class VM:
         self.stopped_by_lab = True
         os.kill(pid, signal.SIGKILL)
         common.wait_until(lambda: not self.running(), 30, "%s to die" % self.name, interval=0.1)
+        self.stop_master()
 
     def shutdown(self, timeout=180):
         """Clean shutdown from inside the guest; waits until qemu has exited."""
@@ -207,6 +213,7 @@ class VM:
         except common.LabError:
             self.qmp("quit")
             common.wait_until(lambda: not self.running(), 30, "%s to quit" % self.name, interval=0.5)
+        self.stop_master()
 
     def qmp(self, command):
         s = socket.socket(socket.AF_UNIX)
@@ -225,12 +232,44 @@ class VM:
             s.close()
 
     # ---- control ---------------------------------------------------------------------------
-    def ssh_argv(self, command):
-        return self.lab.net.cmd([
-            "ssh", "-i", self.lab.ssh_key, "-p", str(self.ssh_port), "-o", "StrictHostKeyChecking=no",
+    def ssh_options(self):
+        return [
+            "-i", self.lab.ssh_key, "-p", str(self.ssh_port), "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
             "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=6",
-            "root@127.0.0.1", command])
+            "-o", "ControlPath=" + self.path(CONTROL_SOCKET)]
+
+    def ssh_argv(self, command):
+        # A channel on the master connection when one is up; without it (socket missing or its
+        # master gone) ssh connects on its own, as ControlMaster=no does.
+        return self.lab.net.cmd(["ssh"] + self.ssh_options() + ["root@127.0.0.1", command])
+
+    def start_master(self):
+        """One ssh connection held open while the VM runs; every command is then a channel on it.
+        A new connection costs the emulated guest a key exchange and a PAM session (logind, and
+        root's systemd user manager when none runs): seconds of guest CPU per command, taken from
+        hainit while the lab polls. The master dies with its connection (qemu exits: the socket
+        closes), and the lab stops it by its pid when it stops the VM."""
+        self.stop_master()
+        err = open(self.path("ssh-master.log"), "a")
+        self.master = subprocess.Popen(
+            self.lab.net.cmd(["ssh", "-M", "-N", "-o", "ControlPersist=no"] + self.ssh_options() + ["root@127.0.0.1"]),
+            stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
+        self.lab.track(self.master.pid, "ssh master " + self.name)
+
+    def stop_master(self):
+        if self.master is not None and self.master.poll() is None:
+            self.master.terminate()
+            try:
+                self.master.wait(5)
+            except subprocess.TimeoutExpired:
+                self.master.kill()
+                self.master.wait(5)
+        self.master = None
+        try:
+            os.unlink(self.path(CONTROL_SOCKET))
+        except FileNotFoundError:
+            pass
 
     def ssh(self, command, check=True, timeout=120):
         return common.run(self.ssh_argv(command), check=check, timeout=timeout, log=self.lab.log)
@@ -248,7 +287,9 @@ class VM:
             if not self.running():
                 raise common.LabError("%s died while booting; see %s" % (self.name, self.path("console.log")))
             return self.try_ssh("true", timeout=20) is not None
-        return common.wait_until(up, timeout, "ssh on " + self.name, interval=2)[1]
+        waited = common.wait_until(up, timeout, "ssh on " + self.name, interval=2)[1]
+        self.start_master()
+        return waited
 
     def clock_offset(self):
         """Guest wall clock minus host wall clock, seconds (to put guest log times on the host's axis)."""
