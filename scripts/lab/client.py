@@ -19,6 +19,7 @@ import http.client
 import http.cookiejar
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,10 @@ import urllib.parse
 import urllib.request
 
 ATTEMPT_TIMEOUT = 30.0
+# A new flow the LB still sends to a web node that just went down (it is marked down only after
+# its probes fail) gets no answer at all; a browser's user reloads long before 30 s. A live node
+# completes the handshake in its kernel, in milliseconds even under emulation.
+CONNECT_TIMEOUT = 5.0
 
 
 def retry(attempt, deadline, pause):
@@ -48,6 +53,19 @@ def retry(attempt, deadline, pause):
         time.sleep(pause)
 
 
+class Connection(http.client.HTTPConnection):
+    """HTTPConnection with its own connect timeout (CONNECT_TIMEOUT); reads keep ATTEMPT_TIMEOUT."""
+
+    def connect(self):
+        self.sock = socket.create_connection((self.host, self.port), CONNECT_TIMEOUT, self.source_address)
+        self.sock.settimeout(self.timeout)
+
+
+class Handler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(Connection, req)
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -59,7 +77,7 @@ def wp_post(url, title, content):
     cookie works on every node only because they share WordPress's keys and salts."""
     base = url.rstrip("/")
     jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
+    opener = urllib.request.build_opener(Handler(), urllib.request.HTTPCookieProcessor(jar), NoRedirect())
     opener.open(base + "/wp-login.php", timeout=ATTEMPT_TIMEOUT).read()
     form = urllib.parse.urlencode({"log": os.environ["HLAB_WP_USER"], "pwd": os.environ["HLAB_WP_PASSWORD"],
                                    "wp-submit": "Log In", "testcookie": "1",
@@ -84,7 +102,7 @@ def wp_post(url, title, content):
 
 def http_get(url):
     u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=ATTEMPT_TIMEOUT)
+    conn = Connection(u.hostname, u.port or 80, timeout=ATTEMPT_TIMEOUT)
     try:
         conn.request("GET", (u.path or "/") + ("?" + u.query if u.query else ""), headers={"Connection": "close"})
         r = conn.getresponse()

@@ -98,6 +98,24 @@ impl FakeSystem {
         self.files.borrow_mut().remove(path);
     }
 
+    /// `rm -rf dir`.
+    pub fn remove_tree(&self, dir: &str) {
+        for path in self.paths_below(dir) {
+            self.remove(&path);
+        }
+    }
+
+    /// `cp -a from/. to/`: everything below `from` also below `to` (merged, files replaced).
+    pub fn copy_tree(&self, from: &str, to: &str) {
+        let from = from.trim_end_matches('/');
+        for path in self.paths_below(from) {
+            let copy = self.files.borrow().get(&path).cloned();
+            if let (Some(file), Some(rest)) = (copy, path.strip_prefix(from)) {
+                self.put(&format!("{}{rest}", to.trim_end_matches('/')), file.content, file.meta);
+            }
+        }
+    }
+
     /// Answer every command whose argv starts with `prefix` (later registrations win).
     pub fn on(&self, prefix: &[&str], handler: impl Fn(&FakeSystem, &Cmd) -> Output + 'static) {
         let prefix = prefix.iter().map(|s| s.to_string()).collect();

@@ -74,7 +74,73 @@ impl Step for UnitStep {
     }
 }
 
+/// Where the leader's bootstrap initialises a datadir before it goes onto DRBD: the local disk.
+/// mariadb-install-db syncs about a thousand times (measured: 964 fdatasync on 10.11); on DRBD
+/// with protocol C each one waits for the peer's disk.
+pub const DATADIR_SEED: &str = "/var/lib/hainit-mariadb-seed";
+
+/// The seed's copy on the DRBD filesystem, hard-linked into place and then removed: while it
+/// exists the datadir is not finished, whatever else the mount point holds.
+pub fn datadir_stage(cx: &Context) -> String {
+    format!("{}/.hainit-datadir", cx.config.db.mount_point)
+}
+
 pub struct DatadirStep;
+
+impl DatadirStep {
+    /// A fresh datadir, built so that an interruption at any point (hainit killed, power cut)
+    /// leaves the stage behind and the next run starts over: `mysql/` alone, as a half-run
+    /// mariadb-install-db on the mount point left it, never counts as initialised.
+    fn init(cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let mp = &cx.config.db.mount_point;
+        let db = &cx.platform.db;
+        let stage = datadir_stage(cx);
+        let mut actions = Vec::new();
+        // ext4's lost+found would show up as a database; e2fsck recreates it if ever needed.
+        if probe.meta(&format!("{mp}/lost+found"))?.is_some_and(|m| m.kind == FileKind::Dir) {
+            actions.push(Action::run(Cmd::new("rmdir").arg(format!("{mp}/lost+found")), "keep the datadir clean"));
+        }
+        for (dir, why) in
+            [(DATADIR_SEED, "a seed an interrupted run left"), (stage.as_str(), "a stage an interrupted run left")]
+        {
+            if probe.meta(dir)?.is_some() {
+                actions.push(Action::run(Cmd::new("rm").args(["-rf", dir]), why));
+            }
+        }
+        actions.push(Action::run(Cmd::new("chown").args(["mysql:mysql", mp]), "MariaDB owns its datadir"));
+        actions.push(Action::dir(DATADIR_SEED, 0o700, "mysql", "mysql"));
+        if cx.platform.selinux {
+            // mysqld may run confined during the bootstrap: let it write the seed.
+            actions.push(Action::run(
+                Cmd::new("chcon").args(["-t", "mysqld_db_t", DATADIR_SEED]),
+                "SELinux: the seed is a datadir",
+            ));
+        }
+        actions.push(Action::run(
+            Cmd::new(db.mysql_install_db)
+                .args(db.mysql_install_args.iter().copied())
+                .arg(format!("--datadir={DATADIR_SEED}")),
+            "initialise a datadir on the local disk (its syncs would each wait for the peer on DRBD)",
+        ));
+        // Sparse: the redo log and ibdata1 are mostly zeros, which need not cross to the peer.
+        actions.push(Action::run(
+            Cmd::new("cp").args(["-a", "--sparse=always", "-T", DATADIR_SEED, &stage]),
+            "copy it onto the DRBD filesystem",
+        ));
+        if cx.platform.selinux {
+            // A new filesystem's root is unlabelled; files MariaDB creates inherit the label.
+            actions.push(Action::run(Cmd::new("restorecon").args(["-R", mp]), "SELinux label mysqld_db_t"));
+        }
+        actions.push(Action::run(Cmd::new("sync"), "the copy is on both disks before it is put in place"));
+        actions.push(Action::run(
+            Cmd::new("cp").args(["-a", "-l", "--remove-destination", &format!("{stage}/."), &format!("{mp}/")]),
+            "put the datadir in place (hard links)",
+        ));
+        actions.push(Action::run(Cmd::new("rm").args(["-rf", &stage]), "the datadir is complete"));
+        actions.push(Action::run(Cmd::new("rm").args(["-rf", DATADIR_SEED]), "drop the seed"));
+        Ok(actions)
+    }
+}
 
 impl Step for DatadirStep {
     fn id(&self) -> &'static str {
@@ -82,36 +148,21 @@ impl Step for DatadirStep {
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let mp = &cx.config.db.mount_point;
-        let db = &cx.platform.db;
-        let init = |probe: &dyn Probe| -> Result<Vec<Action>> {
-            let mut actions = Vec::new();
-            // ext4's lost+found would show up as a database; e2fsck recreates it if ever needed.
-            if probe.meta(&format!("{mp}/lost+found"))?.is_some_and(|m| m.kind == FileKind::Dir) {
-                actions.push(Action::run(Cmd::new("rmdir").arg(format!("{mp}/lost+found")), "keep the datadir clean"));
-            }
-            actions.push(Action::run(Cmd::new("chown").args(["mysql:mysql", mp]), "MariaDB owns its datadir"));
-            if cx.platform.selinux {
-                // A new filesystem's root is unlabelled; files MariaDB creates inherit the label.
-                actions.push(Action::run(Cmd::new("restorecon").args(["-R", mp]), "SELinux label mysqld_db_t"));
-            }
-            actions.push(Action::run(
-                Cmd::new(db.mysql_install_db)
-                    .args(db.mysql_install_args.iter().copied())
-                    .arg(format!("--datadir={mp}")),
-                "initialise the datadir on the DRBD filesystem",
-            ));
-            Ok(actions)
-        };
         match gate(cx, probe)? {
             Gate::Skip => Ok(Vec::new()),
             Gate::Live(_) if mount_point_of(probe, &device(cx))?.as_deref() == Some(mp.as_str()) => {
-                if probe.meta(&format!("{mp}/mysql"))?.is_some_and(|m| m.kind == FileKind::Dir) {
-                    Ok(Vec::new())
-                } else {
-                    init(probe)
+                let initialised = probe.meta(&format!("{mp}/mysql"))?.is_some_and(|m| m.kind == FileKind::Dir)
+                    && probe.meta(&datadir_stage(cx))?.is_none();
+                if !initialised {
+                    return Self::init(cx, probe);
                 }
+                Ok(if probe.meta(DATADIR_SEED)?.is_some() {
+                    vec![Action::run(Cmd::new("rm").args(["-rf", DATADIR_SEED]), "drop the seed")]
+                } else {
+                    Vec::new()
+                })
             }
-            Gate::Predict | Gate::Live(_) => init(probe),
+            Gate::Predict | Gate::Live(_) => Self::init(cx, probe),
         }
     }
 }

@@ -64,12 +64,13 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(sbd::DeviceStep),
         Box::new(sbd::ServiceStep),
         Box::new(cluster::StartStep),
-        Box::new(unfence::UnfenceStep),
         Box::new(resources::ResourcesStep),
         Box::new(resources::ReadyStep),
         // By now the fencer has long decided whether it reached the CIB.
         Box::new(fencer::FencerStep),
         Box::new(cluster::BootStep),
+        // Last: on a node receiving a resync it waits for the end of it.
+        Box::new(unfence::UnfenceStep),
     ]);
     steps
 }

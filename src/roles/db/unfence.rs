@@ -3,16 +3,20 @@
 //! When a node loses its peer, `crm-fence-peer` puts a `drbd-fence-by-handler-<res>-…`
 //! location constraint in the CIB that forbids promotion anywhere but on itself; the
 //! `after-resync-target` handler (`crm-unfence-peer`) on the peer removes it when the resync
-//! ends. A replaced VM resyncs before hainit has started Pacemaker on it, so that handler finds
-//! no CIB, fails, and the constraint stays: the node can never take over (found in the lab's
-//! repair scenario). Connected with both disks UpToDate is exactly when the handler would have
-//! removed it, so hainit does the same. While a resync runs the handler still does it itself.
+//! ends. That handler fails when it cannot reach the CIB: a replaced VM resyncs before hainit
+//! has started Pacemaker on it, and under load the controller may not answer within the
+//! handler's 3.6 s (both seen in the lab's repair scenario). The constraint then stays and the
+//! node can never take over. Connected with both disks UpToDate is exactly when the handler
+//! would have removed it, so hainit does the same; while this node is the resync target it
+//! waits for the end of the resync (`db.cluster_timeout_secs`, then exit 3 and hainit-boot
+//! retries). Last of the db steps: the wait delays nothing else.
 
 use super::facts::{drbd_primitive, drbd_state};
 use crate::engine::{Context, Step};
 use crate::error::{Error, Result};
 use crate::plan::Action;
 use crate::system::{Cmd, Probe};
+use std::time::Duration;
 
 /// The live CIB's constraints (fails where Pacemaker does not run); read here and by `status`.
 pub fn constraints_query() -> Cmd {
@@ -41,7 +45,8 @@ impl Step for UnfenceStep {
 
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let Some(state) = drbd_state(cx, probe)? else { return Ok(Vec::new()) };
-        if !state.is_in_sync() {
+        let receiving = state.is_connected() && state.disk != "UpToDate" && state.peer_disk == "UpToDate";
+        if !state.is_in_sync() && !receiving {
             return Ok(Vec::new());
         }
         let out = probe.query(&constraints_query())?;
@@ -50,7 +55,18 @@ impl Step for UnfenceStep {
             return Ok(Vec::new());
         }
         let clone = cx.platform.pcs.clone_id(&drbd_primitive(cx));
-        Ok(fence_constraints(&out.stdout, &clone)?
+        let ids = fence_constraints(&out.stdout, &clone)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if receiving {
+            // The same words on every poll: a changed `what` is logged as a new wait.
+            return Ok(vec![Action::wait(
+                format!("the end of the DRBD resync to this node (then {} lifts)", ids.join(", ")),
+                Duration::from_secs(cx.config.db.cluster_timeout_secs),
+            )]);
+        }
+        Ok(ids
             .into_iter()
             .map(|id| {
                 // Deleting an id that the handler removed meanwhile is not an error (exit 0).
@@ -62,7 +78,7 @@ impl Step for UnfenceStep {
                         "--xml-text".to_string(),
                         format!("<rsc_location id=\"{id}\"/>"),
                     ]),
-                    format!("both DRBD disks are UpToDate: {id} is stale (its unfence handler found no CIB)"),
+                    format!("both DRBD disks are UpToDate: {id} is stale (its unfence handler did not remove it)"),
                 )
             })
             .collect())
