@@ -40,7 +40,7 @@ def switchover_and_read(lab, step, primary, fresh, posts):
     step("switch over: standby %s" % primary.name, primary.ssh, "pcs node standby %s" % primary.name)
     try:
         common.wait_until(lambda: stack.primary([fresh]) is fresh, 600,
-                          "%s to become primary" % fresh.name, interval=5)
+                          "%s to become primary" % fresh.name, interval=2)
         write = step("write through the VIP on %s" % fresh.name, vip_write, lab, "after-switchover", 300)
         if write["served_by"] != fresh.name:
             raise common.LabError("write served by %s, expected %s" % (write["served_by"], fresh.name))

@@ -28,6 +28,10 @@ from .steps import Steps, db_roles, fenced_vms, start_fenced, wait_pair_healthy
 # After the heal: a fenced VM boots (3-5 min under emulation), rejoins and resyncs.
 HEAL_TIMEOUT_SBD = 1500
 HEAL_TIMEOUT_OFF = 240
+# With sbd the cut ends in a fence: once a db VM's qemu has exited (it stays off until the lab
+# starts it again) and the survivor has acknowledged this many writes since, nothing more can
+# happen before the heal.
+SETTLED_WRITES = 10
 
 
 def sample(lab, dbs, t0):
@@ -52,6 +56,15 @@ def sample(lab, dbs, t0):
     rot = [e for e in lab.lb_events("ilb") if e.get("event") == "rotation"]
     row["ilb_rotation"] = rot[-1]["healthy"] if rot else []
     return row
+
+
+def fence_settled(exits, writes, n=SETTLED_WRITES):
+    """True when a db VM was fenced (`exits`: host times its qemu exited) and at least n writes
+    were acknowledged after the first exit."""
+    if not exits:
+        return False
+    first = min(exits)
+    return sum(1 for w in writes if w.get("ok") and w.get("t_ack", w["t"]) > first) >= n
 
 
 def two_primaries(timeline, names):
@@ -130,6 +143,11 @@ def run(lab, out, result):
                           + 2 * lab.settings.sbd_watchdog_secs + 60)
         while time.time() - t_cut < observe:
             timeline.append(dict(sample(lab, dbs, t_cut), phase="cut"))
+            exits = [vm.exited_at for vm in dbs if vm.exited_at and vm.fenced()]
+            if sbd and fence_settled(exits, read_writes(wlog)):
+                lab.log("splitbrain: fenced, and %d writes acknowledged since: healing %.0f s after the cut"
+                        % (SETTLED_WRITES, time.time() - t_cut))
+                break
             time.sleep(5)
         out["hainit_status_during_cut"] = {vm.name: status(vm) for vm in dbs}
         t_heal = time.time()

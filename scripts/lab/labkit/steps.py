@@ -108,8 +108,9 @@ def wait_pair_healthy(lab, timeout):
             lab.log.detail("pair: " + stack.pair_status(dbs))
         return ok
     try:
+        # Every 2 s: a look is two channels on the VMs' ssh masters (VM.start_master), not two logins.
         common.wait_until(healthy, timeout, "the DB pair to be healthy (Connected, UpToDate/UpToDate)",
-                          interval=5)
+                          interval=2)
     except common.LabError as e:
         raise common.LabError("%s; last: %s" % (e, stack.pair_status(dbs)))
     return time.time() - t0
@@ -158,7 +159,7 @@ def wait_hainit(lab, vm, timeout, out):
             out["notes"].append("%s was fenced during its first boot and started again" % vm.name)
         state, code = stack.hainit_state(vm)
         return (state, code) if state in ("ok", "failed") else None
-    return common.wait_until(done, timeout, "hainit on " + vm.name, interval=5)
+    return common.wait_until(done, timeout, "hainit on " + vm.name, interval=2)
 
 
 def wait_lb(lab, lb, backend, healthy, since, timeout):

@@ -234,6 +234,14 @@ def w(t, node, ok=True, ack=None):
 
 
 class SplitBrainVerdict(unittest.TestCase):
+    def test_the_cut_is_settled_once_the_survivor_serves_after_the_fence(self):
+        writes = [{"ok": True, "t": 100.0 + k, "t_ack": 100.2 + k, "served_by": "db-b"} for k in range(20)]
+        self.assertFalse(splitbrain.fence_settled([], writes), "nobody fenced yet")
+        self.assertTrue(splitbrain.fence_settled([105.0], writes))
+        self.assertFalse(splitbrain.fence_settled([112.0], writes), "only 8 writes after the fence")
+        failed = [dict(w, ok=False) for w in writes]
+        self.assertFalse(splitbrain.fence_settled([90.0], failed), "failed attempts are not served writes")
+
     def test_failover_after_fencing_is_not_two_primaries(self):
         writes = [w(1, "db-a"), w(2, "db-a"), w(80, "db-b"), w(81, "db-b")]
         self.assertEqual(splitbrain.concurrent_servers(writes), [])
