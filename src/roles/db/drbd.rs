@@ -129,10 +129,23 @@ impl Step for UpStep {
         "db.drbd.up"
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        if cluster_owns(cx, probe)? || drbd_state(cx, probe)?.is_some() {
+        if cluster_owns(cx, probe)? {
             return Ok(Vec::new());
         }
-        Ok(vec![Action::run(Cmd::new("drbdadm").args(["up", resource(cx)]), "attach the disk and connect to the peer")])
+        Ok(match drbd_state(cx, probe)? {
+            None => vec![Action::run(
+                Cmd::new("drbdadm").args(["up", resource(cx)]),
+                "attach the disk and connect to the peer",
+            )],
+            // `up` is attach, then connect: killed in between (the lab's crash scenario did), the
+            // disk is attached with no network configuration and the peer never connects.
+            // `adjust` applies what the resource file says and is missing: the connection.
+            Some(s) if s.connection == "StandAlone" => vec![Action::run(
+                Cmd::new("drbdadm").args(["adjust", resource(cx)]),
+                "attached but not connecting (StandAlone): apply the resource's network settings",
+            )],
+            Some(_) => Vec::new(),
+        })
     }
 }
 

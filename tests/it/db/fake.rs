@@ -576,6 +576,42 @@ fn a_run_killed_after_any_action_is_converged_by_the_next_run() {
     }
 }
 
+/// `drbdadm up` killed between its attach and its connect (the lab's crash scenario landed there):
+/// the disk is attached, StandAlone, and the peer would never connect. The next run applies the
+/// resource's network settings (`drbdadm adjust`) and converges; it never runs `up` again.
+#[test]
+fn drbd_up_killed_between_attach_and_connect_is_completed() {
+    for leader in [true, false] {
+        // A peer that never connects is exit 3 after 2 s, not 900.
+        let node = Node::new(OsId::Debian12, leader, "db:\n  peer_timeout_secs: 2\n");
+        let cx = node.cx(Options::default());
+        let sys = fresh_vm(&node);
+        if leader {
+            set(&sys, "node.leader");
+        }
+        sys.on(&["drbdadm", "up"], |s, _| {
+            s.add_file(
+                "/proc/drbd",
+                "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:StandAlone ro:Secondary/Unknown ds:Inconsistent/DUnknown   r----s\n",
+                0o444,
+            );
+            Output::fail(137, "Killed\n")
+        });
+        sys.on(&["drbdadm", "adjust"], |s, _| {
+            set(s, "drbd.up");
+            refresh_drbd(s);
+            Output::ok("")
+        });
+        engine::apply(&steps(&cx), &cx, &sys).expect_err("the killed up fails the run");
+        engine::apply(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("leader={leader}: {e}"));
+        let ups = sys.commands().iter().filter(|c| c.starts_with(&["drbdadm".to_string(), "up".to_string()])).count();
+        let adjusts =
+            sys.commands().iter().filter(|c| c.starts_with(&["drbdadm".to_string(), "adjust".to_string()])).count();
+        assert_eq!((ups, adjusts), (1, 1), "leader={leader}");
+        assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "leader={leader}");
+    }
+}
+
 /// mariadb-install-db killed halfway (hainit killed, power cut) has written part of `mysql/`:
 /// the next run starts the datadir over. Taken for initialised, it would be a MariaDB without
 /// its system tables on the DRBD filesystem.
