@@ -161,6 +161,11 @@ impl DrbdState {
     pub fn is_in_sync(&self) -> bool {
         self.is_connected() && self.disk == "UpToDate" && self.peer_disk == "UpToDate"
     }
+    /// Connected and being brought up to date from a peer whose disk is current (SyncTarget,
+    /// or about to be).
+    pub fn is_receiving_resync(&self) -> bool {
+        self.is_connected() && self.disk != "UpToDate" && self.peer_disk == "UpToDate"
+    }
     /// Both sides just created: the only state in which the initial sync may be skipped.
     pub fn is_brand_new_pair(&self) -> bool {
         matches!(self.connection.as_str(), "Connected" | "Established")

@@ -47,6 +47,18 @@ def run(argv, check=True, timeout=None, input=None, env=None, log=None):
     return r
 
 
+def stop_process(proc, grace=5):
+    """SIGTERM a child the lab started, SIGKILL it after `grace` seconds; nothing if it already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)
+
+
 def wait_until(pred, timeout, what, interval=2.0):
     """Poll pred() until it returns something truthy; returns (value, seconds waited)."""
     start = time.time()

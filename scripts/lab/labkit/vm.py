@@ -112,13 +112,7 @@ class VM:
         self.lab.track(self.imds_proc.pid, "fake-imds " + self.name)
 
     def stop_imds(self):
-        if self.imds_proc and self.imds_proc.poll() is None:
-            self.imds_proc.terminate()
-            try:
-                self.imds_proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.imds_proc.kill()
-                self.imds_proc.wait(5)
+        common.stop_process(self.imds_proc)
 
     def qemu_argv(self):
         s, img = self.spec, self.lab.image
@@ -258,13 +252,7 @@ class VM:
         self.lab.track(self.master.pid, "ssh master " + self.name)
 
     def stop_master(self):
-        if self.master is not None and self.master.poll() is None:
-            self.master.terminate()
-            try:
-                self.master.wait(5)
-            except subprocess.TimeoutExpired:
-                self.master.kill()
-                self.master.wait(5)
+        common.stop_process(self.master)
         self.master = None
         try:
             os.unlink(self.path(CONTROL_SOCKET))

@@ -128,7 +128,8 @@ impl DatadirStep {
             "copy it onto the DRBD filesystem",
         ));
         if cx.platform.selinux {
-            // A new filesystem's root is unlabelled; files MariaDB creates inherit the label.
+            // A new filesystem's root is unlabelled and the copy keeps the seed's label: label
+            // the mount point and everything below it by path.
             actions.push(Action::run(Cmd::new("restorecon").args(["-R", mp]), "SELinux label mysqld_db_t"));
         }
         actions.push(Action::run(Cmd::new("sync"), "the copy is on both disks before it is put in place"));

@@ -45,7 +45,7 @@ impl Step for UnfenceStep {
 
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let Some(state) = drbd_state(cx, probe)? else { return Ok(Vec::new()) };
-        let receiving = state.is_connected() && state.disk != "UpToDate" && state.peer_disk == "UpToDate";
+        let receiving = state.is_receiving_resync();
         if !state.is_in_sync() && !receiving {
             return Ok(Vec::new());
         }
