@@ -114,6 +114,12 @@ impl DrbdDialect {
         Cmd::new("drbdadm").args(["new-current-uuid", "--clear-bitmap", &target])
     }
 
+    /// Drop the connection and connect again: a fresh handshake exchanges UUIDs and disk states
+    /// anew (equal UUIDs: no resync). Same syntax in 8.4 and 9.
+    pub fn reconnect(self, res: &str) -> [Cmd; 2] {
+        [Cmd::new("drbdadm").args(["disconnect", res]), Cmd::new("drbdadm").args(["connect", res])]
+    }
+
     /// The read-only query for the resource's state; `None` means "read /proc/drbd" (8.4).
     pub fn status_query(self, res: &str) -> Option<Cmd> {
         match self {
@@ -165,6 +171,15 @@ impl DrbdState {
     /// or about to be).
     pub fn is_receiving_resync(&self) -> bool {
         self.is_connected() && self.disk != "UpToDate" && self.peer_disk == "UpToDate"
+    }
+    /// Connected without a resync, this disk UpToDate and the peer's said Inconsistent: a
+    /// handshake would have started a resync, so this view of the peer is stale. DRBD 8.4 keeps
+    /// one when a state packet the peer sent before it took the skipped sync's new UUID arrives
+    /// after it (the peer turns UpToDate and says nothing more; seen in the lab, 1 bring-up in 4).
+    pub fn holds_stale_peer_disk(&self) -> bool {
+        matches!(self.connection.as_str(), "Connected" | "Established")
+            && self.disk == "UpToDate"
+            && self.peer_disk == "Inconsistent"
     }
     /// Both sides just created: the only state in which the initial sync may be skipped.
     pub fn is_brand_new_pair(&self) -> bool {
@@ -250,6 +265,10 @@ mod tests {
         assert_eq!(parse_proc_drbd(PROC_SYNCING, 1), None);
         let fresh = "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent C r-----\n";
         assert!(parse_proc_drbd(fresh, 0).unwrap().is_brand_new_pair());
+        let stale = "version: 8.4.11\n 0: cs:Connected ro:Primary/Secondary ds:UpToDate/Inconsistent C r-----\n";
+        assert!(parse_proc_drbd(stale, 0).unwrap().holds_stale_peer_disk());
+        // A resync under way is not a stale view.
+        assert!(!parse_proc_drbd(PROC_SYNCING, 0).unwrap().holds_stale_peer_disk());
         let waiting = "version: 8.4.11\n 0: cs:WFConnection ro:Secondary/Unknown ds:UpToDate/DUnknown C r----s\n";
         let w = parse_proc_drbd(waiting, 0).unwrap();
         assert!(!w.is_connected() && w.peer_role == "Unknown");

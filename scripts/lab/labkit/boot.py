@@ -170,7 +170,9 @@ def wait_wordpress(lab, boot):
 
 
 def initial_sync(lab):
-    """Did the new pair run a DRBD resync at first boot? (hainit skips it: 0 s.) From both kernels' logs."""
+    """Did the new pair run a DRBD resync at first boot? (hainit skips it: 0 s.) From both kernels' logs,
+    and 0 s only when both nodes also see both disks UpToDate: a pair that skipped the sync but disagrees
+    on a disk's state (the …-047b race) has not skipped it, it is stuck."""
     began, done, evidence = False, [], []
     for name in ("db-a", "db-b"):
         out = lab.vms[name].try_ssh("journalctl -k -b --no-pager -o cat --grep='Began resync|Resync done'",
@@ -181,5 +183,10 @@ def initial_sync(lab):
             m = re.search(r"Resync done \(total (\d+) sec", line)
             if m:
                 done.append(float(m.group(1)))
-    seconds = max(done) if done else (None if began else 0)
-    return {"seconds": seconds, "evidence": evidence[:6]}
+    views = {name: stack.drbd(lab.vms[name]) for name in ("db-a", "db-b")}
+    agree = all(v and v["disk"] == "UpToDate" and v["peer_disk"] == "UpToDate" for v in views.values())
+    seconds = max(done) if done else (None if began or not agree else 0)
+    result = {"seconds": seconds, "evidence": evidence[:6]}
+    if not agree:
+        result["views"] = stack.pair_status([lab.vms["db-a"], lab.vms["db-b"]])
+    return result

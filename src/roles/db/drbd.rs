@@ -161,16 +161,13 @@ impl Step for PeerStep {
         if cluster_owns(cx, probe)? || drbd_state(cx, probe)?.is_some_and(|s| s.is_connected()) {
             return Ok(Vec::new());
         }
-        let peer = cx.inv.peer().map(|p| format!("{} ({}:{})", p.name, p.ip, cx.config.db.drbd_port));
-        Ok(vec![Action::wait(
-            format!("DRBD peer {} to connect", peer.unwrap_or_default()),
-            Duration::from_secs(cx.config.db.peer_timeout_secs),
-        )])
+        Ok(vec![wait_for_peer(cx, "to connect")])
     }
 }
 
 /// Leader only: a brand-new pair (connected, both Inconsistent) skips the full initial sync —
-/// the filesystem is created afterwards on the DRBD device, so there is nothing to copy.
+/// the filesystem is created afterwards on the DRBD device, so there is nothing to copy — then
+/// connects again so that both sides see each other UpToDate.
 /// Anything else (a replaced node, a peer with data) syncs normally and is never forced.
 pub struct InitialSyncStep;
 
@@ -186,13 +183,62 @@ impl Step for InitialSyncStep {
             Some(s) => s.is_brand_new_pair(),
             None => true, // plan on a machine not yet formed: this is what will happen
         };
-        Ok(if fresh {
-            vec![Action::run(
-                drbd_dialect(cx, probe)?.clear_bitmap(resource(cx)),
+        if !fresh {
+            return Ok(Vec::new());
+        }
+        let dialect = drbd_dialect(cx, probe)?;
+        let [disconnect, connect] = dialect.reconnect(resource(cx));
+        Ok(vec![
+            Action::run(
+                dialect.clear_bitmap(resource(cx)),
                 "brand-new pair: skip the initial full sync (both sides UpToDate at once)",
-            )]
-        } else {
-            Vec::new()
-        })
+            ),
+            // A state packet the peer sent before it took the new UUID can land after it and
+            // leave this node believing the peer Inconsistent for good, with no resync (DRBD 8.4,
+            // found in the lab). A fresh handshake has no UUID change to race with.
+            Action::run(disconnect, "drop the connection the new UUID raced with"),
+            Action::run(connect, "connect again: both sides exchange the new UUID and their disk states"),
+        ])
     }
+}
+
+/// Before the leader promotes and until the cluster owns DRBD: connected again after the
+/// skipped sync's re-handshake, and no stale view of the peer's disk (a run killed between the
+/// new UUID and the re-handshake leaves one; see `DrbdState::holds_stale_peer_disk`).
+pub struct AgreeStep;
+
+impl Step for AgreeStep {
+    fn id(&self) -> &'static str {
+        "db.drbd.agree"
+    }
+    fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        if cluster_owns(cx, probe)? {
+            return Ok(Vec::new());
+        }
+        let Some(state) = drbd_state(cx, probe)? else {
+            return Ok(Vec::new()); // plan on a machine not yet formed: the re-handshake is planned
+        };
+        let reconnect = || wait_for_peer(cx, "to connect again");
+        if !state.is_connected() {
+            return Ok(vec![reconnect()]);
+        }
+        if !state.holds_stale_peer_disk() {
+            return Ok(Vec::new());
+        }
+        let [disconnect, connect] = drbd_dialect(cx, probe)?.reconnect(resource(cx));
+        Ok(vec![
+            Action::run(disconnect, "connected, UpToDate, the peer said Inconsistent and no resync: a stale view"),
+            Action::run(connect, "connect again: a fresh handshake reports the peer's disk as it is"),
+            reconnect(),
+        ])
+    }
+}
+
+/// Wait (bounded by `db.peer_timeout_secs`) for the DRBD peer; `what` ends the sentence.
+fn wait_for_peer(cx: &Context, what: &str) -> Action {
+    let peer = cx.inv.peer().map(|p| format!("{} ({}:{})", p.name, p.ip, cx.config.db.drbd_port));
+    Action::wait(
+        format!("DRBD peer {} {what}", peer.unwrap_or_default()),
+        Duration::from_secs(cx.config.db.peer_timeout_secs),
+    )
 }

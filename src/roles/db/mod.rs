@@ -2,10 +2,10 @@
 //! pcs with the LB probe listener and fencing — formed unattended on both nodes at once.
 //!
 //! Order: packages → disk → DRBD (module, config, metadata, up) → MariaDB settings → cluster
-//! prerequisites (hosts, hacluster, pcsd) → wait for the DRBD peer → the leader's
-//! bootstrap (skip the initial sync, primary, mkfs, mount, datadir, server, secure, hand-off) →
-//! corosync.conf → authkey → SBD (when it fences) → start → unfence → resources (leader) →
-//! MariaDB started → a blind fencer restarted. Once the CIB holds the stack,
+//! prerequisites (hosts, hacluster, pcsd) → wait for the DRBD peer → the leader's bootstrap
+//! (skip the initial sync and re-handshake, primary, mkfs, mount, datadir, server, secure,
+//! hand-off) → corosync.conf → authkey → SBD (when it fences) → start → unfence → resources
+//! (leader) → MariaDB started → a blind fencer restarted. Once the CIB holds the stack,
 //! Pacemaker owns DRBD, the mount and mysqld, and every bootstrap step stands aside.
 
 pub mod bootstrap;
@@ -50,6 +50,7 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(cluster::PcsdStep),
         Box::new(drbd::PeerStep),
         Box::new(drbd::InitialSyncStep),
+        Box::new(drbd::AgreeStep),
         Box::new(bootstrap::PrimaryStep),
         Box::new(bootstrap::MkfsStep),
         Box::new(bootstrap::MountStep),

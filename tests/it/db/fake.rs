@@ -33,10 +33,26 @@ fn proc_drbd(sys: &FakeSystem) -> String {
     let mut text = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 211FB288A383ED945B83420\n".to_string();
     if fact(sys, "drbd.up") {
         let role = if fact(sys, "drbd.primary") { "Primary" } else { "Secondary" };
-        let disk = if fact(sys, "drbd.uptodate") { "UpToDate/UpToDate" } else { "Inconsistent/Inconsistent" };
-        text.push_str(&format!(" 0: cs:Connected ro:{role}/Secondary ds:{disk} C r-----\n    ns:0 nr:0 dw:0 dr:0\n"));
+        let (cs, peer_role) =
+            if fact(sys, "drbd.standalone") { ("StandAlone", "Unknown") } else { ("Connected", "Secondary") };
+        let [disk, peer_disk] = drbd_disks(sys);
+        text.push_str(&format!(
+            " 0: cs:{cs} ro:{role}/{peer_role} ds:{disk}/{peer_disk} C r-----\n    ns:0 nr:0 dw:0 dr:0\n"
+        ));
     }
     text
+}
+
+/// This node's disk and what it believes of the peer's: `drbd.stale_peer` is DRBD 8.4 having
+/// kept a state packet of the peer's from before the skipped sync's new UUID.
+fn drbd_disks(sys: &FakeSystem) -> [&'static str; 2] {
+    match (fact(sys, "drbd.uptodate"), fact(sys, "drbd.standalone"), fact(sys, "drbd.stale_peer")) {
+        (false, false, _) => ["Inconsistent", "Inconsistent"],
+        (false, true, _) => ["Inconsistent", "DUnknown"],
+        (true, true, _) => ["UpToDate", "DUnknown"],
+        (true, false, true) => ["UpToDate", "Inconsistent"],
+        (true, false, false) => ["UpToDate", "UpToDate"],
+    }
 }
 
 fn refresh_drbd(sys: &FakeSystem) {
@@ -252,6 +268,20 @@ fn script(sys: &FakeSystem, os: OsId) {
         refresh_drbd(s);
         Output::ok("")
     });
+    sys.on(&["drbdadm", "disconnect"], |s, _| {
+        set(s, "drbd.standalone");
+        refresh_drbd(s);
+        Output::ok("")
+    });
+    // A fresh handshake: the peer's disk state as it is.
+    for reconnect in ["connect", "adjust"] {
+        sys.on(&["drbdadm", reconnect], |s, _| {
+            s.facts_remove("drbd.standalone");
+            s.facts_remove("drbd.stale_peer");
+            refresh_drbd(s);
+            Output::ok("")
+        });
+    }
     sys.on(&["drbdadm", "primary"], |s, _| {
         set(s, "drbd.primary");
         refresh_drbd(s);
@@ -268,11 +298,13 @@ fn script(sys: &FakeSystem, os: OsId) {
             return Output::fail(10, "wpcluster: No such resource");
         }
         let role = if fact(s, "drbd.primary") { "Primary" } else { "Secondary" };
-        let disk = if fact(s, "drbd.uptodate") { "UpToDate" } else { "Inconsistent" };
+        let [disk, peer_disk] = drbd_disks(s);
+        let (cs, peer_role) =
+            if fact(s, "drbd.standalone") { ("StandAlone", "Unknown") } else { ("Connected", "Secondary") };
         Output::ok(format!(
             "[{{\"name\":\"wpcluster\",\"role\":\"{role}\",\"devices\":[{{\"disk-state\":\"{disk}\"}}],\
-             \"connections\":[{{\"connection-state\":\"Connected\",\"peer-role\":\"Secondary\",\
-             \"peer_devices\":[{{\"replication-state\":\"Established\",\"peer-disk-state\":\"{disk}\"}}]}}]}}]"
+             \"connections\":[{{\"connection-state\":\"{cs}\",\"peer-role\":\"{peer_role}\",\
+             \"peer_devices\":[{{\"replication-state\":\"Established\",\"peer-disk-state\":\"{peer_disk}\"}}]}}]}}]"
         ))
     });
     for mkfs in ["mkfs.ext4", "mkfs.xfs"] {
@@ -609,6 +641,85 @@ fn drbd_up_killed_between_attach_and_connect_is_completed() {
             sys.commands().iter().filter(|c| c.starts_with(&["drbdadm".to_string(), "adjust".to_string()])).count();
         assert_eq!((ups, adjusts), (1, 1), "leader={leader}");
         assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "leader={leader}");
+    }
+}
+
+/// The lab's …-047b: the new UUID raced with a state packet of the peer's, and the leader kept
+/// seeing its peer Inconsistent (connected, no resync) while the peer was UpToDate. The packet
+/// may land after any check, so the leader connects again after the new UUID whatever it sees,
+/// before it promotes, on every OS.
+#[test]
+fn the_leader_connects_again_after_skipping_the_initial_sync() {
+    for os in OSES {
+        let node = Node::new(os, true, "\n");
+        let cx = node.cx(Options::default());
+        let sys = fresh_vm(&node);
+        set(&sys, "node.leader");
+        // The view is right at first; the stale packet lands when the leader promotes, unless
+        // the connection it travelled on was dropped.
+        sys.on(&["drbdadm", "new-current-uuid"], |s, _| {
+            set(s, "drbd.uptodate");
+            set(s, "drbd.packet_in_flight");
+            refresh_drbd(s);
+            Output::ok("")
+        });
+        sys.on(&["drbdadm", "disconnect"], |s, _| {
+            s.facts_remove("drbd.packet_in_flight");
+            set(s, "drbd.standalone");
+            refresh_drbd(s);
+            Output::ok("")
+        });
+        sys.on(&["drbdadm", "primary"], |s, _| {
+            if fact(s, "drbd.packet_in_flight") {
+                set(s, "drbd.stale_peer");
+            }
+            set(s, "drbd.primary");
+            refresh_drbd(s);
+            Output::ok("")
+        });
+        engine::apply(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("{os}: {e}"));
+        let ran: Vec<String> = sys.commands().iter().map(|c| c.join(" ")).collect();
+        let at = |prefix: &str| {
+            ran.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("{os}: no {prefix}"))
+        };
+        let (uuid, primary) = (at("drbdadm new-current-uuid"), at("drbdadm primary"));
+        assert!(uuid < at("drbdadm disconnect") && at("drbdadm disconnect") < at("drbdadm connect"), "{os}: {ran:#?}");
+        assert!(at("drbdadm connect") < primary, "{os}: {ran:#?}");
+        assert!(!fact(&sys, "drbd.stale_peer"), "{os}");
+    }
+}
+
+/// A run killed between the new UUID and the re-handshake, with the stale view: the next run does
+/// not skip the sync again (the bitmap is clear, the disk UpToDate) but connects again before it
+/// promotes. Without that, the pair would stay UpToDate/Inconsistent with nothing to resync.
+#[test]
+fn a_stale_view_of_the_peer_left_by_a_killed_run_is_renewed_before_promoting() {
+    for os in [OsId::Debian12, OsId::El9] {
+        let node = Node::new(os, true, "db:\n  peer_timeout_secs: 2\n");
+        let cx = node.cx(Options::default());
+        let sys = fresh_vm(&node);
+        set(&sys, "node.leader");
+        sys.on(&["drbdadm", "new-current-uuid"], |s, _| {
+            set(s, "drbd.uptodate");
+            set(s, "drbd.stale_peer");
+            refresh_drbd(s);
+            Output::fail(137, "Killed\n")
+        });
+        engine::apply(&steps(&cx), &cx, &sys).expect_err("the killed run fails");
+        assert!(fact(&sys, "drbd.stale_peer"));
+        let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+        let agree = plan.steps.iter().find(|s| s.name == "db.drbd.agree").unwrap();
+        assert_eq!(agree.actions.len(), 3, "{os}: {}", plan.to_text());
+        let before = sys.commands().len();
+        engine::apply(&steps(&cx), &cx, &sys).unwrap_or_else(|e| panic!("{os}: {e}"));
+        let ran: Vec<String> = sys.commands()[before..].iter().map(|c| c.join(" ")).collect();
+        assert!(!ran.iter().any(|c| c.contains("new-current-uuid")), "{os}: skipped twice: {ran:#?}");
+        let at = |prefix: &str| {
+            ran.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("{os}: no {prefix}"))
+        };
+        assert!(at("drbdadm connect") < at("drbdadm primary"), "{os}: {ran:#?}");
+        assert!(!fact(&sys, "drbd.stale_peer"), "{os}");
+        assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "{os}");
     }
 }
 
