@@ -218,9 +218,9 @@ impl Step for AgreeStep {
         let Some(state) = drbd_state(cx, probe)? else {
             return Ok(Vec::new()); // plan on a machine not yet formed: the re-handshake is planned
         };
-        let reconnect = || wait_for_peer(cx, "to connect again");
+        let wait_back = || wait_for_peer(cx, "to connect again");
         if !state.is_connected() {
-            return Ok(vec![reconnect()]);
+            return Ok(vec![wait_back()]);
         }
         if !state.holds_stale_peer_disk() {
             return Ok(Vec::new());
@@ -229,7 +229,7 @@ impl Step for AgreeStep {
         Ok(vec![
             Action::run(disconnect, "connected, UpToDate, the peer said Inconsistent and no resync: a stale view"),
             Action::run(connect, "connect again: a fresh handshake reports the peer's disk as it is"),
-            reconnect(),
+            wait_back(),
         ])
     }
 }
