@@ -33,14 +33,22 @@ fn proc_drbd(sys: &FakeSystem) -> String {
     let mut text = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 211FB288A383ED945B83420\n".to_string();
     if fact(sys, "drbd.up") {
         let role = if fact(sys, "drbd.primary") { "Primary" } else { "Secondary" };
-        let (cs, peer_role) =
-            if fact(sys, "drbd.standalone") { ("StandAlone", "Unknown") } else { ("Connected", "Secondary") };
+        let [cs, peer_role] = drbd_link(sys);
         let [disk, peer_disk] = drbd_disks(sys);
         text.push_str(&format!(
             " 0: cs:{cs} ro:{role}/{peer_role} ds:{disk}/{peer_disk} C r-----\n    ns:0 nr:0 dw:0 dr:0\n"
         ));
     }
     text
+}
+
+/// The connection state and the peer's role as this node sees them (`drbdadm disconnect`: none).
+fn drbd_link(sys: &FakeSystem) -> [&'static str; 2] {
+    if fact(sys, "drbd.standalone") {
+        ["StandAlone", "Unknown"]
+    } else {
+        ["Connected", "Secondary"]
+    }
 }
 
 /// This node's disk and what it believes of the peer's: `drbd.stale_peer` is DRBD 8.4 having
@@ -298,9 +306,8 @@ fn script(sys: &FakeSystem, os: OsId) {
             return Output::fail(10, "wpcluster: No such resource");
         }
         let role = if fact(s, "drbd.primary") { "Primary" } else { "Secondary" };
+        let [cs, peer_role] = drbd_link(s);
         let [disk, peer_disk] = drbd_disks(s);
-        let (cs, peer_role) =
-            if fact(s, "drbd.standalone") { ("StandAlone", "Unknown") } else { ("Connected", "Secondary") };
         Output::ok(format!(
             "[{{\"name\":\"wpcluster\",\"role\":\"{role}\",\"devices\":[{{\"disk-state\":\"{disk}\"}}],\
              \"connections\":[{{\"connection-state\":\"{cs}\",\"peer-role\":\"{peer_role}\",\
