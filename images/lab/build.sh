@@ -200,6 +200,10 @@ cp -a "$rootfs" "$stage" && rm -f "$stage/.complete"
 install -D -m 0755 "$HAINIT_BIN" "$stage/usr/local/sbin/hainit"
 install -D -m 0755 images/systemd/hainit-boot "$stage/usr/local/libexec/hainit-boot"
 install -D -m 0644 images/systemd/hainit.service "$stage/etc/systemd/system/hainit.service"
+# The lab's fence_azure_arm (images/lab/guest/usr/sbin) talks to the lab's emulated ARM; Debian's
+# stays beside it, diverted, for the metadata Pacemaker and pcs read.
+chroot "$stage" dpkg-divert --quiet --local --rename --divert /usr/sbin/fence_azure_arm.distrib \
+  --add /usr/sbin/fence_azure_arm
 (cd images/lab/guest && find . -type f | while read -r f; do
   mode=0644 && [ -x "$f" ] && mode=0755
   install -D -m "$mode" "$f" "$stage/${f#./}"

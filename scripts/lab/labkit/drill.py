@@ -33,9 +33,8 @@ def run(lab, out, result):
     out["notes"].append("killing primary %s (SIGKILL of its VM: no clean shutdown)" % primary.name)
     t_kill = time.time()
     primary.hard_kill()
-    # 600 s: with sbd the failover also waits priority-fencing-delay (15 s: the killed node ran the
-    # promoted DRBD) and msgwait (2 x LAB_SBD_WATCHDOG_SECS) before promoting; 77 s without STONITH
-    # on the slow machine, so about 170 s expected.
+    # 600 s: with STONITH the failover also waits priority-fencing-delay (15 s: the killed node ran
+    # the promoted DRBD), with sbd msgwait too (2 x LAB_SBD_WATCHDOG_SECS), before promoting.
     write = step("first write through the VIP after the kill", vip_write, lab, "after-kill", 600)
     timings["failover_kill_to_vip_write_s"] = round(write["t"] - t_kill, 1)
     lab.log("failover: kill -> first write through the VIP %.1f s (served by %s)"

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from . import common, net, topology
+from . import arm, common, net, topology
 from .vm import VM, VmSpec
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -52,17 +52,25 @@ class Settings:
         # of its hour, so a slow machine ends with the lab's own report and cleanup, not a kill.
         self.budget_secs = env_int("LAB_BUDGET_SECS", 0)
         self.accel = os.environ.get("LAB_ACCEL", "auto")
-        # hainit's db.stonith: `sbd` fences through a disk shared by the db VMs (RUN/sbd.raw);
-        # `off` is the lab without STONITH (nothing but DRBD stands between a cut link and two
-        # primaries).
-        self.stonith = os.environ.get("LAB_STONITH", "sbd")
-        if self.stonith not in ("sbd", "off"):
-            raise common.LabError("LAB_STONITH=%s: sbd or off" % self.stonith)
+        # How the db pair fences. `arm`: hainit's default on Azure (db.stonith auto, the VM has a
+        # managed identity): fence_azure_arm powers the peer off through the lab's emulated ARM
+        # (arm.py). `sbd`: db.stonith sbd, a disk shared by the db VMs (RUN/sbd.raw). `off`: no
+        # STONITH (nothing but DRBD stands between a cut link and two primaries).
+        self.stonith = os.environ.get("LAB_STONITH", "arm")
+        if self.stonith not in ("arm", "sbd", "off"):
+            raise common.LabError("LAB_STONITH=%s: arm, sbd or off" % self.stonith)
         # sbd watchdog timeout (msgwait = 2x): guests under emulation stall up to ~14 s, so the
         # 5 s of a real host would reset healthy nodes.
         self.sbd_watchdog_secs = env_int("LAB_SBD_WATCHDOG_SECS", 30)
         # Set by hainit with stonith (not a knob): the node running the promoted DRBD wins a fence race.
-        self.priority_fencing_delay_s = 15 if self.stonith == "sbd" else None
+        self.priority_fencing_delay_s = 15 if self.stonith != "off" else None
+
+    def fence_wait_s(self):
+        """The longest a fence may take once a loss is detected: the priority delay, and with sbd the
+        poison pill's msgwait (2 x watchdog); None without STONITH."""
+        if self.stonith == "off":
+            return None
+        return self.priority_fencing_delay_s + (2 * self.sbd_watchdog_secs if self.stonith == "sbd" else 0)
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -87,6 +95,10 @@ class Lab:
         self.sampler_stop = threading.Event()
         threading.Thread(target=self.sample_rss, daemon=True).start()
         threading.Thread(target=self.watch_vms, daemon=True).start()
+        self.arm = None
+        if settings.stonith == "arm":
+            self.arm = arm.Arm(self.arm_socket(), lambda: dict(self.vms),
+                               os.path.join(self.run_dir, "arm.jsonl")).start()
         self.secret = secrets.token_hex(24)
         common.write_private(os.path.join(self.run_dir, "secret"), self.secret + "\n")
         common.write_json(os.path.join(self.run_dir, "lab.json"),
@@ -123,8 +135,9 @@ class Lab:
             now = time.time()
             for vm in list(self.vms.values()):
                 if vm.note_exit(now):
-                    self.log("%s: qemu exited on its own at %s (the lab did not stop it): fenced, sbd reset "
-                             "the guest" % (vm.name, time.strftime("%H:%M:%S", time.localtime(now))))
+                    self.log("%s: qemu exited at %s and the lab did not stop it: fenced (%s)"
+                             % (vm.name, time.strftime("%H:%M:%S", time.localtime(now)),
+                                "powered off through ARM" if self.settings.stonith == "arm" else "sbd reset the guest"))
 
     def peak_rss_mib(self):
         return round(self.rss_peak_kib / 1024)
@@ -135,6 +148,10 @@ class Lab:
 
     def hosts(self):
         return topology.hosts(self.settings)
+
+    def arm_socket(self):
+        """The emulated ARM's socket (in RUN: a unix socket path, keep it short)."""
+        return os.path.join(self.run_dir, "arm.sock")
 
     def sbd_disk(self):
         """RUN/sbd.raw: the db VMs' shared SBD disk, created zeroed once per run (a replaced VM gets
@@ -229,6 +246,8 @@ class Lab:
     # ---- cleanup -------------------------------------------------------------------------
     def cleanup(self):
         self.sampler_stop.set()
+        if self.arm is not None:
+            self.arm.stop()
         for name, (proc, _) in self.lbs.items():
             if proc.poll() is None:
                 proc.terminate()

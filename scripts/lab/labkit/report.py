@@ -219,7 +219,7 @@ def failover_section(result, s):
     for k, v in fo.get("stages_s", {}).items():
         lines.append("| %s | %s |" % (k, v))
     lines.append("| **kill -> first write through the VIP** | **%s** |" % fo.get("total_s"))
-    if s.get("stonith") == "sbd" and "fenced" not in fo.get("marks_s", {}):
+    if s.get("stonith") in ("arm", "sbd") and "fenced" not in fo.get("marks_s", {}):
         lines += ["", "No fencing result for the killed node found in the survivor's journal (no detected->fenced)."]
     az = fo.get("azure_token_30000")
     if az:
@@ -231,6 +231,10 @@ def failover_section(result, s):
 
 def stonith_line(s):
     """The settings sentence on fencing."""
+    if s.get("stonith") == "arm":
+        return ("STONITH fence_azure_arm with the VM's managed identity (hainit's default on Azure) against the "
+                "lab's emulated ARM: powerOff is a power cut of the VM; priority-fencing-delay %s s: a failover "
+                "waits for it before promoting" % s.get("priority_fencing_delay_s"))
     if s.get("stonith") != "sbd":
         return "STONITH off (LAB_STONITH=off: nothing fences a lost node)"
     wd = s.get("sbd_watchdog_secs")
@@ -256,6 +260,9 @@ def fencing_lines(sc):
         when = time.strftime("%H:%M:%S", time.localtime(f["qemu_exit"])) if f.get("qemu_exit") else "unseen"
         lines.append("- fenced: %s, qemu exited at %s host time (%s s after the cut); started again, ssh after %s s"
                      % (f["vm"], when, f.get("qemu_exit_after_cut_s"), f.get("boot_s")))
+    for p in fe.get("arm_power_offs", []):
+        lines.append("- ARM powerOff of %s asked by %s, %s s after the cut (%s)"
+                     % (p["vm"], p["by"], p["after_cut_s"], "it was running" if p["was_running"] else "already off"))
     for name, text in fe.get("history", {}).items():
         lines += ["", "`stonith_admin --history '*'` on %s:" % name, "", "```", text or "(nothing)", "```"]
     for name, log in fe.get("fencer_log", {}).items():

@@ -6,10 +6,11 @@ the web subnet and its IMDS, only the peer is gone (corosync, DRBD and pcsd all 
 A writer inserts through the VIP every 0.5 s for the whole episode and records which node served
 each acknowledged write and when the answer came.
 
-With STONITH (LAB_STONITH=sbd) the nodes race to fence each other through the shared SBD disk;
-priority-fencing-delay lets the one running the promoted DRBD win, DRBD's resource-and-stonith
-freezes the primary's I/O until the peer is fenced, and the loser's sbd resets it (its qemu
-exits). After the heal the fenced VM is started again and the pair must become healthy. Pass:
+With STONITH (LAB_STONITH=arm, the default: fence_azure_arm through the emulated ARM; or sbd, the
+shared disk) the nodes race to fence each other; priority-fencing-delay lets the one running the
+promoted DRBD win, DRBD's resource-and-stonith freezes the primary's I/O until the peer is fenced,
+and the loser is powered off (ARM's powerOff, or its sbd resets it: either way its qemu exits).
+After the heal the fenced VM is started again and the pair must become healthy. Pass:
 no two primaries served writes, no acknowledged write is missing, the pair is healthy at the end.
 Without STONITH (`off`) the old verdict: two primaries serving writes, or acknowledged writes
 missing without DRBD reporting a split brain (a detected one waits for an operator: loud, not
@@ -26,9 +27,9 @@ from .lab import CLIENT_SCRIPT
 from .steps import Steps, db_roles, fenced_vms, start_fenced, wait_pair_healthy
 
 # After the heal: a fenced VM boots (3-5 min under emulation), rejoins and resyncs.
-HEAL_TIMEOUT_SBD = 1500
+HEAL_TIMEOUT_FENCED = 1500
 HEAL_TIMEOUT_OFF = 240
-# With sbd the cut ends in a fence: once a db VM's qemu has exited (it stays off until the lab
+# With STONITH the cut ends in a fence: once a db VM's qemu has exited (it stays off until the lab
 # starts it again) and the survivor has acknowledged this many writes since, nothing more can
 # happen before the heal.
 SETTLED_WRITES = 10
@@ -101,6 +102,10 @@ def fencing_record(lab, dbs, t_cut, offsets, fenced):
     """Who was fenced and when (host clock of the qemu exit), and what the survivors' fencers say."""
     survivors = [vm for vm in dbs if vm.name not in {f["vm"] for f in fenced} and vm.running()]
     rec = {"fenced": fenced, "history": {}, "fencer_log": {}}
+    if lab.arm is not None:
+        # Who asked ARM to power whom off (the lab's record of the requests it served).
+        rec["arm_power_offs"] = [{"after_cut_s": round(t - t_cut, 1), "by": caller, "vm": vm, "was_running": on}
+                                 for t, caller, vm, on in lab.arm.power_offs() if t >= t_cut]
     for vm in survivors:
         rec["history"][vm.name] = (vm.try_ssh("stonith_admin --history '*' 2>&1", timeout=90) or "").strip()
         rec["fencer_log"][vm.name] = (vm.try_ssh(
@@ -112,7 +117,7 @@ def fencing_record(lab, dbs, t_cut, offsets, fenced):
 def run(lab, out, result):
     step = Steps(lab, out)
     dbs = [lab.vms["db-a"], lab.vms["db-b"]]
-    sbd = lab.settings.stonith == "sbd"
+    fencing = lab.settings.stonith != "off"
     step("DB pair healthy", wait_pair_healthy, lab, 900)
     primary, _ = db_roles(lab)
     wlog = os.path.join(lab.run_dir, "splitbrain-writes.jsonl")
@@ -137,14 +142,13 @@ def run(lab, out, result):
         step("cut the db-a <-> db-b link", lab.net.isolate, [vm.name for vm in dbs], True)
         offsets = {vm.name: vm.clock_offset() for vm in dbs}
         observe = max(90.0, 8 * token_s + 40)
-        if sbd:
-            # Fencing needs detection + priority-fencing-delay + msgwait (2 x watchdog); watch it end.
-            observe = max(observe, 2.2 * token_s + lab.settings.priority_fencing_delay_s
-                          + 2 * lab.settings.sbd_watchdog_secs + 60)
+        if fencing:
+            # Fencing needs detection + priority-fencing-delay (+ msgwait with sbd); watch it end.
+            observe = max(observe, 2.2 * token_s + lab.settings.fence_wait_s() + 60)
         while time.time() - t_cut < observe:
             timeline.append(dict(sample(lab, dbs, t_cut), phase="cut"))
             exits = [vm.exited_at for vm in dbs if vm.exited_at and vm.fenced()]
-            if sbd and fence_settled(exits, read_writes(wlog)):
+            if fencing and fence_settled(exits, read_writes(wlog)):
                 lab.log("splitbrain: fenced, and %d writes acknowledged since: healing %.0f s after the cut"
                         % (SETTLED_WRITES, time.time() - t_cut))
                 break
@@ -152,9 +156,9 @@ def run(lab, out, result):
         out["hainit_status_during_cut"] = {vm.name: status(vm) for vm in dbs}
         t_heal = time.time()
         step("heal the link", lab.net.isolate, [vm.name for vm in dbs], False)
-        deadline = time.time() + (HEAL_TIMEOUT_SBD if sbd else HEAL_TIMEOUT_OFF)
+        deadline = time.time() + (HEAL_TIMEOUT_FENCED if fencing else HEAL_TIMEOUT_OFF)
         while time.time() < deadline:
-            if sbd:
+            if fencing:
                 restart_fenced()
             timeline.append(dict(sample(lab, dbs, t_cut), phase="healed"))
             if stack.pair_healthy(dbs) and time.time() - t_heal > 30:
@@ -177,7 +181,7 @@ def run(lab, out, result):
                      "served_by_during_cut": served,
                      "failed_attempts": len([w for w in writes if not w.get("ok") and w["t"] >= t_cut]),
                      "longest_gap": longest_gap(writes, t_cut)}
-    if sbd:
+    if fencing:
         out["fencing"] = fencing_record(lab, dbs, t_cut, offsets, fenced)
     out["hainit_status_after_heal"] = {vm.name: status(vm) for vm in dbs}
     out["drbd_kernel_log"] = {vm.name: drbd_log(vm, t_cut + offsets[vm.name]) for vm in dbs}
@@ -185,7 +189,7 @@ def run(lab, out, result):
     both_primary = two_primaries(timeline, [vm.name for vm in dbs])
     # Without fencing both nodes stay up: any two servers are two primaries. With it, a node
     # serving after the other was fenced is a failover, not a split brain.
-    serving = concurrent_servers(during) if sbd else (served if len(served) > 1 else [])
+    serving = concurrent_servers(during) if fencing else (served if len(served) > 1 else [])
     lost = missing_writes(lab, acked)
     healthy = stack.pair_healthy(dbs)
     out["verdict"] = {
@@ -213,7 +217,7 @@ def failures(verdict, serving):
     if serving:
         found.append("two primaries served writes during the partition: %s" % serving)
     lost = verdict["acked_writes_missing_after_heal"]
-    if verdict["stonith"] == "sbd":
+    if verdict["stonith"] != "off":
         if lost:
             found.append("%s acknowledged writes missing after the heal" % lost)
         if not verdict["pair_healthy_after_heal"]:

@@ -50,7 +50,10 @@ def config_yaml(s, secret):
 
 
 def stonith_yaml(s):
-    """The db section's fencing keys: SBD on the shared disk, or none at all (`off`)."""
+    """The db section's fencing keys: Azure's (auto: fence_azure_arm with the managed identity), SBD
+    on the shared disk, or none at all (`off`)."""
+    if s.stonith == "arm":
+        return "  stonith: auto\n"
     if s.stonith != "sbd":
         return "  stonith: \"off\"\n"
     return ("  stonith: sbd\n"

@@ -1,7 +1,8 @@
 """One lab VM: qemu from a qcow2 overlay on the lab image, its data disk, its own fake IMDS.
 
 NICs: eth0 is qemu user-mode networking with restrict=on (the guest reaches nothing through it but
-169.254.169.254:80, forwarded to this VM's own fake IMDS, and the lab's ssh control path); eth1 is a
+169.254.169.254:80, forwarded to this VM's own fake IMDS, on a db VM fencing through ARM
+169.254.169.253:80, the lab's emulated ARM (arm.py), and the lab's ssh control path); eth1 is a
 tap on the lab bridge of its subnet. Host name, address and /etc/hainit/hainit.yaml reach the
 guest as fw_cfg blobs (images/lab/guest). All files live in RUN/vms/NAME; a replaced VM's old
 files move to NAME.1, NAME.2 ... so its logs stay.
@@ -19,6 +20,8 @@ from . import common, imds
 
 SSH_BASE_PORT = 2200
 IMDS_BASE_PORT = 8000
+# Where a db VM reaches the lab's emulated Azure Resource Manager (the lab's fence_azure_arm uses it).
+ARM_ADDR = "169.254.169.253:80"
 # The shared SBD disk's PCI slot: pinned after every other device. Unpinned, a -device is placed
 # before the -drive if=virtio disks (qemu 7.2 gave it slot 2), so it would become /dev/vda and
 # the root and data disks would move.
@@ -105,14 +108,20 @@ class VM:
         if self.imds_proc and self.imds_proc.poll() is None:
             return
         out = open(self.path("imds.log"), "a")
+        # A managed identity (the token endpoint answers) is what makes hainit fence through ARM.
+        identity = ["--identity"] if self.fences_through_arm() else []
         self.imds_proc = subprocess.Popen(
             self.lab.net.cmd([self.lab.fake_imds, "--listen", "127.0.0.1:%d" % self.imds_port,
-                              "--document", self.path("imds.json")]),
+                              "--document", self.path("imds.json")] + identity),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out.close()  # the child has its own
         self.lab.track(self.imds_proc.pid, "fake-imds " + self.name)
 
     def stop_imds(self):
         common.stop_process(self.imds_proc)
+
+    def fences_through_arm(self):
+        return self.spec.role == "db" and self.lab.settings.stonith == "arm"
 
     def qemu_argv(self):
         s, img = self.spec, self.lab.image
@@ -135,10 +144,12 @@ class VM:
             # read-write, cache=none makes each write reach the file the other VM reads.
             argv += ["-drive", "file=%s,if=none,id=sbd,format=raw,cache=none,aio=threads,file.locking=off" % sbd,
                      "-device", "virtio-blk-pci,drive=sbd,serial=hainit-sbd,share-rw=on,addr=%s" % SBD_PCI_ADDR]
+        guestfwd = "guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:127.0.0.1:%d" % self.imds_port
+        if self.fences_through_arm():
+            guestfwd += ",guestfwd=tcp:%s-cmd:socat STDIO UNIX-CONNECT:%s" % (ARM_ADDR, self.lab.arm_socket())
         argv += [
             "-netdev", "user,id=n0,net=169.254.0.0/16,host=169.254.0.2,restrict=on,"
-            "hostfwd=tcp:127.0.0.1:%d-169.254.0.15:22,"
-            "guestfwd=tcp:169.254.169.254:80-cmd:socat STDIO TCP:127.0.0.1:%d" % (self.ssh_port, self.imds_port),
+            "hostfwd=tcp:127.0.0.1:%d-169.254.0.15:22,%s" % (self.ssh_port, guestfwd),
             "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:%02x,addr=0x3" % n,
             "-netdev", "tap,id=n1,ifname=%s,script=no,downscript=no" % self.lab.net_tap(s.name, s.role),
             "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:01:00:%02x,addr=0x4" % n,
@@ -172,7 +183,8 @@ class VM:
 
     def fenced(self):
         """True when this VM was started and its qemu has exited without the lab stopping it: the
-        guest reset itself (sbd on a fence request or watchdog expiry; -no-reboot makes qemu exit)."""
+        guest reset itself (sbd on a fence request or watchdog expiry; -no-reboot makes qemu exit),
+        or the emulated ARM powered it off (power_cut_by_arm)."""
         return self.started_at is not None and not self.stopped_by_lab and not self.running_sure()
 
     def running_sure(self):
@@ -197,6 +209,16 @@ class VM:
         os.kill(pid, signal.SIGKILL)
         common.wait_until(lambda: not self.running(), 30, "%s to die" % self.name, interval=0.1)
         self.stop_master()
+
+    def power_cut_by_arm(self):
+        """ARM's powerOff with skipShutdown, asked by a fence agent: the power cut of hard_kill, but
+        not the lab's own, so the lab counts the VM as fenced. False when it was not running."""
+        pid = self.pid()
+        if pid is None or not self.running():
+            return False
+        os.kill(pid, signal.SIGKILL)
+        common.wait_until(lambda: not self.running(), 30, "%s to die" % self.name, interval=0.1)
+        return True
 
     def shutdown(self, timeout=180):
         """Clean shutdown from inside the guest; waits until qemu has exited."""

@@ -25,9 +25,10 @@ def settings(**env):
 
 
 class FakeLab:
-    """What VM needs of a Lab, with the real Lab.sbd_disk."""
+    """What VM needs of a Lab, with the real Lab.sbd_disk and Lab.arm_socket."""
 
     sbd_disk = Lab.sbd_disk
+    arm_socket = Lab.arm_socket
 
     def __init__(self, run_dir, s):
         self.run_dir, self.settings = run_dir, s
@@ -128,12 +129,15 @@ class ConfigKeys(unittest.TestCase):
         self.assertIn('stonith: "off"', section(text, "db"))
         self.assertNotIn("sbd", text)
 
-    def test_default_is_sbd_and_a_bad_value_is_refused(self):
+    def test_default_is_arm_and_a_bad_value_is_refused(self):
         with mock.patch.dict(os.environ):
             os.environ.pop("LAB_STONITH", None)
             os.environ.pop("LAB_SBD_WATCHDOG_SECS", None)
             s = Settings()
-        self.assertEqual((s.stonith, s.sbd_watchdog_secs, s.priority_fencing_delay_s), ("sbd", 30, 15))
+        self.assertEqual((s.stonith, s.sbd_watchdog_secs, s.priority_fencing_delay_s), ("arm", 30, 15))
+        self.assertEqual(s.fence_wait_s(), 15)
+        self.assertEqual(settings(LAB_STONITH="sbd", LAB_SBD_WATCHDOG_SECS="30").fence_wait_s(), 75)
+        self.assertIsNone(settings(LAB_STONITH="off").fence_wait_s())
         with self.assertRaises(Exception):
             settings(LAB_STONITH="fence_azure_arm")
 
