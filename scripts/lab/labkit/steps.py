@@ -2,7 +2,7 @@
 
 import time
 
-from . import common, net, stack
+from . import common, failover, net, stack
 
 PUBLIC_URL = "http://%s" % net.PUBLIC_VIP
 
@@ -91,6 +91,20 @@ def start_fenced(lab, vm, timeout=900):
     lab.log("%s was fenced (qemu exited %s); starting it again as an operator would"
             % (vm.name, time.strftime("%H:%M:%S", time.localtime(exited)) if exited else "at an unseen time"))
     return {"vm": vm.name, "qemu_exit": exited, "boot_s": round(boot_vm(lab, vm, timeout), 1)}
+
+
+def wait_fenced(lab, survivor, name, since):
+    """Until `survivor`'s journal says the cluster fenced `name` after host time `since`; seconds.
+    Bounded by detection (2.2 x token), the fence's own wait and two minutes for the agent."""
+    t0 = time.time()
+    timeout = 2.2 * lab.settings.token_ms / 1000.0 + (lab.settings.fence_wait_s() or 0) + 120
+    after = since + survivor.clock_offset() - 1
+    pattern = failover.fenced_pattern(name)
+
+    def fenced():
+        return stack.first(stack.journal(survivor, after - 5, grep=name), pattern, after) is not None
+    common.wait_until(fenced, timeout, "%s to fence %s" % (survivor.name, name), interval=3)
+    return time.time() - t0
 
 
 def wait_pair_healthy(lab, timeout):
