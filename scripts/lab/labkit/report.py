@@ -224,7 +224,7 @@ def failover_section(result, s):
     az = fo.get("azure_token_30000")
     if az:
         lines += ["", "With Azure's recommended token (30000 ms): failure detection %s s, kill -> first write %s s "
-                  "(%s; every later stage unchanged; fencing time not included)." % (
+                  "(%s; every later stage unchanged, fencing as the lab's; Azure's own powerOff time not included)." % (
                       az["detection_s"], az["total_s"], az["formula"])]
     return lines
 

@@ -95,7 +95,6 @@ class ImdsToken(BaseHTTPRequestHandler):
         pass
 
 
-@unittest.skipUnless(shutil.which("curl"), "curl is needed to run the lab's fence agent")
 class Agent(unittest.TestCase):
     """images/lab/guest/usr/sbin/fence_azure_arm against the emulated ARM (unix socket) and a token
     endpoint on 127.0.0.1."""
