@@ -16,8 +16,8 @@ from unittest import mock
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from labkit import arm, imds, topology  # noqa: E402
-from labkit.lab import Lab, Settings  # noqa: E402
 from labkit.vm import ARM_ADDR, VM  # noqa: E402
+from test_sbd import FakeLab, settings  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 AGENT = os.path.join(REPO, "images", "lab", "guest", "usr", "sbin", "fence_azure_arm")
@@ -180,25 +180,6 @@ class Agent(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.agent("action=metadata\n").stdout.strip(), "distrib -o metadata")
         self.assertEqual([v.cuts for v in self.vms.values()], [0, 0])
-
-
-def settings(**env):
-    with mock.patch.dict(os.environ, env):
-        return Settings()
-
-
-class FakeLab:
-    sbd_disk = Lab.sbd_disk
-    arm_socket = Lab.arm_socket
-
-    def __init__(self, run_dir, s):
-        self.run_dir, self.settings = run_dir, s
-        self.image = "/nonexistent/image"
-        self.accel_args = ["-accel", "tcg"]
-        self.fake_imds = "/bin/fake-imds"
-
-    def net_tap(self, name, role):
-        return "tap-" + name
 
 
 class DbVms(unittest.TestCase):

@@ -34,6 +34,7 @@ class FakeLab:
         self.run_dir, self.settings = run_dir, s
         self.image = "/nonexistent/image"
         self.accel_args = ["-accel", "tcg"]
+        self.fake_imds = "/bin/fake-imds"
 
     def net_tap(self, name, role):
         return "tap-" + name
