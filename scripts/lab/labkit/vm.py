@@ -202,17 +202,19 @@ class VM:
 
     def hard_kill(self):
         """Power cut: SIGKILL the VM process, nothing inside the guest gets to run."""
-        pid = self.pid()
-        if pid is None or not self.running():
+        if not self.running():
             raise common.LabError("%s is not running" % self.name)
         self.stopped_by_lab = True
-        os.kill(pid, signal.SIGKILL)
-        common.wait_until(lambda: not self.running(), 30, "%s to die" % self.name, interval=0.1)
+        self.power_cut()
         self.stop_master()
 
     def power_cut_by_arm(self):
         """ARM's powerOff with skipShutdown, asked by a fence agent: the power cut of hard_kill, but
         not the lab's own, so the lab counts the VM as fenced. False when it was not running."""
+        return self.power_cut()
+
+    def power_cut(self):
+        """SIGKILL of the VM's qemu, and the wait for it to be gone; False when it was not running."""
         pid = self.pid()
         if pid is None or not self.running():
             return False
