@@ -69,9 +69,9 @@ class Arm:
         if method == "GET" and op == "":
             return 200, {"name": vm.name, "id": vm_id(self, vm.name)}
         if method == "POST" and op == "poweroff":
-            return 202, {"powered_off": vm.power_cut_by_arm()}
+            return 202, {"op": "powerOff", "vm": vm.name, "powered_off": vm.power_cut_by_arm()}
         if method == "POST" and op == "start":
-            return 202, {"running": vm.running()}
+            return 202, {"op": "start", "vm": vm.name, "running": vm.running()}
         return 405, error("MethodNotAllowed", "%s %s" % (method, path))
 
     def record(self, caller, method, path, status, body):
@@ -86,9 +86,7 @@ class Arm:
     def power_offs(self):
         """[(host time, caller, VM name, whether it was running)] of every accepted powerOff."""
         with self.lock:
-            return [(e["t"], e["caller"], e["path"].rstrip("/").split("/")[-2], e.get("powered_off"))
-                    for e in self.events if e["method"] == "POST" and e["status"] == 202
-                    and e["path"].split("?")[0].lower().endswith("/poweroff")]
+            return [(e["t"], e["caller"], e["vm"], e["powered_off"]) for e in self.events if e.get("op") == "powerOff"]
 
     # ---- serving ----------------------------------------------------------------------------
     def start(self):

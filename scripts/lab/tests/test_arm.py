@@ -66,7 +66,8 @@ class Api(unittest.TestCase):
         self.assertEqual(self.arm.handle("POST", VMS + "/DB-B/powerOff?skipShutdown=true", AUTH)[0], 202)
         self.assertEqual((self.vms["db-b"].cuts, self.vms["db-a"].cuts), (1, 0))
         self.assertIn({"code": "PowerState/stopped"}, view()[1]["statuses"])
-        self.assertEqual(self.arm.handle("POST", VMS + "/db-b/start", AUTH), (202, {"running": False}))
+        self.assertEqual(self.arm.handle("POST", VMS + "/db-b/start", AUTH),
+                         (202, {"op": "start", "vm": "db-b", "running": False}))
         self.assertEqual(self.arm.handle("GET", VMS, AUTH)[1]["value"][1]["name"], "db-b")
 
 
