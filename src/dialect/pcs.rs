@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::PcsDialect;
+use crate::roles::db::fencing::{FenceAgent, Stonith};
 use crate::system::{Cmd, DEFAULT_TIMEOUT};
 
 /// Runs `pcs -f` commands given as lines on stdin in one Python interpreter (see [`batch`]).
@@ -43,39 +44,6 @@ pub struct CibSpec<'a> {
     pub stonith: Option<Stonith>,
     /// Every operation timeout is multiplied by this (config `db.op_timeout_scale`).
     pub op_timeout_scale: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct Stonith {
-    pub agent: FenceAgent,
-    /// Pacemaker ≥ 2.0.4: `priority-fencing-delay`; else `pcmk_delay_max` on the device.
-    pub priority_fencing: bool,
-}
-
-/// The fence device: Azure's API with the VM's managed identity, or SBD on a shared disk.
-#[derive(Debug, Clone)]
-pub enum FenceAgent {
-    AzureArm {
-        subscription_id: String,
-        resource_group: String,
-        /// `host:vm;host:vm` (pcmk_host_map).
-        host_map: String,
-    },
-    Sbd {
-        device: String,
-        /// How long a poison pill takes to count as delivered (the header's msgwait), seconds.
-        msgwait_secs: u32,
-    },
-}
-
-impl Stonith {
-    /// The fence device's resource id.
-    pub fn id(&self) -> &'static str {
-        match self.agent {
-            FenceAgent::AzureArm { .. } => FENCE_AZURE,
-            FenceAgent::Sbd { .. } => FENCE_SBD,
-        }
-    }
 }
 
 pub const GROUP: &str = "g_db";

@@ -43,7 +43,7 @@ impl ConfigStep {
             port: cx.config.db.drbd_port,
             nodes,
             scripts: cx.platform.db.drbd_scripts,
-            stonith: super::resources::stonith(cx).is_some(),
+            stonith: super::fencing::stonith(cx).is_some(),
         };
         vec![
             FileSpec::new(

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::resources;
+use super::fencing;
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
@@ -38,7 +38,7 @@ impl Step for FencerStep {
         "db.cluster.fencer"
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        if resources::stonith(cx).is_none() {
+        if fencing::stonith(cx).is_none() {
             return Ok(Vec::new());
         }
         let fencer = cx.platform.fencer;

@@ -14,6 +14,7 @@ pub mod disk;
 pub mod drbd;
 pub mod facts;
 pub mod fencer;
+pub mod fencing;
 mod health;
 pub mod mariadb;
 pub mod resources;
@@ -116,7 +117,7 @@ pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
             )));
         }
     }
-    if let Some(why) = resources::stonith_off_reason(cx) {
+    if let Some(why) = fencing::stonith_off_reason(cx) {
         warn!("STONITH will be disabled: {why}; a split brain is then contained only by DRBD resource-level fencing");
     }
     Ok(())

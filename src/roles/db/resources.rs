@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use super::bootstrap::fs_name;
 use super::facts::{device, drbd_primitive, resource, RUN_DIR};
-use super::sbd;
-use crate::config::StonithMode;
+use super::fencing::stonith;
 use crate::dialect::crm_mon::{self, ClusterState};
-use crate::dialect::pcs::{self, CibSpec, FenceAgent, Stonith, BATCH_SCRIPT, MYSQLD};
+use crate::dialect::pcs::{self, CibSpec, BATCH_SCRIPT, MYSQLD};
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
@@ -28,56 +27,6 @@ pub fn crm_mon_query_for(platform: &Platform) -> Cmd {
 pub fn cluster_state(cx: &Context, probe: &dyn Probe) -> Result<Option<ClusterState>> {
     let out = probe.query(&crm_mon_query(cx))?;
     Ok(crm_mon::parse(&out.stdout).ok().filter(|s| s.connected))
-}
-
-/// STONITH: SBD when configured; fence_azure_arm when the VM has a managed identity (and the
-/// config allows it); otherwise none (safety rule 4: logged, shown by `status`).
-pub fn stonith(cx: &Context) -> Option<Stonith> {
-    let priority_fencing = cx.platform.db.priority_fencing;
-    match cx.config.db.stonith {
-        StonithMode::Off => None,
-        StonithMode::Sbd => Some(Stonith {
-            agent: FenceAgent::Sbd {
-                device: cx.config.db.sbd_device.clone().unwrap_or_default(),
-                msgwait_secs: sbd::msgwait_secs(cx),
-            },
-            priority_fencing,
-        }),
-        StonithMode::Auto if !cx.options.managed_identity => None,
-        StonithMode::Auto => {
-            let vm_of = |host: &str| {
-                cx.config.db.vm_names.get(host).cloned().unwrap_or_else(|| {
-                    if host == cx.inv.node.name {
-                        cx.inv.azure.vm_name.clone()
-                    } else {
-                        host.to_string()
-                    }
-                })
-            };
-            let mut map: Vec<String> = cx.inv.peers.iter().map(|p| format!("{}:{}", p.name, vm_of(&p.name))).collect();
-            map.sort();
-            Some(Stonith {
-                agent: FenceAgent::AzureArm {
-                    subscription_id: cx.inv.azure.subscription_id.clone(),
-                    resource_group: cx.inv.azure.resource_group.clone(),
-                    host_map: map.join(";"),
-                },
-                priority_fencing,
-            })
-        }
-    }
-}
-
-/// Why STONITH is off, when it is (logged once per run and shown by `status`).
-pub fn stonith_off_reason(cx: &Context) -> Option<&'static str> {
-    match cx.config.db.stonith {
-        StonithMode::Off => Some("db.stonith is off in the config"),
-        StonithMode::Auto if !cx.options.managed_identity => Some(
-            "the VM has no managed identity (IMDS token endpoint refused), so fence_azure_arm cannot authenticate, \
-             and db.stonith is not sbd",
-        ),
-        StonithMode::Auto | StonithMode::Sbd => None,
-    }
 }
 
 pub fn cib_spec<'a>(cx: &'a Context) -> CibSpec<'a> {
