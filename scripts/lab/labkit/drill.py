@@ -2,13 +2,14 @@
 
 post 1; stop the standby db -> post 2; start it, wait for UpToDate/UpToDate; hard-kill the primary
 db VM -> first write through the VIP, post 3; restart it, wait for the resync; stop web-1 -> post 4;
-start it, stop web-2 -> post 5; start web-2; every post readable through the LB, the pair healthy.
+start it, stop web-2 -> post 5; start web-2; every post readable through the LB and on the front page
+in a browser (browser.py), the pair healthy.
 """
 
 import time
 
-from . import failover, howto, stack
-from .steps import Steps, boot_vm, db_roles, read_posts, vip_write, wait_lb, wait_pair_healthy, write_post
+from . import browser, failover, howto, stack
+from .steps import PUBLIC_URL, Steps, boot_vm, db_roles, read_posts, vip_write, wait_lb, wait_pair_healthy, write_post
 
 
 def run(lab, out, result):
@@ -65,5 +66,8 @@ def run(lab, out, result):
         timings["%s_start_to_lb_up_s" % name.replace("-", "")] = round(time.time() - t0, 1)
 
     step("every post readable through the public LB", read_posts, lab, out["posts"])
+    out["browser"] = step("what a visitor sees: Chromium through the public LB", browser.check_lab, lab,
+                          out["posts"], PUBLIC_URL)
+    out.setdefault("failed", []).extend("browser: " + f for f in out["browser"]["failed"])
     step("DB pair healthy at the end", wait_pair_healthy, lab, 600)
     out["notes"].append("end: " + stack.pair_status([lab.vms["db-a"], lab.vms["db-b"]]))

@@ -113,6 +113,10 @@ class Lab:
         """hainit's secret derivation (README "Secrets"), for the drill's logins."""
         return hmac.new(self.secret.encode(), ("hainit/" + purpose).encode(), hashlib.sha256).hexdigest()
 
+    def wp_admin(self):
+        """(user, password) of WordPress's admin: hainit's default admin_user and derived password."""
+        return "wpadmin", self.derive("wordpress-admin")
+
     def net_tap(self, name, role):
         return net.tap_name(name) if self.net.has_tap(name) else self.net.add_tap(name, role)
 
@@ -228,7 +232,8 @@ class Lab:
 
     # ---- drill clients -------------------------------------------------------------------
     def client(self, args, timeout):
-        env = dict(os.environ, HLAB_WP_USER="wpadmin", HLAB_WP_PASSWORD=self.derive("wordpress-admin"))
+        user, password = self.wp_admin()
+        env = dict(os.environ, HLAB_WP_USER=user, HLAB_WP_PASSWORD=password)
         r = common.run(self.net.cmd(["python3", CLIENT_SCRIPT] + args), check=False, timeout=timeout + 60,
                        env=env, log=self.log)
         try:

@@ -4,6 +4,8 @@ import json
 import os
 import time
 
+from . import browser
+
 TARGETS = {"lab_minutes": 30, "ram_mib": 8192, "initial_sync_s": 0, "failover_s": 60}
 # Every scenario of `make lab`, in the order a full run takes them.
 SCENARIOS = ["drill", "repair", "crash", "splitbrain"]
@@ -284,6 +286,7 @@ def scenario_section(sc):
     if sc.get("writes"):
         lines += ["", "Writes: `%s`" % json.dumps(sc["writes"])]
     lines += fencing_lines(sc)
+    lines += browser.report_lines(sc.get("browser"))
     if sc.get("kills"):
         lines += ["", "| killed at action | hainit then | during |", "|---|---|---|"]
         for k in sc["kills"]:
