@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from . import browser
+from . import browser, report_html
 
 TARGETS = {"lab_minutes": 30, "ram_mib": 8192, "initial_sync_s": 0, "failover_s": 60}
 # Every scenario of `make lab`, in the order a full run takes them.
@@ -127,6 +127,7 @@ def write(result, run_dir):
     path = os.path.join(run_dir, "report.md")
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
+    report_html.write(result, run_dir, TARGETS["failover_s"])
     return path
 
 
