@@ -11,8 +11,9 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
 
+import reports  # noqa: E402
 from labkit import browser  # noqa: E402
 
 TITLES = ["hainit lab 20261205-101010-ab12 post 1", "hainit lab 20261205-101010-ab12 post 2",
@@ -144,6 +145,26 @@ class OffSite(unittest.TestCase):
                  "http://web-1/wp-admin/": "a host name only the private network resolves"}
         for url, why in cases.items():
             self.assertEqual(browser.off_site(url, self.PUBLIC), why, url)
+
+
+class ReportLines(unittest.TestCase):
+    def test_report_md_gives_the_figures_and_links_the_screenshots(self):
+        md = reports.markdown(reports.sample())
+        self.assertIn("In a browser (headless Chrome/156.0.8078.114, through http://10.0.3.10/): ok", md)
+        self.assertIn("- front page: 5 of 5 drill posts shown, 1 stylesheet(s) applied, 0 image(s), 6.1 s", md)
+        self.assertIn("- wp-admin login as the admin: landed on the dashboard, 9.8 s", md)
+        self.assertIn("![front page](browser/front-page.png) ![dashboard](browser/dashboard.png)", md)
+
+    def test_a_failed_check_says_so_beside_the_scenario_failures(self):
+        result = reports.sample()
+        drill = result["scenarios"][0]
+        drill["browser"].update(ok=False, failed=["post 2 \"x\" is not on the front page"])
+        drill["browser"]["login"].update(dashboard=False, url="http://10.0.3.10/wp-login.php", title="Log In")
+        drill.update(status="fail", failed=["browser: post 2 \"x\" is not on the front page"])
+        md = reports.markdown(result)
+        self.assertIn("- FAILED: browser: post 2 \"x\" is not on the front page", md)
+        self.assertIn("through http://10.0.3.10/): **1 failure(s)**, listed above", md)
+        self.assertIn("- wp-admin login as the admin: ended at http://10.0.3.10/wp-login.php (\"Log In\"), 9.8 s", md)
 
 
 if __name__ == "__main__":
