@@ -14,6 +14,7 @@ recorded from the Network domain's events, redirects included.
 """
 
 import base64
+import fcntl
 import ipaddress
 import json
 import math
@@ -52,17 +53,18 @@ class DevTools:
 
     def __init__(self, prefix=(), log_path=None, on_event=None):
         self.prefix, self.log_path, self.on_event = list(prefix), log_path, on_event
-        self.proc, self.profile, self.buf = None, None, b""
+        self.proc, self.profile, self.buf, self.rfd, self.wfd = None, None, b"", None, None
         self.next_id, self.answers, self.pending = 0, {}, []
 
     def start(self):
         if shutil.which(CHROMIUM) is None:
             raise BrowserError("%s is not installed (Debian package chromium; .ci/run installs it)" % CHROMIUM)
         self.profile = tempfile.mkdtemp(prefix="hainit-chromium-")
-        # Chromium's ends of the two pipes go to fds 3 and 4 in the child; ours stay here.
+        # Chromium's ends of the two pipes go to fds 3 and 4 in the child; ours stay here. Its ends
+        # are first moved above 9, so placing one at 3 cannot overwrite the other.
         to_child, self.wfd = os.pipe()
         self.rfd, from_child = os.pipe()
-        high = [os.dup(fd) for fd in (to_child, from_child)]
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_child, from_child)]
         for fd in (to_child, from_child):
             os.close(fd)
 
@@ -94,15 +96,15 @@ class DevTools:
             try:
                 self.send("Browser.close")
                 self.proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
+            except (BrowserError, subprocess.TimeoutExpired):
                 pass
             if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-        for fd in ("wfd", "rfd"):
-            if getattr(self, fd, None) is not None:
-                os.close(getattr(self, fd))
-                setattr(self, fd, None)
+        for fd in (self.wfd, self.rfd):
+            if fd is not None:
+                os.close(fd)
+        self.wfd = self.rfd = None
         if self.profile:
             shutil.rmtree(self.profile, ignore_errors=True)
             self.profile = None
@@ -113,8 +115,12 @@ class DevTools:
         if session:
             msg["sessionId"] = session
         data = json.dumps(msg).encode() + b"\0"
-        while data:
-            data = data[os.write(self.wfd, data):]
+        try:
+            while data:
+                data = data[os.write(self.wfd, data):]
+        except BrokenPipeError:
+            raise BrowserError("chromium exited (%s) before %s; see %s"
+                               % (self.proc.poll(), method, self.log_path or "its stderr")) from None
         return self.next_id
 
     def read(self, deadline):
@@ -379,7 +385,8 @@ def front_failures(seen, titles):
     bad = []
     doc = main_document(seen, "front")
     if doc is None or doc.get("status") != 200:
-        bad.append("the front page %s answered %s" % (public, "nothing" if doc is None else "HTTP %s" % doc.get("status")))
+        answer = "nothing" if doc is None else "HTTP %s" % doc.get("status")
+        bad.append("the front page %s answered %s" % (public, answer))
     bad += ["post %d \"%s\" is not on the front page" % (n, t) for n, t in enumerate(titles, 1)
             if not shows(front, t)]
     if not any(s["href"] and origin(s["href"]) == origin(public) and s["rules"] for s in front["sheets"]):

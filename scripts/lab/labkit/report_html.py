@@ -269,7 +269,8 @@ def bringup(result):
     out.append('<div class="cols">')
     for name, svg in charts.items():
         vm = vms[name]
-        state = "" if vm.get("hainit") in (None, "ok") else "; hainit %s (exit %s)" % (vm["hainit"], vm.get("hainit_exit"))
+        state = ("" if vm.get("hainit") in (None, "ok")
+                 else "; hainit %s (exit %s)" % (vm["hainit"], vm.get("hainit_exit")))
         out += ['<div><h3>%s: hainit %.1f s in all%s</h3>' % (esc(name), sum(vm["steps_s"].values()), esc(state)),
                 svg, '</div>']
     out.append('</div>')

@@ -33,7 +33,8 @@ def sample(run_dir="/var/tmp/hainit-lab/runs/20261205-101010-ab12"):
     t = 1796500000.0
     steps, start = [], t
     for name, secs, ok in [("DB pair healthy", 2.1, True), ("post 1", 9.4, True),
-                           ("stop the standby (db-b, clean shutdown)", 21.0, True), ("post 2 (standby down)", 6.2, True),
+                           ("stop the standby (db-b, clean shutdown)", 21.0, True),
+                           ("post 2 (standby down)", 6.2, True),
                            ("start db-b", 48.3, True), ("DRBD UpToDate on both", 61.5, True),
                            ("first write through the VIP after the kill", 54.0, True),
                            ("post 3 (after failover)", 12.7, True), ("failover breakdown", 4.9, True),
@@ -41,8 +42,8 @@ def sample(run_dir="/var/tmp/hainit-lab/runs/20261205-101010-ab12"):
                            ("stop web-1", 14.0, True), ("post 4 (web-1 down)", 8.8, True), ("start web-1", 40.1, True),
                            ("public LB marks web-1 up", 70.4, True), ("stop web-2", 13.2, True),
                            ("post 5 (web-2 down)", 7.9, True), ("start web-2", 39.5, True),
-                           ("public LB marks web-2 up", 66.0, True), ("every post readable through the public LB", 31.0,
-                                                                      True),
+                           ("public LB marks web-2 up", 66.0, True),
+                           ("every post readable through the public LB", 31.0, True),
                            ("what a visitor sees: Chromium through the public LB", 18.6, True),
                            ("DB pair healthy at the end", 1.9, True)]:
         steps.append({"step": name, "start": round(start, 3), "seconds": secs, "ok": ok})
