@@ -26,8 +26,9 @@ check-static:
 	@size=$$(stat -c %s $(BIN)); echo "size: $$size bytes"; \
 	  [ $$size -lt $$((8 * 1024 * 1024)) ] || { echo "$(BIN) is $$size bytes, over 8 MiB" >&2; exit 1; }
 
-## test: lint, every cargo test (units, fake IMDS, golden plans, real-tool checks), static build
+## test: lint, every cargo test (units, fake IMDS, golden plans, real-tool checks), static build, quick bench
 test: lint unit build lab-check
+	@$(MAKE) --no-print-directory bench BENCH_ARGS=--quick
 
 unit:
 	$(CARGO) test --locked
@@ -36,7 +37,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@if [ -n "$(SCRIPTS)" ]; then shellcheck -x $(SCRIPTS); fi
-	pyflakes3 scripts/lab
+	pyflakes3 scripts/lab scripts/bench.py
 
 fmt:
 	$(CARGO) fmt --all
@@ -46,10 +47,9 @@ golden:
 	UPDATE_GOLDEN=1 $(CARGO) test --locked
 	git status --short tests/golden
 
-## bench: median discover/plan wall time, peak RSS and size of the release binary
-bench: build
-	$(CARGO) build --release --locked --example fake-imds
-	python3 scripts/bench.py --hainit $(BIN) --fake-imds target/release/examples/fake-imds
+## bench: discover and the db/web plans' wall time (median/min/max), peak RSS, binary size (docs/development.md)
+bench: build $(FAKE_IMDS)
+	python3 scripts/bench.py --hainit $(BIN) --fake-imds $(FAKE_IMDS) $(BENCH_ARGS)
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)/usr/local/sbin/hainit
