@@ -226,14 +226,16 @@ def rerun_section(result):
     if not reruns:
         return []
     lines = ["", "## Re-run on a converged node: `hainit --role db|web` after bring-up", "",
-             "| VM | seconds | actions | steps changed | exit |", "|---|---|---|---|---|"]
+             "| VM | seconds | actions | steps changed | slowest steps | exit |", "|---|---|---|---|---|---|"]
     for name, r in reruns.items():
         if "seconds" not in r:
-            lines.append("| %s | – | – | – | %s |" % (name, clip(r.get("error")).replace("|", "\\|")))
+            lines.append("| %s | – | – | – | – | %s |" % (name, clip(r.get("error")).replace("|", "\\|")))
             continue
         changed = ", ".join(r["changed_steps"]) or "none"
-        lines.append("| %s | %s | %s | %s | %s%s |" % (name, r["seconds"], r["actions"], changed, r["exit"],
-                                                        ": " + clip(r["error"]).replace("|", "\\|") if r.get("error") else ""))
+        slowest = ", ".join("%s %s s" % kv for kv in r.get("slowest_steps_s", {}).items()) or "–"
+        error = ": " + clip(r["error"]).replace("|", "\\|") if r.get("error") else ""
+        lines.append("| %s | %s | %s | %s | %s | %s%s |" % (name, r["seconds"], r["actions"], changed, slowest,
+                                                             r["exit"], error))
     return lines
 
 

@@ -24,8 +24,8 @@ def command(role):
 
 
 def parse(output):
-    """{exit, seconds, steps, actions, changed_steps[, error]} of one re-run from its output. A log
-    whose step lines cannot be read (a format change) is an error, never "0 actions"."""
+    """{exit, seconds, steps, actions, changed_steps, slowest_steps_s[, error]} of one re-run from its
+    output. A log whose step lines cannot be read (a format change) is an error, never "0 actions"."""
     mark = MARK.search(output)
     if mark is None:
         raise common.LabError("the re-run's output has no end mark (did ssh drop?): %s"
@@ -44,7 +44,9 @@ def parse(output):
             changed.append(m.group(1))
             actions += int(n.group(1))
     entry = {"exit": code, "seconds": round(end - start, 2), "steps": steps, "actions": actions,
-             "changed_steps": changed}
+             "changed_steps": changed,
+             # Where the time went: each step from the end of the one before (bring-up's breakdown).
+             "slowest_steps_s": dict(steptimes.slowest(steptimes.durations(output), 3))}
     if code == 0:
         summary = SUMMARY.search(output)
         if summary is None or (int(summary.group(1)), int(summary.group(2))) != (steps, len(changed)):

@@ -46,8 +46,9 @@ hainit-rerun exit=3 start=1765015200.0 end=1765015203.0
 
 class Parse(unittest.TestCase):
     def test_a_converged_rerun_took_no_action(self):
-        self.assertEqual(rerun.parse(CONVERGED), {"exit": 0, "seconds": 2.45, "steps": 3, "actions": 0,
-                                                  "changed_steps": []})
+        self.assertEqual(rerun.parse(CONVERGED), {
+            "exit": 0, "seconds": 2.45, "steps": 3, "actions": 0, "changed_steps": [],
+            "slowest_steps_s": {"db.cluster.ready": 0.9, "db.packages": 0.7, "common.sysctl": 0.2}})
         self.assertTrue(rerun.met(rerun.parse(CONVERGED)))
 
     def test_a_rerun_that_changed_names_the_steps_and_counts_their_actions(self):
@@ -166,11 +167,13 @@ class Report(unittest.TestCase):
                   "web-1": rerun.parse(FAILED), "web-2": {"error": "not running after bring-up"}}
         r = result_with(reruns)
         md = reports.markdown(r)
-        self.assertIn("| db-a | 2.45 | 0 | none | 0 |", md)
-        self.assertIn("| db-b | 9.25 | 3 | db.cluster.pcsd, db.cluster.cib | 0 |", md)
-        self.assertIn("| web-1 | 3.0 | 0 | none | 3: step web.db.vip: timed out waiting for the VIP exit_code=3 |",
-                      md)
-        self.assertIn("| web-2 | – | – | – | not running after bring-up |", md)
+        self.assertIn("| db-a | 2.45 | 0 | none | db.cluster.ready 0.9 s, db.packages 0.7 s, common.sysctl 0.2 s "
+                      "| 0 |", md)
+        self.assertIn("| db-b | 9.25 | 3 | db.cluster.pcsd, db.cluster.cib | db.cluster.cib 8.5 s, "
+                      "common.sysctl 0.2 s, db.cluster.pcsd 0.2 s | 0 |", md)
+        self.assertIn("| web-1 | 3.0 | 0 | none | common.sysctl 0.2 s | 3: step web.db.vip: timed out waiting for "
+                      "the VIP exit_code=3 |", md)
+        self.assertIn("| web-2 | – | – | – | – | not running after bring-up |", md)
         self.assertIn("| re-run of hainit on each converged VM | 0 actions, <= 5 s | 3 action(s), slowest 9.25 s "
                       "| **no** |", md)
         self.assertEqual((r["figures"]["rerun_max_s"], r["figures"]["rerun_actions"]), (9.25, 3))
