@@ -158,7 +158,7 @@ fn run_status(inputs: Inputs, json: bool) -> Result<()> {
     } else {
         print!("{}", report.to_text());
     }
-    Ok(())
+    report.verdict()
 }
 
 /// Probe what the steps depend on but IMDS knows (managed identity), then build the context.

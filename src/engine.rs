@@ -188,7 +188,7 @@ pub fn execute(sys: &dyn Executor, action: &Action) -> Result<()> {
     }
 }
 
-/// How a command ended, for messages: `exit 4`, or `a signal` (killed, or past its time limit).
+/// How a command ended, for messages: `exit 4`, or `a signal` (killed by someone).
 fn ended(code: Option<i32>) -> String {
     code.map_or("a signal".to_string(), |c| format!("exit {c}"))
 }

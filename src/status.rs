@@ -65,6 +65,17 @@ impl StatusReport {
         }
     }
 
+    /// How `status` exits: 0 when no item is FAIL (WARN included), else exit 1 naming the
+    /// failed items (docs/usage.md).
+    pub fn verdict(&self) -> Result<(), Error> {
+        let failed: Vec<&str> =
+            self.items.iter().filter(|h| h.level == Level::Fail).map(|h| h.name.as_str()).collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(Error::step(format!("status: {} item(s) FAIL: {}", failed.len(), failed.join(", "))))
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "role": self.inventory.role,
@@ -130,7 +141,8 @@ pub fn last_run_record(result: &Result<Vec<(&'static str, Outcome)>, Error>) -> 
             "error": e.message(),
         }),
     };
-    FileSpec::new(LAST_RUN, format!("{body:#}\n"), 0o644)
+    // Root only: an error message may quote what a failed command said.
+    FileSpec::new(LAST_RUN, format!("{body:#}\n"), 0o600)
 }
 
 pub fn rfc3339_now() -> String {
@@ -157,6 +169,12 @@ pub fn rfc3339(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_record_is_for_root_only() {
+        assert_eq!(last_run_record(&Ok(Vec::new())).mode, 0o600);
+        assert_eq!(last_run_record(&Err(Error::step("x"))).mode, 0o600);
+    }
 
     #[test]
     fn formats_utc_timestamps() {

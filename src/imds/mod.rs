@@ -65,18 +65,27 @@ impl ImdsClient {
         InstanceDoc::from_json(&body)
     }
 
-    /// True when the managed-identity endpoint hands out an ARM token (the token is discarded).
+    /// Whether the VM has a managed identity: true when the identity endpoint hands out an ARM
+    /// token (discarded), false only on the answers IMDS documents for "no identity" (400-403).
+    /// "IMDS is updating" (404 on this endpoint), throttling, 5xx and no answer are retried until
+    /// the deadline (then exit 3); anything else is an error (exit 2). Never a guess.
     pub fn has_managed_identity(&self) -> Result<bool> {
         let path = format!(
             "/metadata/identity/oauth2/token?api-version={IDENTITY_API_VERSION}&resource=https://management.azure.com/"
         );
-        // On this endpoint 404 means "IMDS is updating" (retry); other 4xx mean "no identity".
-        let (ok, _) = self.get(&path, |status| match status {
+        let (ok, body) = self.get(&path, |status| match status {
             200 => Verdict::Done(true),
             400..=403 => Verdict::Done(false),
             s if s == 404 || is_retryable(s) => Verdict::Retry,
             _ => Verdict::Refuse,
         })?;
+        if ok && !model::is_token(&body) {
+            return Err(Error::input(format!(
+                "IMDS {}{path} answered HTTP 200 without an access_token; body starts with {:?}",
+                self.base_url,
+                body.chars().take(60).collect::<String>()
+            )));
+        }
         Ok(ok)
     }
 

@@ -186,6 +186,15 @@ fn data_disk_luns(compute: &Value) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// True when `body` is a token answer of the identity endpoint: a JSON object with a non-empty
+/// string `access_token`.
+pub fn is_token(body: &str) -> bool {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("access_token").and_then(Value::as_str).map(|t| !t.is_empty()))
+        .unwrap_or(false)
+}
+
 /// Decode `userData` (standard base64, padding optional). `None` when it is not base64.
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);

@@ -25,7 +25,7 @@ pub struct Cmd {
     pub args: Vec<Arg>,
     pub stdin: Option<Input>,
     pub env: Vec<(String, String)>,
-    /// Killed after this long (the step then fails).
+    /// Killed after this long; the run then ends as a timeout (exit 3).
     pub timeout: Duration,
     /// Working directory: a path on the target, resolved under `--root` like every other path.
     pub cwd: Option<String>,
@@ -196,7 +196,7 @@ fn quote_with(word: &str, safe_marks: &str) -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Output {
-    /// Exit code; `None` when killed by a signal or the time limit.
+    /// Exit code; `None` when killed by a signal (a time limit is an error, not an `Output`).
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,

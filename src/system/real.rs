@@ -137,16 +137,28 @@ impl HostSystem {
                 Ok(None) if started.elapsed() >= cmd.timeout => {
                     let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
                     let _ = child.wait();
-                    let mut out = Output::fail(-1, "");
-                    out.code = None;
-                    out.stderr = format!("killed after {} s (time limit)", cmd.timeout.as_secs());
-                    return Ok(out);
+                    // A slow machine or service, not a wrong one: exit 3, and the boot unit runs
+                    // hainit again (a re-run resumes where this one stopped).
+                    return Err(Error::timeout(format!(
+                        "`{}` did not finish within its time limit of {} and was killed",
+                        cmd.head(),
+                        limit(cmd.timeout)
+                    )));
                 }
                 Ok(None) => thread::sleep(Duration::from_millis(10)),
                 Err(e) => return Err(io_error(format!("waiting for {}", cmd.program), e)),
             }
         };
         Ok(Output { code, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() })
+    }
+}
+
+/// `600 s`, or `0.2 s` below a second.
+fn limit(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} s", d.as_secs())
     }
 }
 
@@ -320,9 +332,18 @@ mod tests {
         assert_eq!((out.code, out.stderr.trim()), (Some(3), "oops"));
         let out = sys.run(&Cmd::new("/nonexistent/tool")).unwrap();
         assert_eq!(out.code, Some(127));
+    }
+
+    #[test]
+    fn a_command_past_its_time_limit_is_killed_and_a_timeout() {
+        let sys = HostSystem::new(Root::host());
         let started = Instant::now();
-        let out = sys.run(&Cmd::new("sleep").arg("30").timeout(Duration::from_millis(200))).unwrap();
-        assert_eq!(out.code, None);
-        assert!(started.elapsed() < Duration::from_secs(5));
+        let e = sys.run(&Cmd::new("sleep").arg("30").timeout(Duration::from_millis(200))).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(e.kind, crate::error::ErrorKind::Timeout, "{e}");
+        assert_eq!(e.kind.exit_code(), 3);
+        assert_eq!(e.to_string(), "`sleep 30` did not finish within its time limit of 0.2 s and was killed");
+        let e = sys.query(&Cmd::new("sleep").arg("30").timeout(Duration::from_secs(1))).unwrap_err();
+        assert!(e.to_string().contains("time limit of 1 s"), "{e}");
     }
 }

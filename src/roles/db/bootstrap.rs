@@ -135,7 +135,7 @@ impl Step for HandoffStep {
             Gate::Predict => vec![stop, umount, demote],
             Gate::Live(s) => {
                 let mut actions = Vec::new();
-                if units::state(probe, unit)?.active {
+                if units::state(probe, unit)?.is_active() {
                     actions.push(stop);
                 }
                 if mount_point_of(probe, &dev)?.is_some() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::facts::{is_our_corosync, COROSYNC_CONF};
 use crate::dialect::PcsDialect;
 use crate::engine::{check_files, Context, Step};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::Action;
 use crate::roles::units;
 use crate::secrets::{Purpose, Secret};
@@ -100,8 +100,7 @@ impl Step for PcsdStep {
     }
     fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let s = units::state(probe, "pcsd")?;
-        let starting =
-            s.active || s.activating || units::start_queued(&probe.query(&units::list_jobs())?.stdout, "pcsd");
+        let starting = s.is_active() || s.is_activating() || units::start_queued(&list_jobs(probe)?, "pcsd");
         Ok(if starting {
             Vec::new()
         } else {
@@ -237,10 +236,8 @@ impl Step for StartStep {
         let corosync = units::state(probe, "corosync")?;
         let pacemaker = units::state(probe, "pacemaker")?;
         let mut actions = Vec::new();
-        let stale = corosync.active && {
-            let name = probe.query(&Cmd::new("corosync-cmapctl").args(["-g", "totem.cluster_name"]))?;
-            !name.stdout.trim().ends_with(&format!("= {}", cx.inv.cluster))
-        };
+        // Only a name corosync really reported decides a stop; a failed query ends the run.
+        let stale = corosync.is_active() && running_cluster_name(probe)? != cx.inv.cluster;
         if stale {
             actions.push(Action::run(
                 Cmd::new("pcs").args(["cluster", "stop", "--force"]),
@@ -249,7 +246,7 @@ impl Step for StartStep {
         }
         // What `pcs cluster start/enable` run, without pcs's interpreter start (minutes under
         // emulation in the lab; `pcs cluster enable` alone took 3.5 min there).
-        if stale || !corosync.active || !pacemaker.active {
+        if stale || !corosync.is_active() || !pacemaker.is_active() {
             actions.push(Action::run(
                 Cmd::new("systemctl").args(["start", "corosync", "pacemaker"]),
                 "start corosync and pacemaker here",
@@ -257,6 +254,52 @@ impl Step for StartStep {
         }
         Ok(actions)
     }
+}
+
+/// `systemctl list-jobs`: its output, or an error when systemd did not answer.
+fn list_jobs(probe: &dyn Probe) -> Result<String> {
+    let out = probe.query(&units::list_jobs())?;
+    if !out.success() {
+        return Err(Error::step(format!("`systemctl list-jobs` failed with {:?}: {}", out.code, out.tail())));
+    }
+    Ok(out.stdout)
+}
+
+const CLUSTER_NAME_KEY: &str = "totem.cluster_name";
+
+/// The cluster name the running corosync uses (`corosync-cmapctl -g totem.cluster_name`).
+fn running_cluster_name(probe: &dyn Probe) -> Result<String> {
+    parse_cluster_name(&probe.query(&Cmd::new("corosync-cmapctl").args(["-g", CLUSTER_NAME_KEY]))?)
+}
+
+/// Exactly one line `totem.cluster_name (str) = NAME`. cmapctl reports a failure as `… Error
+/// CS_ERR_…` on stderr, with exit 1 when it cannot reach corosync and exit 0 when the key cannot
+/// be read: `CS_ERR_TRY_AGAIN` (corosync busy, e.g. forming membership) is a timeout, exit 3, so
+/// the boot unit runs hainit again; any other answer is exit 1. Never "a stale configuration".
+pub fn parse_cluster_name(out: &Output) -> Result<String> {
+    let cmd = format!("`corosync-cmapctl -g {CLUSTER_NAME_KEY}`");
+    if let Some(code) = cs_error(&out.stderr) {
+        let msg = format!("{cmd} failed with {code} (exit {:?}): {}", out.code, out.tail());
+        return Err(if code == "CS_ERR_TRY_AGAIN" { Error::timeout(msg) } else { Error::step(msg) });
+    }
+    let prefix = format!("{CLUSTER_NAME_KEY} (str) = ");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    match (out.code, lines.as_slice()) {
+        (Some(0), [line]) => match line.strip_prefix(&prefix) {
+            Some(name) if !name.trim().is_empty() => Ok(name.trim().to_string()),
+            _ => Err(Error::step(format!("{cmd} printed {line:?}, not `{prefix}NAME`"))),
+        },
+        _ => Err(Error::step(format!("{cmd} ended with {:?} and printed {:?}: {}", out.code, out.stdout, out.tail()))),
+    }
+}
+
+/// The `CS_ERR_…` code at the end of a cmapctl error line (`… Error CS_ERR_TRY_AGAIN`).
+fn cs_error(stderr: &str) -> Option<&str> {
+    stderr.lines().find_map(|l| {
+        let code = l.trim_end().rsplit_once(" Error ")?.1;
+        let well_formed = code.strip_prefix("CS_ERR_")?.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+        well_formed.then_some(code)
+    })
 }
 
 /// The units that rejoin the cluster at boot, enabled in one call once the cluster runs. Last,
@@ -273,7 +316,7 @@ impl Step for BootStep {
     fn check(&self, _cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let mut disabled = Vec::new();
         for unit in BOOT_UNITS {
-            if !units::state(probe, unit)?.enabled {
+            if !units::state(probe, unit)?.is_enabled() {
                 disabled.push(unit);
             }
         }
@@ -285,5 +328,39 @@ impl Step for BootStep {
                 "pcsd and the cluster stack start at boot: the node rejoins the cluster",
             )]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn the_cluster_name_is_read_exactly() {
+        assert_eq!(parse_cluster_name(&Output::ok("totem.cluster_name (str) = wpcluster\n")).unwrap(), "wpcluster");
+        assert_eq!(parse_cluster_name(&Output::ok("totem.cluster_name (str) = debian\n")).unwrap(), "debian");
+    }
+
+    #[test]
+    fn a_failed_cmapctl_is_an_error_and_try_again_a_timeout() {
+        let failed = |code, stdout: &str, stderr: &str| Output { code, stdout: stdout.into(), stderr: stderr.into() };
+        let cases = [
+            // corosync 3.1: the get fails, cmapctl still exits 0 with nothing on stdout.
+            (failed(Some(0), "", "Can't get key totem.cluster_name. Error CS_ERR_TRY_AGAIN\n"), ErrorKind::Timeout),
+            (failed(Some(1), "", "Failed to initialize the cmap API. Error CS_ERR_TRY_AGAIN\n"), ErrorKind::Timeout),
+            (failed(Some(1), "", "Failed to initialize the cmap API. Error CS_ERR_LIBRARY\n"), ErrorKind::Step),
+            (failed(Some(0), "", "Can't get key totem.cluster_name. Error CS_ERR_NOT_EXIST\n"), ErrorKind::Step),
+            (failed(Some(0), "", ""), ErrorKind::Step),
+            (failed(None, "", "killed after 600 s"), ErrorKind::Step),
+            (failed(Some(0), "totem.cluster_name (str) = \n", ""), ErrorKind::Step),
+            (failed(Some(0), "totem.cluster_name (u32) = 7\n", ""), ErrorKind::Step),
+            (failed(Some(0), "totem.cluster_name (str) = a\ntotem.cluster_name (str) = b\n", ""), ErrorKind::Step),
+        ];
+        for (out, kind) in cases {
+            let e = parse_cluster_name(&out).unwrap_err();
+            assert_eq!(e.kind, kind, "{out:?}: {e}");
+            assert!(e.to_string().contains("corosync-cmapctl -g totem.cluster_name"), "{e}");
+        }
     }
 }

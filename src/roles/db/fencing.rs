@@ -6,6 +6,7 @@ use super::sbd;
 use crate::config::StonithMode;
 use crate::dialect::pcs;
 use crate::engine::Context;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct Stonith {
@@ -40,8 +41,10 @@ impl Stonith {
     }
 }
 
-/// STONITH: SBD when configured; fence_azure_arm when the VM has a managed identity (and the
-/// config allows it); otherwise none (safety rule 4: logged, shown by `status`).
+/// STONITH: SBD when configured; fence_azure_arm with the VM's managed identity by default; none
+/// only when the config says `db.stonith: off` (safety rule 4: logged, `status` reports FAIL).
+/// `auto` without an identity is refused by [`validate`] before any step runs; it is never
+/// read as "off".
 pub fn stonith(cx: &Context) -> Option<Stonith> {
     let priority_fencing = cx.platform.db.priority_fencing;
     match cx.config.db.stonith {
@@ -55,16 +58,8 @@ pub fn stonith(cx: &Context) -> Option<Stonith> {
         }),
         StonithMode::Auto if !cx.options.managed_identity => None,
         StonithMode::Auto => {
-            let vm_of = |host: &str| {
-                cx.config.db.vm_names.get(host).cloned().unwrap_or_else(|| {
-                    if host == cx.inv.node.name {
-                        cx.inv.azure.vm_name.clone()
-                    } else {
-                        host.to_string()
-                    }
-                })
-            };
-            let mut map: Vec<String> = cx.inv.peers.iter().map(|p| format!("{}:{}", p.name, vm_of(&p.name))).collect();
+            let mut map: Vec<String> =
+                cx.inv.peers.iter().map(|p| format!("{}:{}", p.name, vm_name_of(cx, &p.name))).collect();
             map.sort();
             Some(Stonith {
                 agent: FenceAgent::AzureArm {
@@ -78,14 +73,64 @@ pub fn stonith(cx: &Context) -> Option<Stonith> {
     }
 }
 
-/// Why STONITH is off, when it is (logged once per run and shown by `status`).
+/// The Azure VM name fence_azure_arm powers off for `host`: `db.vm_names`, else this VM's own
+/// name from IMDS, else (the peer) its host name, as deploy-azure.sh creates them.
+fn vm_name_of(cx: &Context, host: &str) -> String {
+    cx.config.db.vm_names.get(host).cloned().unwrap_or_else(|| {
+        if host == cx.inv.node.name {
+            cx.inv.azure.vm_name.clone()
+        } else {
+            host.to_string()
+        }
+    })
+}
+
+/// Why STONITH is off, when it is (logged once per run; `status` reports it as FAIL).
 pub fn stonith_off_reason(cx: &Context) -> Option<&'static str> {
-    match cx.config.db.stonith {
-        StonithMode::Off => Some("db.stonith is off in the config"),
-        StonithMode::Auto if !cx.options.managed_identity => Some(
-            "the VM has no managed identity (IMDS token endpoint refused), so fence_azure_arm cannot authenticate, \
-             and db.stonith is not sbd",
-        ),
-        StonithMode::Auto | StonithMode::Sbd => None,
+    (cx.config.db.stonith == StonithMode::Off).then_some("db.stonith is off in the config")
+}
+
+/// The fencing inputs, checked before anything is touched (exit 2): `auto` needs a managed
+/// identity (never guessed to be "off") and the Azure ids fence_azure_arm addresses the VMs by.
+pub fn validate(cx: &Context) -> Result<()> {
+    let db = &cx.config.db;
+    for (host, vm) in &db.vm_names {
+        if !cx.inv.peers.iter().any(|p| &p.name == host) {
+            let peers: Vec<&str> = cx.inv.peers.iter().map(|p| p.name.as_str()).collect();
+            return Err(Error::input(format!(
+                "db.vm_names has an entry for {host:?}, which is not a node of hainit-peers ({})",
+                peers.join(", ")
+            )));
+        }
+        if vm.is_empty() || vm.len() > 64 || !vm.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(Error::input(format!("db.vm_names: {host:?} maps to {vm:?}, which is not an Azure VM name")));
+        }
     }
+    if db.stonith != StonithMode::Auto {
+        return Ok(());
+    }
+    if !cx.options.managed_identity {
+        return Err(Error::input(format!(
+            "db.stonith is auto (fence_azure_arm) but this VM has no managed identity: the IMDS identity \
+             endpoint answered that none is assigned, so the fence agent could not authenticate and hainit will \
+             not form a cluster without STONITH by guess. Either give VM {} a system-assigned managed identity \
+             with the fence role on the resource group (docs/azure.md; `az vm identity assign` and `az role \
+             assignment create`), or set `db.stonith: off` in the config to run without STONITH knowingly \
+             (`status` then reports FAIL)",
+            cx.inv.azure.vm_name
+        )));
+    }
+    let azure = &cx.inv.azure;
+    for (field, value) in [
+        ("compute.subscriptionId", &azure.subscription_id),
+        ("compute.resourceGroupName", &azure.resource_group),
+        ("compute.name", &azure.vm_name),
+    ] {
+        if value.trim().is_empty() {
+            return Err(Error::input(format!(
+                "IMDS document: {field} is empty, and fence_azure_arm (db.stonith: auto) needs it to address the VMs"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -238,10 +238,11 @@ fn stonith(state: &ClusterState) -> Health {
         (Some(true), None) => {
             Health::warn("stonith", format!("enabled, but no fence device ({FENCE_AZURE} or {FENCE_SBD}) is started"))
         }
-        (Some(false), _) => Health::warn(
+        (Some(false), _) => Health::fail(
             "stonith",
-            "disabled: a split brain is contained only by DRBD resource-level fencing (no managed identity and \
-             db.stonith is not sbd, or db.stonith is off)",
+            "disabled (db.stonith: off): nothing fences a lost node, a split brain is contained only by DRBD \
+             resource-level fencing; give the db VMs a managed identity with the fence role (db.stonith: auto) or \
+             a shared SBD disk (db.stonith: sbd)",
         ),
         (None, _) => Health::warn("stonith", "unknown: crm_mon reported no stonith-enabled option"),
     }

@@ -64,10 +64,10 @@ impl Step for UnitStep {
         let unit = cx.platform.db.mariadb_service;
         let state = units::state(probe, unit)?;
         let mut actions = Vec::new();
-        if state.enabled {
+        if state.is_enabled() {
             actions.push(Action::run(units::install("disable", &[unit]), "only Pacemaker starts MariaDB"));
         }
-        if state.active && matches!(gate(cx, probe)?, Gate::Skip) {
+        if state.is_active() && matches!(gate(cx, probe)?, Gate::Skip) {
             actions.push(Action::run(Cmd::new("systemctl").args(["stop", unit]), "no MariaDB outside Pacemaker"));
         }
         Ok(actions)
@@ -180,7 +180,7 @@ impl Step for ServerStep {
         let start = || vec![Action::run(Cmd::new("systemctl").args(["start", unit]), "MariaDB for the bootstrap")];
         Ok(match gate(cx, probe)? {
             Gate::Skip => Vec::new(),
-            Gate::Live(_) if units::state(probe, unit)?.active => Vec::new(),
+            Gate::Live(_) if units::state(probe, unit)?.is_active() => Vec::new(),
             Gate::Predict | Gate::Live(_) => start(),
         })
     }
@@ -292,7 +292,7 @@ impl Step for SecureStep {
         match gate(cx, probe)? {
             Gate::Skip => return Ok(Vec::new()),
             Gate::Predict => return apply(Self::as_fresh_root(cx)),
-            Gate::Live(_) if !units::state(probe, cx.platform.db.mariadb_service)?.active => {
+            Gate::Live(_) if !units::state(probe, cx.platform.db.mariadb_service)?.is_active() => {
                 return apply(Self::as_fresh_root(cx))
             }
             Gate::Live(_) => {}

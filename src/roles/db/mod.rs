@@ -79,6 +79,8 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
 
 /// Inputs the db role needs, checked before any step touches the machine (exit 2).
 pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
+    // First: it needs nothing from the machine, and without fencing nothing else matters.
+    fencing::validate(cx)?;
     let db = &cx.config.database;
     for (key, value) in [("database.name", &db.name), ("database.user", &db.user)] {
         if value.is_empty() || value.len() > 32 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -118,7 +120,10 @@ pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
         }
     }
     if let Some(why) = fencing::stonith_off_reason(cx) {
-        warn!("STONITH will be disabled: {why}; a split brain is then contained only by DRBD resource-level fencing");
+        warn!(
+            "STONITH is disabled: {why}; a split brain is then contained only by DRBD resource-level fencing, and \
+             `status` reports FAIL"
+        );
     }
     Ok(())
 }

@@ -162,7 +162,7 @@ impl Step for ServiceStep {
             let has_device = conf.lines().any(|l| {
                 l.trim().strip_prefix("SBD_DEVICE=").is_some_and(|v| !v.trim_matches(['"', '\'', ' ']).is_empty())
             });
-            return Ok(if sbd.enabled && !has_device {
+            return Ok(if sbd.is_enabled() && !has_device {
                 vec![Action::run(
                     units::install("disable", &["sbd"]),
                     "sbd has no device (db.stonith is not sbd) and corosync would not start without it",
@@ -176,11 +176,11 @@ impl Step for ServiceStep {
             actions.push(Action::run(Cmd::new("modprobe").arg("softdog"), "a watchdog for sbd to feed"));
         }
         actions.extend(check_files(probe, self.files(cx)?)?);
-        if !sbd.enabled {
+        if !sbd.is_enabled() {
             actions
                 .push(Action::run(units::install("enable", &["sbd"]), "corosync starts sbd first (and stops with it)"));
         }
-        if !sbd.active && units::state(probe, "corosync")?.active {
+        if !sbd.is_active() && units::state(probe, "corosync")?.is_active() {
             // sbd starts only with corosync; db.cluster.start starts the stack again.
             actions.push(Action::run(
                 Cmd::new("systemctl").args(["stop", "pacemaker", "corosync"]),

@@ -18,7 +18,6 @@ use crate::plan::Action;
 use crate::roles::units;
 use crate::system::{Cmd, Probe};
 
-pub use crate::roles::units::{parse_show, parse_utc, show, UnitState};
 
 use super::nginx::NginxStep;
 use super::php_fpm::PhpFpmStep;
@@ -58,24 +57,19 @@ impl Step for ServicesStep {
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let mut actions = Vec::new();
         for svc in services(cx) {
-            let out = probe.query(&show(svc.unit))?;
-            let state = parse_show(&out.stdout);
+            let state = units::state(probe, svc.unit)?;
             let systemctl = |verb: &str| Cmd::new("systemctl").args([verb, svc.unit]);
-            if !state.enabled {
+            if !state.is_enabled() {
                 actions.push(Action::run(units::install("enable", &[svc.unit]), format!("start {} at boot", svc.unit)));
             }
-            if !state.active {
+            if !state.is_active() {
                 actions.push(Action::run(svc.test.clone(), format!("test {}'s configuration", svc.unit)));
                 actions.push(Action::run(systemctl("reset-failed"), "forget an earlier failure"));
                 actions.push(Action::run(systemctl("start"), format!("start {}", svc.unit)));
                 continue;
             }
             let started = state.started.ok_or_else(|| {
-                Error::step(format!(
-                    "{} is active but systemd reports no start time: {:?}",
-                    svc.unit,
-                    out.stdout.trim()
-                ))
+                Error::step(format!("{} is active but systemd reports no start time (ActiveEnterTimestamp)", svc.unit))
             })?;
             if let Some(path) = newer_than(probe, &svc.config, started)? {
                 actions.push(Action::run(svc.test.clone(), format!("test {}'s configuration", svc.unit)));
@@ -100,28 +94,4 @@ fn newer_than(probe: &dyn Probe, paths: &[String], started: u64) -> Result<Optio
         }
     }
     Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_systemd_timestamps_in_utc() {
-        assert_eq!(parse_utc("Thu 1970-01-01 00:00:00 UTC"), Some(0));
-        assert_eq!(parse_utc("Tue 2000-02-29 00:00:00 UTC"), Some(951_782_400));
-        assert_eq!(parse_utc("Wed 2026-11-18 11:06:40 UTC"), Some(1_795_000_000));
-        assert_eq!(parse_utc("Wed 2026-11-18 11:06:40 CET"), None);
-        assert_eq!(parse_utc(""), None);
-        assert_eq!(parse_utc("n/a"), None);
-    }
-
-    #[test]
-    fn reads_unit_state() {
-        let s =
-            parse_show("UnitFileState=enabled\nActiveState=active\nActiveEnterTimestamp=Tue 2000-02-29 00:00:00 UTC\n");
-        assert_eq!(s, UnitState { enabled: true, active: true, activating: false, started: Some(951_782_400) });
-        let s = parse_show("UnitFileState=disabled\nActiveState=inactive\nActiveEnterTimestamp=\n");
-        assert_eq!(s, UnitState { enabled: false, active: false, activating: false, started: None });
-    }
 }

@@ -72,7 +72,7 @@ fn a_healthy_primary_with_stonith_off_and_a_failed_monitor() {
     }
     assert_eq!(item(&items, "drbd-role").1, "Primary here, peer Secondary");
     assert!(item(&items, "mariadb").1.starts_with("running on db-a (this node)"), "{items:?}");
-    assert_eq!(item(&items, "stonith").0, Level::Warn);
+    assert_eq!(item(&items, "stonith").0, Level::Fail, "STONITH off is a failure, not a warning");
     assert!(item(&items, "stonith").1.starts_with("disabled"), "{items:?}");
     assert_ne!(item(&items, "failed-actions").0, Level::Ok, "the live capture has a failed monitor: {items:?}");
 }
