@@ -11,16 +11,18 @@
 # MariaDB listens on the node's own address), the public load balancer (port 80, HTTP probe
 # /healthz), two db VMs with a data disk at LUN 0 and their fencing, and the web VMs. Fencing is
 # either fence_azure_arm (--stonith azure-arm, the default: a system-assigned managed identity per
-# db VM and a custom role with exactly what fence_azure_arm needs) or SBD (--stonith sbd: one 4 GiB
-# Azure shared disk at LUN 1 of both db VMs; no identity, no role). Every VM gets the hainit tags and
-# custom-data rendered from cloud-init/db.yaml or web.yaml.
+# db VM, given a custom role with exactly what fence_azure_arm needs by the `az vm create` that
+# makes the VM) or SBD (--stonith sbd: one 4 GiB Azure shared disk at LUN 1 of both db VMs; no
+# identity, no role). Every VM gets the hainit tags and custom-data rendered from cloud-init/db.yaml
+# (the shared secret) or web.yaml (only the web tier's secrets, derived by `hainit secrets`).
 #
 # Idempotent: every resource is looked up (`az ... show`) before it is created; existing ones are
 # left as they are, except that a wrong ILB probe port or a foreign disk at a db VM's LUN 0 stop the
 # run. --dry-run runs only the read-only look-ups and prints every command that would change the
 # subscription instead of running it (without `az login` it assumes an empty subscription).
 # The shared secret never appears in argv: custom-data goes through a 0600 temporary file
-# (`--custom-data @FILE`).
+# (`--custom-data @FILE`), and `hainit secrets` reads it on stdin. Needs the hainit binary (on PATH,
+# HAINIT_BIN, or `make build`'s) for the web tier's secrets.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -60,7 +62,9 @@ HAINIT_RESOURCE_GROUP; a flag wins. Defaults are the how-to's topology.
                           of both db VMs (Premium_LRS, Premium_ZRS with --zones)
   --disk-sku SKU          Premium_LRS
   --secret-file FILE      ~/.config/hainit/<resource-group>.secret (created, mode 0600, when absent;
-                          HAINIT_SECRET in the environment wins)
+                          HAINIT_SECRET in the environment wins); only the db VMs get it, web VMs
+                          get what `hainit secrets --tier web` derives from it (HAINIT_BIN: which
+                          hainit runs that; default hainit on PATH, else make build's)
   --hainit-url URL        stock images only: where cloud-init fetches hainit
   --hainit-sha256 HEX     its sha256 (required with --hainit-url)
   --dry-run               print the commands that would change the subscription; run none

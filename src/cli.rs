@@ -1,6 +1,6 @@
 //! The command line (design.md "Command line") and one `run_*` function per command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,6 +13,7 @@ use crate::imds::{self, ImdsClient};
 use crate::inventory::{Inventory, Overrides, Role};
 use crate::platform::OsId;
 use crate::roles;
+use crate::secrets::{self, SharedSecret};
 use crate::status::{last_run_record, StatusReport};
 use crate::system::{Executor, HostSystem, Probe, Root};
 
@@ -81,11 +82,27 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Health of this node's role
+    /// Health of this node's role (exit 1 when an item is FAIL)
     Status {
         #[arg(long)]
         json: bool,
     },
+    /// Print a tier's derived secrets (JSON, also YAML) for config `web_secrets`; runs anywhere,
+    /// without IMDS (deploy-azure.sh runs it on the operator's machine)
+    Secrets {
+        /// The tier whose secrets to print
+        #[arg(long, value_enum)]
+        tier: Tier,
+        /// File holding the master secret (`-` or /dev/stdin: read it from standard input)
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+}
+
+/// A tier that gets only its own secrets (the db tier holds the master secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tier {
+    Web,
 }
 
 fn parse_role(s: &str) -> std::result::Result<Role, String> {
@@ -121,6 +138,9 @@ fn gather(global: &GlobalArgs) -> Result<Inputs> {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(Command::Secrets { tier, secret_file }) = &cli.command {
+        return run_secrets(*tier, secret_file);
+    }
     let inputs = gather(&cli.global)?;
     match cli.command.unwrap_or(Command::Apply) {
         Command::Discover { json } => run_discover(&inputs, json),
@@ -128,7 +148,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan { json } => run_plan(&inputs, &cli.global, json),
         Command::Apply => run_apply(&inputs, &cli.global),
         Command::Render { out } => run_render(&inputs, &cli.global, out),
+        Command::Secrets { .. } => Ok(()), // handled above, before IMDS
     }
+}
+
+/// `hainit secrets --tier web`: the web tier's values, derived from the master secret in `file`.
+fn run_secrets(tier: Tier, file: &Path) -> Result<()> {
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| Error::input(format!("--secret-file -: {e}")))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| Error::input(format!("--secret-file {}: {e}", file.display())))?
+    };
+    let master = SharedSecret::try_new(&text, &format!("--secret-file {}", file.display()))?;
+    let role = match tier {
+        Tier::Web => Role::Web,
+    };
+    println!("{}", secrets::tier_json(&master, &roles::tier_purposes(role)));
+    Ok(())
 }
 
 fn run_discover(inputs: &Inputs, json: bool) -> Result<()> {
@@ -163,7 +199,10 @@ fn run_status(inputs: Inputs, json: bool) -> Result<()> {
 
 /// Probe what the steps depend on but IMDS knows (managed identity), then build the context.
 fn with_context<T>(inputs: &Inputs, global: &GlobalArgs, f: impl FnOnce(&Context) -> Result<T>) -> Result<T> {
-    let secret = inputs.config.shared_secret(|p| inputs.host.read_string(p))?;
+    let secrets = inputs.config.secrets(inputs.inventory.role, |p| inputs.host.read_string(p))?;
+    if let Some(why) = inputs.config.tier_warning(inputs.inventory.role) {
+        warn!("{why}");
+    }
     let managed_identity = inputs.inventory.role == Role::Db
         && inputs.config.db.stonith == StonithMode::Auto
         && inputs.imds.has_managed_identity()?;
@@ -171,7 +210,7 @@ fn with_context<T>(inputs: &Inputs, global: &GlobalArgs, f: impl FnOnce(&Context
         inv: &inputs.inventory,
         platform: inputs.inventory.platform.platform(),
         config: &inputs.config,
-        secret: &secret,
+        secrets: &secrets,
         options: Options { wipe_data_disk: global.wipe_data_disk, managed_identity },
     };
     roles::validate(&cx, &inputs.host)?;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::inventory::Role;
-use crate::secrets::SharedSecret;
+use crate::secrets::{ScopedSecrets, Secrets, SharedSecret};
 
 pub const DEFAULT_PATH: &str = "/etc/hainit/hainit.yaml";
 /// Defaults shipped by the image (e.g. the baked WordPress tarball and its sha256); the admin's
@@ -20,8 +20,14 @@ pub const IMAGE_DEFAULTS_PATH: &str = "/usr/share/hainit/defaults.yaml";
 pub struct Config {
     /// The shared secret itself (≥ 32 bytes); or
     pub secret: Option<String>,
-    /// a file holding it (read under `--root`).
+    /// a file holding it (read under `--root`). Db nodes need it; web nodes should get only
+    /// `web_secrets` instead (docs/configuration.md "Secrets per tier").
     pub secret_file: Option<String>,
+    /// Web nodes: the web tier's pre-derived secrets, purpose → value, as `hainit secrets --tier
+    /// web` prints them; or
+    pub web_secrets: Option<BTreeMap<String, String>>,
+    /// a file holding that mapping (YAML or JSON, read under `--root`).
+    pub web_secrets_file: Option<String>,
     /// Fallbacks for the tags (a tag wins over these).
     pub role: Option<Role>,
     pub cluster: Option<String>,
@@ -277,6 +283,52 @@ impl Config {
                 "no shared secret: set `secret` or `secret_file` in {DEFAULT_PATH} (or --config)"
             ))),
         }
+    }
+
+    /// What this node's role gets: the db role the master secret; the web role its tier's values
+    /// (`web_secrets`), or the master secret from a config written before tiers (with a warning,
+    /// [`Config::tier_warning`]). Exactly one source; anything else is bad input (exit 2).
+    pub fn secrets(&self, role: Role, read: impl Fn(&str) -> Result<Option<String>>) -> Result<Secrets> {
+        let master = self.secret.is_some() || self.secret_file.is_some();
+        let scoped = match (&self.web_secrets, &self.web_secrets_file) {
+            (Some(_), Some(_)) => {
+                return Err(Error::input("config: set either `web_secrets` or `web_secrets_file`, not both"))
+            }
+            (Some(map), None) => Some((map.clone(), "config `web_secrets`".to_string())),
+            (None, Some(path)) => {
+                let origin = format!("config `web_secrets_file` {path}");
+                let text = read(path)?.ok_or_else(|| Error::input(format!("{origin} does not exist")))?;
+                let map = serde_yaml_ng::from_str(&text)
+                    .map_err(|e| Error::input(format!("{origin}: not a mapping of purpose to value ({e})")))?;
+                Some((map, origin))
+            }
+            (None, None) => None,
+        };
+        match (role, scoped) {
+            (Role::Db, Some(_)) => Err(Error::input(
+                "config: `web_secrets` are the web tier's; a db node needs the master secret (`secret` or \
+                 `secret_file`)",
+            )),
+            (Role::Web, Some(_)) if master => Err(Error::input(
+                "config: a web node takes `web_secrets` or the master secret, not both; keep `web_secrets` (the \
+                 master secret opens the db tier)",
+            )),
+            (Role::Web, Some((map, origin))) => {
+                Ok(Secrets::Scoped(ScopedSecrets::try_new(&map, &crate::roles::tier_purposes(role), &origin)?))
+            }
+            (_, None) => Ok(Secrets::Master(self.shared_secret(read)?)),
+        }
+    }
+
+    /// Why this config is unsafe for its role, when it is: a web node holding the master secret.
+    pub fn tier_warning(&self, role: Role) -> Option<String> {
+        let master = self.secret.is_some() || self.secret_file.is_some();
+        (role == Role::Web && master).then(|| {
+            "this web node holds the master secret, which also derives the db tier's hacluster password, corosync \
+             authkey and MariaDB root password: give web nodes only `web_secrets` (`hainit secrets --tier web`, \
+             docs/configuration.md)"
+                .to_string()
+        })
     }
 
     pub fn imds_deadline(&self) -> std::time::Duration {

@@ -13,7 +13,7 @@ use crate::notify;
 use crate::plan::{join_codes, Action, Plan, StepReport};
 use crate::platform::Platform;
 use crate::retry::Backoff;
-use crate::secrets::{Purpose, Secret, SharedSecret};
+use crate::secrets::{Purpose, Secret, Secrets};
 use crate::system::{lookup_group, lookup_user, Executor, FileKind, FileSpec, Probe, RecordingSystem};
 
 /// Everything a step may know, none of which does I/O.
@@ -21,7 +21,7 @@ pub struct Context<'a> {
     pub inv: &'a Inventory,
     pub platform: &'static Platform,
     pub config: &'a Config,
-    pub secret: &'a SharedSecret,
+    pub secrets: &'a Secrets,
     pub options: Options,
 }
 
@@ -35,8 +35,14 @@ pub struct Options {
 }
 
 impl Context<'_> {
+    /// A derived password or key: from the master secret, or (web tier) the value the node was
+    /// given; which purposes a scoped node holds is checked before any step runs.
     pub fn derive(&self, purpose: Purpose) -> Secret {
-        self.secret.derive(purpose)
+        self.secrets.derive(purpose)
+    }
+    /// `len` derived bytes (binary keys); only the master secret has them (exit 2 otherwise).
+    pub fn derive_bytes(&self, purpose: Purpose, len: usize) -> Result<Vec<u8>> {
+        Ok(self.secrets.master()?.derive_bytes(purpose, len))
     }
 }
 

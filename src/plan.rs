@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::secrets::REDACTED;
 use crate::system::{Cmd, DownloadSpec, FileSpec, Input, TreeSpec, UnpackSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +69,7 @@ impl Action {
         match self {
             Action::Write(f) => json!({
                 "type": "file", "path": f.path, "mode": format!("{:04o}", f.mode),
-                "owner": f.owner, "group": f.group, "sha256": f.sha256(),
+                "owner": f.owner, "group": f.group, "sha256": content_sha256(f),
             }),
             Action::Dir { path, mode, owner, group } => json!({
                 "type": "dir", "path": path, "mode": format!("{mode:04o}"), "owner": owner, "group": group,
@@ -80,7 +81,7 @@ impl Action {
                 }
                 if let Some(input) = &cmd.stdin {
                     v["stdin"] = match input {
-                        Input::Secret(_) => json!(crate::secrets::REDACTED),
+                        Input::Secret(_) => json!(REDACTED),
                         Input::Plain(s) => json!(s),
                     };
                 }
@@ -109,9 +110,9 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Write(f) => {
-                let sha = f.sha256();
+                let sha = content_sha256(f);
                 let secret = if f.content.is_secret() { " (contains secrets)" } else { "" };
-                format!("file  {} {:04o} {}:{} sha256:{}{secret}", f.path, f.mode, f.owner, f.group, &sha[..12])
+                format!("file  {} {:04o} {}:{} sha256:{}{secret}", f.path, f.mode, f.owner, f.group, short(&sha))
             }
             Action::Dir { path, mode, owner, group } => format!("dir   {path} {mode:04o} {owner}:{group}"),
             Action::Run { cmd, why } => {
@@ -144,6 +145,16 @@ impl Action {
                 )
             }
         }
+    }
+}
+
+/// The sha256 of a file's content, or `<redacted>` when the content holds secrets: a hash of a
+/// derived password or key is an oracle to test guesses of the shared secret against.
+fn content_sha256(f: &FileSpec) -> String {
+    if f.content.is_secret() {
+        REDACTED.to_string()
+    } else {
+        f.sha256()
     }
 }
 
@@ -249,5 +260,20 @@ mod tests {
         assert_eq!(a[2]["timeout_secs"], 5);
         assert!(!v.to_string().contains("hacluster:pw"));
         assert!(plan.to_text().contains("2 steps, 1 to change"));
+    }
+
+    #[test]
+    fn files_with_secrets_show_no_hash_of_their_content() {
+        let secret = FileSpec::new("/etc/corosync/authkey", "derived-key", 0o400).secret();
+        let sha = secret.sha256();
+        let action = Action::Write(secret);
+        assert_eq!(action.to_json()["sha256"], "<redacted>");
+        assert!(!action.to_json().to_string().contains(&sha));
+        assert_eq!(
+            action.describe(),
+            "file  /etc/corosync/authkey 0400 root:root sha256:<redacted> (contains secrets)"
+        );
+        let plain = Action::Write(FileSpec::new("/etc/x", "x", 0o644));
+        assert_eq!(plain.to_json()["sha256"].as_str().unwrap().len(), 64);
     }
 }

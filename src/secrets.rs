@@ -10,6 +10,7 @@
 //! Hex keeps the values free of quotes and backslashes, so they can go into PHP strings, SQL
 //! literals and `chpasswd` input without escaping.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use hmac::{Hmac, Mac};
@@ -127,6 +128,99 @@ impl SharedSecret {
     }
 }
 
+/// What a node holds: the master secret (db nodes, and web nodes configured before tiers), or only
+/// the values its tier needs (web nodes: `web_secrets`), so that root on an internet-facing web VM
+/// does not open the db tier (hacluster, corosync authkey, MariaDB root).
+#[derive(Debug, Clone)]
+pub enum Secrets {
+    Master(SharedSecret),
+    Scoped(ScopedSecrets),
+}
+
+/// Pre-derived values of one tier, by purpose label (`hainit secrets --tier web` prints them).
+#[derive(Clone)]
+pub struct ScopedSecrets {
+    values: BTreeMap<String, Secret>,
+}
+
+impl fmt::Debug for ScopedSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.values.keys()).finish()
+    }
+}
+
+impl From<SharedSecret> for Secrets {
+    fn from(master: SharedSecret) -> Self {
+        Secrets::Master(master)
+    }
+}
+
+impl ScopedSecrets {
+    /// `values` (label → value) must hold exactly `purposes`, each a derived value (64 lowercase
+    /// hex digits); `source` names where they came from, for errors (never a value).
+    pub fn try_new(values: &BTreeMap<String, String>, purposes: &[Purpose], source: &str) -> Result<Self> {
+        let labels: Vec<String> = purposes.iter().map(|p| p.label()).collect();
+        if let Some(extra) = values.keys().find(|k| !labels.contains(k)) {
+            return Err(Error::input(format!(
+                "{source}: {extra:?} is not a secret of this tier (it takes {})",
+                labels.join(", ")
+            )));
+        }
+        let mut out = BTreeMap::new();
+        for label in labels {
+            let value = values.get(&label).ok_or_else(|| {
+                Error::input(format!("{source}: no {label:?}; `hainit secrets --tier web` prints every one"))
+            })?;
+            if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Err(Error::input(format!(
+                    "{source}: {label:?} is not a derived value (64 lowercase hex digits, {} characters given)",
+                    value.len()
+                )));
+            }
+            out.insert(label, Secret::new(value.clone()));
+        }
+        Ok(ScopedSecrets { values: out })
+    }
+}
+
+impl Secrets {
+    /// The value for `purpose`. A scoped node was checked to hold every purpose its role derives
+    /// (`roles::tier_purposes`) before any step ran, and a test runs every web step on scoped
+    /// secrets, so a missing purpose is a bug in hainit, not input.
+    #[allow(clippy::expect_used)] // invariant: validated when loaded, see above
+    pub fn derive(&self, purpose: Purpose) -> Secret {
+        match self {
+            Secrets::Master(master) => master.derive(purpose),
+            Secrets::Scoped(scoped) => scoped
+                .values
+                .get(&purpose.label())
+                .cloned()
+                .expect("a scoped node holds every purpose its role derives (checked when the config was loaded)"),
+        }
+    }
+
+    /// The master secret; a scoped node has none to give (exit 2).
+    pub fn master(&self) -> Result<&SharedSecret> {
+        match self {
+            Secrets::Master(master) => Ok(master),
+            Secrets::Scoped(_) => Err(Error::input(
+                "this node holds only its tier's secrets (web_secrets), and this needs the master secret (secret or \
+                 secret_file)",
+            )),
+        }
+    }
+}
+
+/// The values `purposes` take under `master`, as a JSON object on one line (also a YAML flow
+/// mapping): what `hainit secrets --tier web` prints and `web_secrets` takes.
+pub fn tier_json(master: &SharedSecret, purposes: &[Purpose]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = purposes
+        .iter()
+        .map(|p| (p.label(), serde_json::Value::String(master.derive(*p).expose().to_string())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
@@ -178,6 +272,44 @@ mod tests {
         assert_eq!(e.kind, crate::error::ErrorKind::Input);
         assert!(e.to_string().contains("14 bytes"), "{e}");
         assert!(!e.to_string().contains("tooshort-value"));
+    }
+
+    fn web_purposes() -> Vec<Purpose> {
+        vec![Purpose::WordpressDb, Purpose::WordpressSalt("AUTH_KEY")]
+    }
+
+    #[test]
+    fn scoped_secrets_serve_the_values_the_master_derives_and_nothing_else() {
+        let master = SharedSecret::try_new(S, "test").unwrap();
+        let printed: BTreeMap<String, String> = serde_json::from_str(&tier_json(&master, &web_purposes())).unwrap();
+        assert_eq!(printed.keys().collect::<Vec<_>>(), ["wordpress-db", "wordpress-salt/AUTH_KEY"]);
+        let scoped = Secrets::Scoped(ScopedSecrets::try_new(&printed, &web_purposes(), "web_secrets").unwrap());
+        for p in web_purposes() {
+            assert_eq!(scoped.derive(p), master.derive(p), "{p:?}");
+        }
+        assert!(!format!("{scoped:?}").contains(master.derive(Purpose::WordpressDb).expose()));
+    }
+
+    #[test]
+    fn scoped_secrets_refuse_what_the_tier_was_not_given() {
+        let master = SharedSecret::try_new(S, "test").unwrap();
+        let good: BTreeMap<String, String> = serde_json::from_str(&tier_json(&master, &web_purposes())).unwrap();
+        let mut extra = good.clone();
+        extra.insert("mariadb-root".into(), master.derive(Purpose::MariadbRoot).expose().into());
+        let mut missing = good.clone();
+        missing.remove("wordpress-salt/AUTH_KEY");
+        let mut short = good.clone();
+        short.insert("wordpress-db".into(), "abc".into());
+        for (values, want) in [
+            (extra, "\"mariadb-root\" is not a secret of this tier"),
+            (missing, "no \"wordpress-salt/AUTH_KEY\""),
+            (short, "\"wordpress-db\" is not a derived value (64 lowercase hex digits, 3 characters given)"),
+        ] {
+            let e = ScopedSecrets::try_new(&values, &web_purposes(), "web_secrets").unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::Input);
+            assert!(e.to_string().starts_with("web_secrets: ") && e.to_string().contains(want), "{e}");
+            assert!(!e.to_string().contains(master.derive(Purpose::MariadbRoot).expose()));
+        }
     }
 
     #[test]

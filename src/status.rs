@@ -68,8 +68,7 @@ impl StatusReport {
     /// How `status` exits: 0 when no item is FAIL (WARN included), else exit 1 naming the
     /// failed items (docs/usage.md).
     pub fn verdict(&self) -> Result<(), Error> {
-        let failed: Vec<&str> =
-            self.items.iter().filter(|h| h.level == Level::Fail).map(|h| h.name.as_str()).collect();
+        let failed: Vec<&str> = self.items.iter().filter(|h| h.level == Level::Fail).map(|h| h.name.as_str()).collect();
         if failed.is_empty() {
             return Ok(());
         }

@@ -259,13 +259,55 @@ deploy_fence_role() {
   fi
   local actions='"Microsoft.Compute/*/read", "Microsoft.Compute/virtualMachines/powerOff/action", "Microsoft.Compute/virtualMachines/start/action"'
   az_do role definition create --role-definition "{\"Name\": \"$FENCE_ROLE\", \"IsCustom\": true, \"Description\": \"fence_azure_arm of the hainit DB pair in $RESOURCE_GROUP: read VMs, power them off, start them\", \"Actions\": [$actions], \"NotActions\": [], \"AssignableScopes\": [\"$RG_ID\"]}" -o none
+  wait_for_fence_role
+}
+
+# The db VMs are created with the role assigned (fence_role_at_creation): a new custom role must be
+# visible first, or that creation fails.
+wait_for_fence_role() {
+  [[ $DRY_RUN -eq 0 ]] || return 0
+  local try
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    [[ -z $(az_get role definition list --name "$FENCE_ROLE" --scope "$RG_ID" --custom-role-only true --query "[0].id" -o tsv) ]] || return 0
+    say "role $FENCE_ROLE is not visible yet (attempt $try/10); retrying in ${HAINIT_RETRY_DELAY:-15}s"
+    sleep "${HAINIT_RETRY_DELAY:-15}"
+  done
+  die "role $FENCE_ROLE was created but never became visible; re-run later"
+}
+
+# --stonith azure-arm: `az vm create` arguments that give the db VM its system-assigned identity
+# with the fence role, in the same deployment that creates the VM. The role is assigned seconds
+# after the VM exists, minutes before hainit configures fence_azure_arm (docs/azure.md); hainit's
+# ready step still waits until the fence device runs (a role can take minutes to propagate).
+fence_role_at_creation() {
+  printf '%s\n' --assign-identity '[system]' --role "$FENCE_ROLE" --scope "$RG_ID"
+}
+
+# The web tier's secrets, derived from the shared secret by hainit itself (`hainit secrets --tier
+# web`: the web role's own purposes, one JSON line). Web VMs get these, never the shared secret.
+# The secret reaches hainit on stdin, never in argv.
+web_tier_secrets() {
+  [[ -z ${WEB_SECRETS:-} ]] || return 0
+  local bin=${HAINIT_BIN:-}
+  if [[ -z $bin ]]; then
+    bin=$(command -v hainit || true)
+    [[ -n $bin ]] || bin="$HERE/../target/x86_64-unknown-linux-musl/release/hainit"
+  fi
+  [[ -x $bin ]] || bad_input "hainit is needed to derive the web tier's secrets: put it on PATH, set HAINIT_BIN, or run make build (looked for $bin)"
+  WEB_SECRETS=$("$bin" secrets --tier web --secret-file - <<<"$SECRET") || die "$bin secrets --tier web failed"
+  [[ $WEB_SECRETS == '{'*'}' ]] || die "$bin secrets --tier web printed no JSON object"
 }
 
 # render_custom_data ROLE OUT: cloud-init/ROLE.yaml with its @@…@@ fields filled, mode 0600.
 render_custom_data() {
   local t
   t=$(<"$CLOUD_INIT_DIR/$1.yaml")
-  t=${t//@@SECRET@@/"$SECRET"}
+  if [[ $1 == web ]]; then
+    web_tier_secrets
+    t=${t//@@WEB_SECRETS@@/"$WEB_SECRETS"}
+  else
+    t=${t//@@SECRET@@/"$SECRET"}
+  fi
   t=${t//@@DB_PORT@@/"$DB_PORT"}
   t=${t//@@PROBE_PORT@@/"$PROBE_PORT"}
   t=${t//@@WEB_SUBNET@@/"$WEB_SUBNET"}
@@ -319,20 +361,23 @@ deploy_db_vm() {
     vm_create "$name" db "$name-nic" "$DB_AVSET" "$zone" --attach-data-disks "$disk" "$SBD_DISK" \
       --data-disk-caching None
   else
+    local identity
+    mapfile -t identity < <(fence_role_at_creation)
     vm_create "$name" db "$name-nic" "$DB_AVSET" "$zone" --attach-data-disks "$disk" --data-disk-caching None \
-      --assign-identity '[system]'
+      "${identity[@]}"
   fi
   if [[ $DRY_RUN -eq 0 || $existed -eq 1 ]]; then
     check_lun "$name" 0 "$disk" "data disk"
     [[ $STONITH != sbd ]] || check_lun "$name" "$SBD_LUN" "$SBD_DISK" "SBD disk"
   fi
-  [[ $STONITH == sbd ]] || assign_fence_role "$name" "$existed"
+  [[ $STONITH == sbd || $existed -eq 0 ]] || assign_fence_role "$name"
 }
 
-# The db VM's managed identity gets the fence role (--stonith azure-arm).
-assign_fence_role() { # NAME EXISTED
+# An existing db VM (made before, or by hand) gets its identity and the fence role when it lacks
+# them (--stonith azure-arm); hainit refuses to form the cluster on a VM without an identity.
+assign_fence_role() { # NAME
   local name=$1 rg=(-g "$RESOURCE_GROUP") principal
-  if [[ $DRY_RUN -eq 1 && $2 -eq 0 ]]; then
+  if [[ $OFFLINE -eq 1 ]]; then
     principal="<principal-id-of-$name>"
   else
     principal=$(az_get vm show "${rg[@]}" -n "$name" --query identity.principalId -o tsv)

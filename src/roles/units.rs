@@ -230,7 +230,10 @@ mod tests {
     #[test]
     fn reads_unit_state_into_types() {
         let s = parse_show("x", &Output::ok(SHOW)).unwrap();
-        assert_eq!(s, UnitState { active: ActiveState::Active, file: UnitFileState::Enabled, started: Some(951_782_400) });
+        assert_eq!(
+            s,
+            UnitState { active: ActiveState::Active, file: UnitFileState::Enabled, started: Some(951_782_400) }
+        );
         assert!(s.is_active() && s.is_enabled() && !s.is_activating());
         // A unit that is not installed: systemd answers (exit 0) with no unit file state.
         let s = parse_show("x", &Output::ok("UnitFileState=\nActiveState=inactive\nActiveEnterTimestamp=\n")).unwrap();
@@ -249,7 +252,10 @@ mod tests {
     #[test]
     fn a_failed_or_unreadable_answer_is_an_error_not_inactive() {
         let cases = [
-            (Output::fail(1, "Failed to connect to bus: No such file or directory"), "exit 1: Failed to connect to bus"),
+            (
+                Output::fail(1, "Failed to connect to bus: No such file or directory"),
+                "exit 1: Failed to connect to bus",
+            ),
             (Output { code: None, stdout: String::new(), stderr: "killed".into() }, "a signal"),
             (Output::ok(""), "no ActiveState"),
             (Output::ok("ActiveState=active\n"), "no UnitFileState"),

@@ -108,15 +108,19 @@ impl TestRoot {
     }
 }
 
-/// Run the hainit binary with `--imds-url URL --root ROOT [--os OS]` and more arguments.
+/// Run the hainit binary with `--imds-url URL --root ROOT [--os OS]` and more arguments, with
+/// the test systemctl (tests/fixtures/systemd: every unit not installed) first on PATH.
 pub fn hainit(url: &str, root: &Path, os: &str, args: &[&str]) -> Output {
     let os_flag: &[&str] = if os.is_empty() { &[] } else { &["--os", os] };
+    let fake_systemd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/systemd");
+    let path = format!("{}:{}", fake_systemd.display(), std::env::var("PATH").unwrap_or_default());
     Command::new(env!("CARGO_BIN_EXE_hainit"))
         .args(["--imds-url", url, "--root"])
         .arg(root)
         .args(os_flag)
         .args(args)
         .env_remove("HAINIT_IMDS_URL")
+        .env("PATH", path)
         .output()
         .expect("run hainit")
 }

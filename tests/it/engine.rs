@@ -92,7 +92,7 @@ fn with_cx<T>(f: impl FnOnce(&Context) -> T) -> T {
         inv: &inv,
         platform: inv.platform.platform(),
         config: &config,
-        secret: &secret,
+        secrets: &secret.into(),
         options: Options::default(),
     };
     f(&cx)

@@ -117,8 +117,8 @@ impl Step for PcsdStep {
 pub struct AuthkeyStep;
 
 impl AuthkeyStep {
-    fn spec(cx: &Context) -> FileSpec {
-        FileSpec::new("/etc/corosync/authkey", cx.secret.derive_bytes(Purpose::CorosyncAuthkey, 256), 0o400).secret()
+    fn spec(cx: &Context) -> Result<FileSpec> {
+        Ok(FileSpec::new("/etc/corosync/authkey", cx.derive_bytes(Purpose::CorosyncAuthkey, 256)?, 0o400).secret())
     }
 }
 
@@ -127,10 +127,10 @@ impl Step for AuthkeyStep {
         "db.cluster.authkey"
     }
     fn files(&self, cx: &Context) -> Result<Vec<FileSpec>> {
-        Ok(vec![Self::spec(cx)])
+        Ok(vec![Self::spec(cx)?])
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        check_files(probe, vec![Self::spec(cx)])
+        check_files(probe, vec![Self::spec(cx)?])
     }
 }
 

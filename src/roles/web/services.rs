@@ -18,7 +18,6 @@ use crate::plan::Action;
 use crate::roles::units;
 use crate::system::{Cmd, Probe};
 
-
 use super::nginx::NginxStep;
 use super::php_fpm::PhpFpmStep;
 

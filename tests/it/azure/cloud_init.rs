@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use hainit::config::{Config, DbConfig};
 use hainit::inventory::Role;
+use hainit::secrets::{Purpose, Secrets, SharedSecret};
 
 use super::fake::{repo, text};
 
@@ -38,9 +39,28 @@ fn template(role: &str) -> String {
     std::fs::read_to_string(repo(&format!("cloud-init/{role}.yaml"))).unwrap()
 }
 
+/// What `hainit secrets --tier web` prints for `secret`.
+pub fn web_secrets_of(secret: &str) -> String {
+    let master = SharedSecret::try_new(secret, "test").unwrap();
+    hainit::secrets::tier_json(&master, &hainit::roles::tier_purposes(Role::Web))
+}
+
+/// Every value `secret` derives that only the db tier may hold, and the secret itself.
+pub fn db_tier_secrets(secret: &str) -> Vec<String> {
+    let master = SharedSecret::try_new(secret, "test").unwrap();
+    let mut out: Vec<String> = [Purpose::HaclusterPassword, Purpose::MariadbRoot]
+        .into_iter()
+        .map(|p| master.derive(p).expose().to_string())
+        .collect();
+    out.push(hainit::secrets::hex(&master.derive_bytes(Purpose::CorosyncAuthkey, 32)));
+    out.push(secret.to_string());
+    out
+}
+
 /// What deploy-azure.sh does to a template, with hainit's defaults.
 fn fill(t: &str, secret: &str) -> String {
     t.replace("@@SECRET@@", secret)
+        .replace("@@WEB_SECRETS@@", &web_secrets_of(secret))
         .replace("@@DB_PORT@@", "3306")
         .replace("@@PROBE_PORT@@", &DbConfig::default().probe_port.to_string())
         .replace("@@WEB_SUBNET@@", &DbConfig::default().web_subnet)
@@ -66,15 +86,29 @@ fn templates_pass_cloud_init_schema_before_and_after_filling_in() {
 }
 
 #[test]
-fn filled_templates_give_hainit_a_valid_config_with_the_secret_in_a_0600_file() {
+fn filled_templates_give_hainit_a_valid_config_with_the_secrets_in_a_0600_file() {
     let secret = "0123456789abcdef0123456789abcdef-xyz";
+    let master = SharedSecret::try_new(secret, "test").unwrap();
     for (role, want) in [("db", Role::Db), ("web", Role::Web)] {
         let t = template(role);
         let filled = fill(&t, secret);
-        assert_eq!(filled.matches(secret).count(), 1, "{role}: the secret only in hainit.yaml");
         let config = hainit_config_of(&filled);
         assert_eq!(config.role, Some(want));
-        assert!(config.shared_secret(|_| Ok(None)).is_ok());
+        let secrets = config.secrets(want, |_| Ok(None)).unwrap();
+        match want {
+            Role::Db => {
+                assert_eq!(filled.matches(secret).count(), 1, "db: the secret only in hainit.yaml");
+                assert!(matches!(secrets, Secrets::Master(_)));
+            }
+            Role::Web => {
+                assert_web_custom_data_holds_no_master_secret(&filled, secret);
+                assert!(matches!(secrets, Secrets::Scoped(_)));
+                for p in hainit::roles::tier_purposes(Role::Web) {
+                    assert_eq!(secrets.derive(p), master.derive(p), "{p:?}");
+                }
+            }
+        }
+        assert_eq!(config.tier_warning(want), None, "{role}");
         assert_eq!(config.database.port, 3306);
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&filled).unwrap();
         let entry = doc["write_files"]
@@ -88,15 +122,39 @@ fn filled_templates_give_hainit_a_valid_config_with_the_secret_in_a_0600_file() 
         assert_eq!(doc["runcmd"][0][0].as_str(), Some("/usr/local/libexec/hainit-fetch"));
         // Unfilled, hainit refuses it (a forgotten placeholder is bad input, not a weak secret).
         assert!(Config::from_yaml(&file_of(&t, "/etc/hainit/hainit.yaml"), "x")
-            .map_or(true, |c| c.shared_secret(|_| Ok(None)).is_err()));
+            .map_or(true, |c| c.secrets(want, |_| Ok(None)).is_err()));
     }
 }
 
+/// Web custom-data carries the web tier's values only: not the shared secret, nor anything only
+/// the db tier may hold (hacluster, MariaDB root, the corosync authkey).
+pub fn assert_web_custom_data_holds_no_master_secret(custom_data: &str, secret: &str) {
+    for forbidden in db_tier_secrets(secret) {
+        assert!(!custom_data.contains(&forbidden), "web custom-data holds a db-tier secret");
+    }
+    let config = hainit_config_of(custom_data);
+    assert_eq!((config.secret.as_deref(), config.secret_file.as_deref()), (None, None));
+    let given: Vec<String> = config.web_secrets.unwrap().into_keys().collect();
+    let mut tier: Vec<String> = hainit::roles::tier_purposes(Role::Web).iter().map(|p| p.label()).collect();
+    tier.sort();
+    assert_eq!(given, tier, "exactly the web tier's purposes");
+}
+
 #[test]
-fn the_embedded_fetch_script_is_cloud_init_hainit_fetch() {
-    let script = std::fs::read_to_string(repo("cloud-init/hainit-fetch")).unwrap();
+fn web_custom_data_holds_no_master_secret() {
+    let secret = "another-secret-0123456789abcdef0123456789";
+    let filled = fill(&template("web"), secret);
+    assert_web_custom_data_holds_no_master_secret(&filled, secret);
+    assert!(!template("web").contains("@@SECRET@@"), "web.yaml has no place for the shared secret");
+}
+
+#[test]
+fn the_embedded_scripts_are_hainit_fetch_and_hainit_boot() {
+    let fetch = std::fs::read_to_string(repo("cloud-init/hainit-fetch")).unwrap();
+    let boot = std::fs::read_to_string(repo("images/systemd/hainit-boot")).unwrap();
     for role in ["db", "web"] {
-        assert_eq!(file_of(&template(role), "/usr/local/libexec/hainit-fetch"), script, "{role}.yaml");
+        assert_eq!(file_of(&template(role), "/usr/local/libexec/hainit-fetch"), fetch, "{role}.yaml");
+        assert_eq!(file_of(&template(role), "/usr/local/libexec/hainit-boot"), boot, "{role}.yaml");
     }
 }
 
@@ -184,6 +242,7 @@ impl FetchRun {
             .env("HAINIT_FETCH_CONF", self.dir.path().join("fetch.env"))
             .env("HAINIT", self.bin())
             .env("HAINIT_UNIT", self.dir.path().join("hainit.service"))
+            .env("HAINIT_BOOT", repo("images/systemd/hainit-boot"))
             .env("HAINIT_BOOT_DELAY", "0")
             .env("HAINIT_BOOT_ATTEMPTS", "4");
         for k in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {

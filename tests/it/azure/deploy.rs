@@ -115,7 +115,10 @@ fn dry_run_prints_the_how_to_topology_with_hainit_contracts() {
         let name = vm.value("-n").unwrap();
         assert_eq!(vm.values("--attach-data-disks"), [format!("{name}-data")], "LUN 0 of {name}");
         assert!(!vm.has("--data-disk-sizes-gb"), "{name} would get a second data disk");
+        // The identity gets the fence role in the deployment that creates the VM: before first boot.
         assert_eq!(vm.values("--assign-identity"), ["[system]"]);
+        assert_eq!(vm.value("--role").as_deref(), Some("hainit-fence-hainit-wp"));
+        assert!(vm.value("--scope").unwrap().ends_with("/resourceGroups/hainit-wp"), "{vm:?}");
         assert!(vm.value("--custom-data").unwrap().starts_with('@'));
         let nic = one(&printed, "network nic create", &vm.value("--nics").unwrap());
         assert_eq!(nic.value("--lb-name"), Some(ilb_name.clone()));
@@ -127,11 +130,8 @@ fn dry_run_prints_the_how_to_topology_with_hainit_contracts() {
         assert_eq!(inv.peers.len(), 2);
         assert_eq!(inv.vip.map(|v| v.to_string()).as_deref(), Some(crate::common::VIP));
         assert!(printed.iter().any(|c| c.is("disk create") && c.value("-n") == Some(format!("{name}-data"))));
-        let assignment = printed
-            .iter()
-            .find(|c| c.is("role assignment create") && c.value("--assignee-object-id").unwrap().contains(&name));
-        assert!(assignment.is_some(), "no fencing role for {name}");
     }
+    assert!(!printed.iter().any(|c| c.is("role assignment create")), "the roles come with the VMs");
 
     // The fencing role: exactly what fence_azure_arm needs, assignable in the resource group.
     let role = printed.iter().find(|c| c.is("role definition create")).unwrap();
@@ -154,15 +154,14 @@ fn dry_run_prints_the_how_to_topology_with_hainit_contracts() {
         assert_eq!(nic.value("--lb-name").as_deref(), Some("hainit-web-lb"));
         let inv = resolve(vm, &nic.value("--private-ip-address").unwrap());
         assert_eq!(inv.role, Role::Web);
-        assert!(!vm.has("--assign-identity") && !vm.has("--attach-data-disks"));
+        assert!(!vm.has("--assign-identity") && !vm.has("--attach-data-disks") && !vm.has("--role"));
     }
     // Availability sets by default, one per tier.
     assert_eq!(printed.iter().filter(|c| c.is("vm availability-set create")).count(), 2);
 }
 
 /// One real run of the default deployment against a fresh fake (shared: each run costs ~80 fake
-/// az calls), with the secret in an existing secret file and the first two role assignments
-/// failing as while a new role propagates.
+/// az calls), with the secret in an existing secret file.
 struct Deployed {
     state: serde_json::Value,
     calls: Vec<Call>,
@@ -179,8 +178,7 @@ fn deployed() -> &'static Deployed {
         std::fs::write(&file, format!("{SECRET}\n")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let env = [("HAINIT_RETRY_DELAY", "0"), ("FAKE_AZ_FAIL_ROLE_ASSIGNMENTS", "2")];
-        let out = az.run(SCRIPT, &[], &env);
+        let out = az.run(SCRIPT, &[], &[("HAINIT_RETRY_DELAY", "0")]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         Deployed {
             state: az.state(),
@@ -206,11 +204,16 @@ fn a_real_run_passes_custom_data_in_a_0600_file_and_a_second_run_changes_nothing
         let path = path.strip_prefix('@').unwrap();
         let (mode, content) = vm.files.get(path).unwrap_or_else(|| panic!("custom-data {path} was not readable"));
         assert_eq!(mode, "600");
-        assert_eq!(content.matches(SECRET).count(), 1, "the secret belongs in hainit.yaml only");
         assert!(!Path::new(path).exists(), "{path} outlived the run");
         let role = if vm.values("--tags").contains(&"hainit-role=db".to_string()) { "db" } else { "web" };
         let config = super::cloud_init::hainit_config_of(content);
-        assert_eq!(config.secret.as_deref(), Some(SECRET));
+        if role == "db" {
+            assert_eq!(content.matches(SECRET).count(), 1, "the secret belongs in hainit.yaml only");
+            assert_eq!(config.secret.as_deref(), Some(SECRET));
+        } else {
+            super::cloud_init::assert_web_custom_data_holds_no_master_secret(content, SECRET);
+            assert_eq!(config.web_secrets, serde_json::from_str(&super::cloud_init::web_secrets_of(SECRET)).unwrap());
+        }
         assert_eq!(config.role, Some(if role == "db" { Role::Db } else { Role::Web }));
         assert_eq!(config.db.probe_port, DbConfig::default().probe_port);
         assert_eq!(config.db.web_subnet, DbConfig::default().web_subnet);
@@ -220,7 +223,7 @@ fn a_real_run_passes_custom_data_in_a_0600_file_and_a_second_run_changes_nothing
         super::cloud_init::assert_schema_valid(content);
     }
 
-    // Each db VM's identity got the fencing role (after two propagation failures), at the group.
+    // Each db VM's identity got the fencing role when it was created, at the group.
     let state = &d.state;
     let assignments = state["assignments"].as_array().unwrap();
     assert_eq!(assignments.len(), 2, "{assignments:?}");
@@ -284,7 +287,11 @@ fn flags_flow_into_the_probe_nsg_and_custom_data_and_a_new_secret_is_kept() {
         assert_eq!(vm.value("--image").as_deref(), Some("Debian:debian-12:12-gen2:latest"));
         let content = &vm.files.values().next().unwrap().1;
         let config = super::cloud_init::hainit_config_of(content);
-        assert_eq!(config.secret.as_deref(), Some(secret.as_str()));
+        if name.starts_with("web") {
+            super::cloud_init::assert_web_custom_data_holds_no_master_secret(content, &secret);
+        } else {
+            assert_eq!(config.secret.as_deref(), Some(secret.as_str()));
+        }
         if name.starts_with("db") {
             assert_eq!(config.db.probe_port, 61000);
             assert_eq!(config.db.web_subnet, "10.0.4.0/24");
@@ -423,6 +430,33 @@ fn bad_input_exits_2_and_changes_nothing() {
         assert!(text(&out.stderr).contains(needle), "{args:?}: stderr lacks {needle:?}: {}", text(&out.stderr));
         assert!(az.calls().iter().all(|c| !c.mutates()), "{args:?} changed something");
     }
+}
+
+/// A db VM made without an identity or the fence role (by hand, or before this script assigned it
+/// at creation) gets both; the assignment is retried while a new identity propagates.
+#[test]
+fn an_existing_db_vm_without_the_fence_role_gets_it() {
+    let az = FakeAz::new();
+    let mut state = deployed().state.clone();
+    let vm = &mut state["resources"]["vm|g=hainit-wp,n=db-b"];
+    let principal = vm["principal"].clone();
+    vm.as_object_mut().unwrap().remove("principal");
+    state["assignments"].as_array_mut().unwrap().retain(|a| a["principal"] != principal);
+    az.set_state(&state);
+    let env = [("HAINIT_SECRET", SECRET), ("HAINIT_RETRY_DELAY", "0"), ("FAKE_AZ_FAIL_ROLE_ASSIGNMENTS", "2")];
+    let out = az.run(SCRIPT, &[], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let changes: Vec<Call> = az.calls().into_iter().filter(|c| c.mutates()).collect();
+    let commands: Vec<String> = changes.iter().map(Call::command).collect();
+    assert_eq!(
+        commands,
+        ["vm identity assign", "role assignment create", "role assignment create", "role assignment create"],
+        "two propagation failures, then the assignment"
+    );
+    assert_eq!(changes[0].value("-n").as_deref(), Some("db-b"));
+    let after = az.state();
+    let assigned = after["assignments"].as_array().unwrap();
+    assert!(assigned.iter().any(|a| a["principal"] == principal && a["role"] == "hainit-fence-hainit-wp"));
 }
 
 #[test]

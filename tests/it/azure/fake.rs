@@ -67,6 +67,8 @@ impl FakeAz {
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink(repo("tests/fixtures/azure/fake-az"), bin.join("az")).unwrap();
+        // deploy-azure.sh derives the web tier's secrets with `hainit secrets` from PATH.
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hainit"), bin.join("hainit")).unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         FakeAz { dir }
     }

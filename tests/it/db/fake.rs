@@ -540,12 +540,13 @@ fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
 
 const OSES: [OsId; 3] = [OsId::Centos7, OsId::El9, OsId::Debian12];
 
+/// Brand-new VMs as deploy-azure.sh makes them: a managed identity, so fence_azure_arm fences.
 #[test]
 fn golden_plans_of_brand_new_vms() {
     for os in OSES {
         for leader in [true, false] {
             let node = Node::new(os, leader, "\n");
-            let cx = node.cx(Options::default());
+            let cx = node.cx(Options { managed_identity: true, ..Options::default() });
             let sys = fresh_vm(&node);
             roles::validate(&cx, &sys).unwrap();
             let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();

@@ -19,7 +19,7 @@ use hainit::engine::{Context, Options};
 use hainit::imds::InstanceDoc;
 use hainit::inventory::Inventory;
 use hainit::platform::OsId;
-use hainit::secrets::SharedSecret;
+use hainit::secrets::{Secrets, SharedSecret};
 
 use crate::common::{db_doc, SECRET};
 
@@ -27,7 +27,7 @@ use crate::common::{db_doc, SECRET};
 pub struct Node {
     pub inv: Inventory,
     pub config: Config,
-    pub secret: SharedSecret,
+    pub secrets: Secrets,
 }
 
 impl Node {
@@ -36,7 +36,7 @@ impl Node {
         let doc = InstanceDoc::from_json(&db_doc(host, ip)).unwrap();
         let config = Config::from_yaml(yaml, "test.yaml").unwrap();
         let inv = Inventory::resolve(&doc, &config, &Default::default(), os).unwrap();
-        Node { inv, config, secret: SharedSecret::try_new(SECRET, "test").unwrap() }
+        Node { inv, config, secrets: SharedSecret::try_new(SECRET, "test").unwrap().into() }
     }
 
     pub fn cx(&self, options: Options) -> Context<'_> {
@@ -44,7 +44,7 @@ impl Node {
             inv: &self.inv,
             platform: self.inv.platform.platform(),
             config: &self.config,
-            secret: &self.secret,
+            secrets: &self.secrets,
             options,
         }
     }

@@ -12,7 +12,7 @@ use hainit::engine::{Context, Options};
 use hainit::imds::InstanceDoc;
 use hainit::inventory::Inventory;
 use hainit::platform::OsId;
-use hainit::secrets::SharedSecret;
+use hainit::secrets::{Secrets, SharedSecret};
 
 use crate::common::{instance_doc, SECRET};
 
@@ -20,7 +20,7 @@ use crate::common::{instance_doc, SECRET};
 pub struct Node {
     pub inv: Inventory,
     pub config: Config,
-    pub secret: SharedSecret,
+    pub secrets: Secrets,
 }
 
 impl Node {
@@ -29,7 +29,7 @@ impl Node {
         let doc = InstanceDoc::from_json(&instance_doc(host, ip, &tags)).unwrap();
         let config = Config::from_yaml(yaml, "test.yaml").unwrap();
         let inv = Inventory::resolve(&doc, &config, &Default::default(), os).unwrap();
-        Node { inv, config, secret: SharedSecret::try_new(secret, "test").unwrap() }
+        Node { inv, config, secrets: SharedSecret::try_new(secret, "test").unwrap().into() }
     }
 
     /// web-1 (10.0.2.4) toward the VIP 10.0.1.10, with the standard test secret.
@@ -42,7 +42,7 @@ impl Node {
             inv: &self.inv,
             platform: self.inv.platform.platform(),
             config: &self.config,
-            secret: &self.secret,
+            secrets: &self.secrets,
             options: Options::default(),
         }
     }

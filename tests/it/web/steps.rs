@@ -314,3 +314,31 @@ fn bad_web_inputs_are_exit_2_before_anything_is_touched() {
     let node = node(OsId::Debian12);
     hainit::roles::validate(&node.cx(), &brand_new_vm(OsId::Debian12)).unwrap();
 }
+
+/// A web node given only the web tier's values (config `web_secrets`, never the shared secret)
+/// plans the very same actions, secrets included, and converges: `roles::tier_purposes` covers
+/// everything the web role derives.
+#[test]
+fn the_web_tier_secrets_alone_converge_the_same_node() {
+    use hainit::engine::Context;
+    use hainit::inventory::Role;
+    use hainit::secrets::{tier_json, ScopedSecrets, Secrets, SharedSecret};
+    let master = SharedSecret::try_new(crate::common::SECRET, "test").unwrap();
+    let purposes = hainit::roles::tier_purposes(Role::Web);
+    let values = serde_json::from_str(&tier_json(&master, &purposes)).unwrap();
+    let scoped = Secrets::Scoped(ScopedSecrets::try_new(&values, &purposes, "web_secrets").unwrap());
+    for (os, name) in OSES {
+        let node = node(os);
+        let with_master = node.cx();
+        let cx = Context { secrets: &scoped, ..node.cx() };
+        let plan = |cx: &Context| engine::plan(&web::steps(cx), cx, &brand_new_vm(os)).unwrap();
+        let (a, b) = (plan(&with_master), plan(&cx));
+        for (x, y) in a.steps.iter().zip(&b.steps) {
+            assert_eq!(x.actions, y.actions, "{name}: {}", x.name);
+        }
+        let sys = brand_new_vm(os);
+        engine::apply(&web::steps(&cx), &cx, &sys).unwrap();
+        assert!(engine::plan(&web::steps(&cx), &cx, &sys).unwrap().is_converged(), "{name}");
+        assert_eq!(sys.fact("wp.installs").as_deref(), Some("1"), "{name}");
+    }
+}
