@@ -3,7 +3,7 @@
 
   scripts/lab/lab.py [run] [--scenarios drill,repair,crash,splitbrain] [--keep]
   scripts/lab/lab.py clean          stop what runs of a dead orchestrator left behind
-  scripts/lab/lab.py inputs DIR     write every VM's IMDS document and the config (no VMs)
+  scripts/lab/lab.py inputs DIR     write every VM's IMDS document and each tier's config (no VMs)
 
 Needs root, the lab image (make lab-image) and target/release/examples/fake-imds. Every run gets
 /var/tmp/hainit-lab/runs/<run-id>/ (LAB_RUNS): logs, the VMs' disks and consoles, report.md and
@@ -136,8 +136,10 @@ def main():
         from labkit import topology
         if len(args.run_ids) != 1:
             p.error("inputs needs one output directory")
+        from labkit.lab import HAINIT
         secret = os.environ.get("LAB_SECRET") or secrets.token_hex(24)
-        print(" ".join(topology.write_inputs(settings_or_exit(), secret, args.run_ids[0])))
+        web = topology.web_secrets(HAINIT, secret)
+        print(" ".join(topology.write_inputs(settings_or_exit(), secret, web, args.run_ids[0])))
         return 0
     if args.command == "clean":
         from labkit import clean

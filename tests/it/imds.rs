@@ -133,3 +133,33 @@ fn managed_identity_probe() {
     let token_req = s.requests().into_iter().last().unwrap();
     assert!(token_req.target.starts_with("/metadata/identity/oauth2/token?api-version=2018-02-01&resource="));
 }
+
+/// "Has an identity" is never a guess: only the documented "no identity" answers (400-403) are
+/// false; a failing IMDS is retried and then a timeout (exit 3), an odd answer is an error.
+#[test]
+fn the_identity_probe_tells_no_identity_from_a_failing_imds() {
+    for status in [400, 401, 403] {
+        let s = server();
+        s.set_identity(true);
+        s.push(Fault::Status(status));
+        assert!(!ImdsClient::new(&s.url(), Duration::from_secs(5)).has_managed_identity().unwrap(), "{status}");
+    }
+    for fault in [Fault::Status(500), Fault::Status(503), Fault::Status(429), Fault::Drop] {
+        let s = server();
+        s.set_identity(true);
+        s.always(Some(fault));
+        let e = ImdsClient::new(&s.url(), Duration::from_secs(1)).has_managed_identity().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+        assert!(e.to_string().contains("/metadata/identity/oauth2/token"), "{e}");
+    }
+    let s = server();
+    s.set_identity(true);
+    s.push(Fault::Status(405));
+    let e = ImdsClient::new(&s.url(), Duration::from_secs(5)).has_managed_identity().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Input, "{e}");
+    let s = server();
+    s.set_identity(true);
+    s.push(Fault::Body("<html>a captive portal</html>".into()));
+    let e = ImdsClient::new(&s.url(), Duration::from_secs(5)).has_managed_identity().unwrap_err();
+    assert!(e.to_string().contains("without an access_token"), "{e}");
+}

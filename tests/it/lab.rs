@@ -28,13 +28,17 @@ fn the_lab_image_has_every_package_of_both_roles() {
     assert!(missing.is_empty(), "images/lab/packages.txt lacks {missing:?} (the lab VMs cannot download them)");
 }
 
-/// `scripts/lab/lab.py inputs DIR`: each VM's IMDS document and the shared config.
+const LAB_SECRET: &str = "lab-test-secret-0123456789abcdefghijklmnopqrstuv";
+
+/// `scripts/lab/lab.py inputs DIR`: each VM's IMDS document and each tier's config (db.yaml,
+/// web.yaml; the web tier's secrets derived by this build's hainit).
 fn lab_inputs(dir: &Path) -> Vec<String> {
     let out = Command::new("python3")
         .arg(repo().join("scripts/lab/lab.py"))
         .args(["inputs"])
         .arg(dir)
-        .env("LAB_SECRET", "lab-test-secret-0123456789abcdefghijklmnopqrstuv")
+        .env("LAB_SECRET", LAB_SECRET)
+        .env("LAB_HAINIT", env!("CARGO_BIN_EXE_hainit"))
         .output()
         .unwrap();
     assert!(out.status.success(), "lab.py inputs: {}", stderr(&out));
@@ -46,12 +50,12 @@ fn every_lab_vm_discovers_its_place_in_the_stack() {
     let dir = tempfile::tempdir().unwrap();
     let names = lab_inputs(dir.path());
     assert_eq!(names, ["db-a", "db-b", "web-1", "web-2"]);
-    let config = dir.path().join("hainit.yaml");
     let mut seen = Vec::new();
     for name in &names {
         let root = TestRoot::new();
         let server = FakeImds::start(Document::File(dir.path().join(format!("{name}.imds.json"))));
-        let config_flag = format!("--config={}", config.display());
+        let tier = if name.starts_with("web") { "web" } else { "db" };
+        let config_flag = format!("--config={}", dir.path().join(format!("{tier}.yaml")).display());
         let out = hainit(&server.url(), root.path(), "debian12", &[&config_flag, "discover", "--json"]);
         assert!(out.status.success(), "{name}: exit {:?}\n{}", out.status.code(), stderr(&out));
         let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -65,8 +69,8 @@ fn every_lab_vm_discovers_its_place_in_the_stack() {
             assert_eq!(peers, ["10.0.1.4", "10.0.1.5"]);
         }
         if v["role"] == "web" {
-            // The whole config (db and web keys) is valid for hainit: an unknown key or bad value
-            // would be exit 2. (A db plan needs this host to be db-a with a data disk: not here.)
+            // The web tier's config is valid for hainit: an unknown key, a bad value or a missing
+            // secret would be exit 2. (A db plan needs this host to be db-a with a data disk.)
             root.write("/usr/share/hainit/defaults.yaml", &format!("web:\n  wordpress_sha256: \"{EMPTY_SHA256}\"\n"));
             root.write("/usr/share/hainit/wordpress.tar.gz", "");
             let plan = hainit(&server.url(), root.path(), "debian12", &[&config_flag, "plan", "--json"]);
@@ -75,4 +79,24 @@ fn every_lab_vm_discovers_its_place_in_the_stack() {
     }
     let expected = [("db", "10.0.1.4"), ("db", "10.0.1.5"), ("web", "10.0.2.4"), ("web", "10.0.2.5")];
     assert_eq!(seen, expected.map(|(r, ip)| (r.to_string(), ip.to_string())));
+}
+
+/// The lab hands its web VMs what deploy-azure.sh hands Azure's: the web tier's secrets, never
+/// the shared secret nor a value only the db tier may hold.
+#[test]
+fn the_lab_web_vms_get_only_the_web_tier_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    lab_inputs(dir.path());
+    let web = std::fs::read_to_string(dir.path().join("web.yaml")).unwrap();
+    let db = std::fs::read_to_string(dir.path().join("db.yaml")).unwrap();
+    assert!(db.contains(LAB_SECRET), "the db VMs hold the shared secret");
+    for forbidden in crate::azure::cloud_init::db_tier_secrets(LAB_SECRET) {
+        assert!(!web.contains(&forbidden), "the lab's web config holds a db-tier secret");
+    }
+    let config = hainit::config::Config::from_yaml(&web, "web.yaml").unwrap();
+    let secrets = config.secrets(hainit::inventory::Role::Web, |_| Ok(None)).unwrap();
+    let shared = hainit::secrets::SharedSecret::try_new(LAB_SECRET, "test").unwrap();
+    for p in hainit::roles::tier_purposes(hainit::inventory::Role::Web) {
+        assert_eq!(secrets.derive(p), shared.derive(p), "{p:?}");
+    }
 }

@@ -19,6 +19,8 @@ from . import arm, common, net, topology
 from .vm import VM, VmSpec
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+# The hainit the lab image bakes in (make build): it also derives the web tier's secrets.
+HAINIT = os.environ.get("LAB_HAINIT", os.path.join(REPO, "target", "x86_64-unknown-linux-musl", "release", "hainit"))
 LB_SCRIPT = os.path.join(REPO, "scripts", "lab", "lb.py")
 CLIENT_SCRIPT = os.path.join(REPO, "scripts", "lab", "client.py")
 SBD_DISK_MIB = 16
@@ -101,6 +103,8 @@ class Lab:
                                os.path.join(self.run_dir, "arm.jsonl")).start()
         self.secret = secrets.token_hex(24)
         common.write_private(os.path.join(self.run_dir, "secret"), self.secret + "\n")
+        # Web VMs get only these (cloud-init/web.yaml), never the shared secret.
+        self.web_secrets = topology.web_secrets(HAINIT, self.secret)
         common.write_json(os.path.join(self.run_dir, "lab.json"),
                           {"pid": os.getpid(), "netns": self.net.ns, "run_dir": self.run_dir})
 
@@ -168,15 +172,16 @@ class Lab:
                 f.truncate(SBD_DISK_MIB * 1024 * 1024)
         return path
 
-    def config_yaml(self):
-        return topology.config_yaml(self.settings, self.secret)
+    def config_yaml(self, role):
+        """What a VM of `role` gets as its custom-data config."""
+        return topology.config_for(role, self.settings, self.secret, self.web_secrets)
 
     def create_vm(self, spec, fresh_disk=True):
         vm = VM(spec, self)
         old = self.vms.get(spec.name)
         if old is not None:
             vm.generation = old.generation
-        vm.prepare(self.hosts(), self.config_yaml())
+        vm.prepare(self.hosts(), self.config_yaml(spec.role))
         if not fresh_disk and old is not None:
             raise common.LabError("create_vm: reuse of disks is not supported")
         self.vms[spec.name] = vm
@@ -194,7 +199,7 @@ class Lab:
                           spec.data_disk_mib, 0, spec.vcpus)
         vm = VM(spec, self)
         vm.generation = old.generation
-        vm.prepare(self.hosts(), self.config_yaml())
+        vm.prepare(self.hosts(), self.config_yaml(spec.role))
         self.vms[name] = vm
         return vm
 

@@ -1,7 +1,9 @@
 """The lab's stack as data: four VMs with their tags, addresses and memory, and the config they get.
-Pure (no I/O), so tests can check it against hainit itself (tests/it/lab.rs)."""
+Pure (no I/O) but for `web_secrets` (runs hainit) and `write_inputs`, so tests can check it against
+hainit itself (tests/it/lab.rs)."""
 
 import os
+import subprocess
 
 from . import imds, net
 from .vm import VmSpec
@@ -30,11 +32,12 @@ def hosts(s):
 
 
 def config_yaml(s, secret):
-    """The custom-data config every VM gets (cloud-init writes it on Azure). The lab guest has no
-    /dev/disk/azure (virtio, no WALinuxAgent udev rules), so the data disk is named: /dev/vdb, the
-    second virtio disk; the SBD disk sits in the last PCI slot (vm.py) and cannot take its name."""
+    """The custom-data config the db VMs get (cloud-init writes it on Azure): the shared secret.
+    The lab guest has no /dev/disk/azure (virtio, no WALinuxAgent udev rules), so the data disk is
+    named: /dev/vdb, the second virtio disk; the SBD disk sits in the last PCI slot (vm.py) and
+    cannot take its name."""
     return (
-        "# hainit lab: what cloud-init custom-data writes on Azure (one file for both tiers)\n"
+        "# hainit lab: what cloud-init custom-data writes on Azure for a db VM\n"
         "secret: \"%s\"\n"
         "db:\n"
         "  data_disk: /dev/vdb\n"
@@ -49,6 +52,31 @@ def config_yaml(s, secret):
     ) % (secret, net.WEB_SUBNET, s.probe_port, s.token_ms, s.op_timeout_scale, stonith_yaml(s), net.PUBLIC_VIP)
 
 
+def web_config_yaml(s, web_secrets):
+    """The config the web VMs get, as deploy-azure.sh renders cloud-init/web.yaml: the web tier's
+    secrets (`hainit secrets --tier web`, one JSON line), never the shared secret."""
+    return (
+        "# hainit lab: what cloud-init custom-data writes on Azure for a web VM (no shared secret)\n"
+        "web_secrets: %s\n"
+        "web:\n"
+        "  site_url: http://%s\n"
+        "  site_title: hainit lab\n"
+    ) % (web_secrets.strip(), net.PUBLIC_VIP)
+
+
+def config_for(role, s, secret, web_secrets):
+    return web_config_yaml(s, web_secrets) if role == "web" else config_yaml(s, secret)
+
+
+def web_secrets(hainit, secret):
+    """What `hainit secrets --tier web` derives from `secret` (the secret goes on stdin)."""
+    r = subprocess.run([hainit, "secrets", "--tier", "web", "--secret-file", "-"], input=secret + "\n",
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 or not r.stdout.startswith("{"):
+        raise RuntimeError("%s secrets --tier web failed (exit %d): %s" % (hainit, r.returncode, r.stderr.strip()))
+    return r.stdout.strip()
+
+
 def stonith_yaml(s):
     """The db section's fencing keys: Azure's (auto: fence_azure_arm with the managed identity), SBD
     on the shared disk, or none at all (`off`)."""
@@ -61,11 +89,12 @@ def stonith_yaml(s):
             "  sbd_watchdog_timeout_secs: %d\n" % (SBD_DEVICE, s.sbd_watchdog_secs))
 
 
-def write_inputs(s, secret, out_dir):
-    """Every VM's IMDS document and the config, as files (for tests and for reading)."""
-
-    with open(os.path.join(out_dir, "hainit.yaml"), "w") as f:
-        f.write(config_yaml(s, secret))
+def write_inputs(s, secret, web_secrets, out_dir):
+    """Every VM's IMDS document and each tier's config (db.yaml, web.yaml), as files (for tests
+    and for reading)."""
+    for role in ("db", "web"):
+        with open(os.path.join(out_dir, role + ".yaml"), "w") as f:
+            f.write(config_for(role, s, secret, web_secrets))
     for sp in specs(s):
         imds.write(os.path.join(out_dir, sp.name + ".imds.json"),
                    imds.document(sp.name, sp.ip, sp.tags, data_disk=bool(sp.data_disk_mib)))

@@ -2,7 +2,7 @@
 //! judged by packer, cloud-init, systemd-analyze, hainit's own config and inventory parsers, and a
 //! fake `az` (tests/fixtures/azure/fake-az) that logs every call and keeps the created resources.
 
-mod cloud_init;
+pub(crate) mod cloud_init;
 mod deploy;
 mod drill;
 mod fake;

@@ -1,17 +1,19 @@
 //! `db.cluster.hacluster` with the real python3 `crypt` check against hashes real tools make:
 //! chpasswd (yescrypt as Debian 12's PAM writes, SHA-512 as EL's) run on a test root with the
 //! very stdin the step's action carries, and `openssl passwd -6`. The host's accounts are never
-//! touched: the step reads the test root's /etc/shadow.
+//! touched: the step reads the test root's /etc/shadow. And `db.cluster.start` on the fake
+//! system: a failed `corosync-cmapctl` or `systemctl show` ends the run and stops nothing.
 
 use std::path::Path;
 use std::process::Command;
 
-use hainit::engine::{Options, Step};
+use hainit::engine::{self, Options, Outcome, Step};
+use hainit::error::ErrorKind;
 use hainit::plan::Action;
 use hainit::platform::OsId;
-use hainit::roles::db::cluster::HaclusterStep;
+use hainit::roles::db::cluster::{HaclusterStep, StartStep};
 use hainit::secrets::Purpose;
-use hainit::system::{Cmd, HostSystem, Root};
+use hainit::system::{Cmd, FakeSystem, HostSystem, Output, Root};
 
 use super::{assert_root, run, Node};
 use crate::common::output_with_stdin;
@@ -113,4 +115,73 @@ fn openssl_sha512_hashes_are_judged_too() {
     // The python the platform names really has crypt (3.11 on Debian 12, removed in 3.13).
     let py = OsId::Debian12.platform().db.python;
     run(Command::new(py).args(["-W", "ignore", "-c", "import crypt"]));
+}
+
+/// A db VM whose corosync and pacemaker run (per `systemctl show`), answering `corosync-cmapctl`
+/// with `cmap`; every command that would change something is recorded, never refused.
+fn running_stack(cmap: Output) -> FakeSystem {
+    let sys = FakeSystem::new("db-a");
+    sys.reply(&["systemctl", "show"], Output::ok("UnitFileState=enabled\nActiveState=active\nActiveEnterTimestamp=\n"));
+    sys.reply(&["corosync-cmapctl"], cmap);
+    sys.reply(&["pcs"], Output::ok(""));
+    sys.reply(&["systemctl", "start"], Output::ok(""));
+    sys.reply(&["systemctl", "stop"], Output::ok(""));
+    sys
+}
+
+/// What `db.cluster.start` ran beyond its queries.
+fn changes(sys: &FakeSystem) -> Vec<String> {
+    let queries = ["systemctl show", "corosync-cmapctl -g"];
+    sys.commands().into_iter().map(|c| c.join(" ")).filter(|c| !queries.iter().any(|q| c.starts_with(q))).collect()
+}
+
+fn start(sys: &FakeSystem) -> hainit::error::Result<Vec<(&'static str, Outcome)>> {
+    let node = Node::new(OsId::Debian12, true, "\n");
+    let cx = node.cx(Options::default());
+    engine::apply(&[Box::new(StartStep) as Box<dyn Step>], &cx, sys)
+}
+
+/// corosync-cmapctl failing is no "stale configuration": the run ends (CS_ERR_TRY_AGAIN as a
+/// timeout, exit 3; any other failure exit 1) and the running node is not stopped.
+#[test]
+fn a_failed_cmapctl_never_stops_a_running_node() {
+    let failed = |code: i32, stderr: &str| Output { code: Some(code), stdout: String::new(), stderr: stderr.into() };
+    for (cmap, kind) in [
+        (failed(0, "Can't get key totem.cluster_name. Error CS_ERR_TRY_AGAIN\n"), ErrorKind::Timeout),
+        (failed(1, "Failed to initialize the cmap API. Error CS_ERR_TRY_AGAIN\n"), ErrorKind::Timeout),
+        (failed(1, "Failed to initialize the cmap API. Error CS_ERR_LIBRARY\n"), ErrorKind::Step),
+        (failed(0, ""), ErrorKind::Step),
+    ] {
+        let sys = running_stack(cmap.clone());
+        let e = start(&sys).unwrap_err();
+        assert_eq!(e.kind, kind, "{cmap:?}: {e}");
+        assert!(e.to_string().contains("corosync-cmapctl -g totem.cluster_name"), "{e}");
+        assert_eq!(changes(&sys), Vec::<String>::new(), "{cmap:?}");
+    }
+    // The decision does rest on the answer: a name really read decides.
+    let sys = running_stack(Output::ok("totem.cluster_name (str) = wpcluster\n"));
+    assert_eq!(start(&sys).unwrap()[0].1, Outcome::Converged);
+    // The distro's own corosync (named debian) until our stack restarts with our corosync.conf.
+    let sys = running_stack(Output::ok(""));
+    sys.on(&["corosync-cmapctl"], |s, _| {
+        let name = if s.fact("restarted").is_some() { "wpcluster" } else { "debian" };
+        Output::ok(format!("totem.cluster_name (str) = {name}\n"))
+    });
+    sys.on(&["systemctl", "start"], |s, _| {
+        s.set_fact("restarted", "1");
+        Output::ok("")
+    });
+    start(&sys).unwrap();
+    assert_eq!(changes(&sys), ["pcs cluster stop --force", "systemctl start corosync pacemaker"]);
+}
+
+/// `systemctl show` failing is no "inactive": nothing is started or stopped.
+#[test]
+fn a_failed_systemctl_show_never_reads_as_inactive() {
+    let sys = running_stack(Output::ok("totem.cluster_name (str) = wpcluster\n"));
+    sys.reply(&["systemctl", "show"], Output::fail(1, "Failed to connect to bus: Connection refused"));
+    let e = start(&sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step, "{e}");
+    assert!(e.to_string().contains("corosync") && e.to_string().contains("Failed to connect to bus"), "{e}");
+    assert_eq!(changes(&sys), Vec::<String>::new());
 }

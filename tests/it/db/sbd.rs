@@ -1,14 +1,15 @@
 //! `db.sbd.device` with the real sbd on loop devices: the leader writes a header with the
 //! configured timeouts on a blank disk and never again; a disk holding a filesystem is refused
-//! with nothing written; the follower only waits for the leader's header.
+//! with nothing written; the follower only waits for the leader's header. `db.sbd.service` never
+//! stops the stack on a `systemctl show` that failed.
 
 use std::process::Command;
 
 use hainit::engine::{self, Options, Outcome, Step};
 use hainit::error::ErrorKind;
 use hainit::platform::OsId;
-use hainit::roles::db::sbd::{header_timeout, DeviceStep};
-use hainit::system::{HostSystem, Root};
+use hainit::roles::db::sbd::{header_timeout, DeviceStep, ServiceStep};
+use hainit::system::{FakeSystem, FileKind, HostSystem, Output, Root};
 
 use super::disk::Loop;
 use super::{assert_root, run, Node};
@@ -70,4 +71,34 @@ fn the_follower_waits_for_the_leaders_header() {
     let leader = node(&disk.dev, true);
     engine::apply(&steps(), &leader.cx(Options::default()), &host).unwrap();
     assert!(engine::plan(&steps(), &follower.cx(Options::default()), &host).unwrap().is_converged());
+}
+
+/// `db.sbd.service` restarts the stack when sbd is not running but corosync is; a `systemctl
+/// show` that fails is no "inactive" or "active": the run ends and nothing is stopped.
+#[test]
+fn a_failed_systemctl_show_never_stops_the_cluster_stack() {
+    let node = node("/dev/disk/by-id/virtio-hainit-sbd", true);
+    let cx = node.cx(Options::default());
+    let show = |active: &str| Output::ok(format!("UnitFileState=enabled\nActiveState={active}\nActiveEnterTimestamp=\n"));
+    let sys = FakeSystem::new("db-a");
+    sys.add_node("/dev/watchdog", FileKind::Other);
+    sys.reply(&["systemctl", "show"], show("inactive"));
+    sys.reply(&["systemctl", "show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", "corosync"], show("active"));
+    let stop = "systemctl stop pacemaker corosync";
+    let planned: Vec<String> = ServiceStep.check(&cx, &sys).unwrap().iter().map(|a| a.describe()).collect();
+    assert!(planned.iter().any(|a| a.contains(stop)), "the control case restarts the stack: {planned:?}");
+
+    sys.reply(
+        &["systemctl", "show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", "corosync"],
+        Output::fail(1, "Failed to get properties: Connection timed out"),
+    );
+    let e = engine::apply(&steps_service(), &cx, &sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Step, "{e}");
+    assert!(e.to_string().contains("corosync") && e.to_string().contains("Connection timed out"), "{e}");
+    let ran: Vec<String> = sys.commands().into_iter().map(|c| c.join(" ")).collect();
+    assert!(ran.iter().all(|c| c.starts_with("systemctl show")), "only queries ran: {ran:?}");
+}
+
+fn steps_service() -> Vec<Box<dyn Step>> {
+    vec![Box::new(ServiceStep)]
 }
