@@ -47,7 +47,11 @@ fn last_line(s: &str) -> &str {
 fn timeouts_are_retried_until_success() {
     let b = run_boot("echo \"run $n\" >&2; [ $n -ge 3 ] && exit 0; exit 3", "0");
     assert_eq!((b.code, b.calls), (Some(0), 3));
-    assert!(b.stderr.contains("run 1\n") && b.stderr.contains("run 3\n"), "hainit's messages pass through: {}", b.stderr);
+    assert!(
+        b.stderr.contains("run 1\n") && b.stderr.contains("run 3\n"),
+        "hainit's messages pass through: {}",
+        b.stderr
+    );
     assert!(b.stderr.contains("attempt 2 of 4 timed out (exit 3)"), "{}", b.stderr);
     assert_eq!(last_line(&b.stderr), "hainit-boot: converged on attempt 3");
 }
@@ -61,7 +65,10 @@ fn timeouts_back_off_and_give_up_after_the_attempt_limit() {
     }
     let last = last_line(&b.stderr);
     assert!(last.starts_with("hainit-boot: FAILED: still timing out after 4 attempts"), "{last}");
-    assert!(last.ends_with("Last message: ERROR timed out after 900 s waiting for pcsd on db-b (10.0.1.5:2224)"), "{last}");
+    assert!(
+        last.ends_with("Last message: ERROR timed out after 900 s waiting for pcsd on db-b (10.0.1.5:2224)"),
+        "{last}"
+    );
 }
 
 /// Exit 1 is a bug or a state a human must see: one run, and the journal's last line says so

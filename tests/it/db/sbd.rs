@@ -79,11 +79,15 @@ fn the_follower_waits_for_the_leaders_header() {
 fn a_failed_systemctl_show_never_stops_the_cluster_stack() {
     let node = node("/dev/disk/by-id/virtio-hainit-sbd", true);
     let cx = node.cx(Options::default());
-    let show = |active: &str| Output::ok(format!("UnitFileState=enabled\nActiveState={active}\nActiveEnterTimestamp=\n"));
+    let show =
+        |active: &str| Output::ok(format!("UnitFileState=enabled\nActiveState={active}\nActiveEnterTimestamp=\n"));
     let sys = FakeSystem::new("db-a");
     sys.add_node("/dev/watchdog", FileKind::Other);
     sys.reply(&["systemctl", "show"], show("inactive"));
-    sys.reply(&["systemctl", "show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", "corosync"], show("active"));
+    sys.reply(
+        &["systemctl", "show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", "corosync"],
+        show("active"),
+    );
     let stop = "systemctl stop pacemaker corosync";
     let planned: Vec<String> = ServiceStep.check(&cx, &sys).unwrap().iter().map(|a| a.describe()).collect();
     assert!(planned.iter().any(|a| a.contains(stop)), "the control case restarts the stack: {planned:?}");
