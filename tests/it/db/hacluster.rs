@@ -154,9 +154,9 @@ fn a_failed_cmapctl_never_stops_a_running_node() {
     ] {
         let sys = running_stack(cmap.clone());
         let e = start(&sys).unwrap_err();
+        assert_eq!(changes(&sys), Vec::<String>::new(), "{cmap:?}");
         assert_eq!(e.kind, kind, "{cmap:?}: {e}");
         assert!(e.to_string().contains("corosync-cmapctl -g totem.cluster_name"), "{e}");
-        assert_eq!(changes(&sys), Vec::<String>::new(), "{cmap:?}");
     }
     // The decision does rest on the answer: a name really read decides.
     let sys = running_stack(Output::ok("totem.cluster_name (str) = wpcluster\n"));
@@ -181,7 +181,7 @@ fn a_failed_systemctl_show_never_reads_as_inactive() {
     let sys = running_stack(Output::ok("totem.cluster_name (str) = wpcluster\n"));
     sys.reply(&["systemctl", "show"], Output::fail(1, "Failed to connect to bus: Connection refused"));
     let e = start(&sys).unwrap_err();
+    assert_eq!(changes(&sys), Vec::<String>::new());
     assert_eq!(e.kind, ErrorKind::Step, "{e}");
     assert!(e.to_string().contains("corosync") && e.to_string().contains("Failed to connect to bus"), "{e}");
-    assert_eq!(changes(&sys), Vec::<String>::new());
 }

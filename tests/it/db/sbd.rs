@@ -74,33 +74,40 @@ fn the_follower_waits_for_the_leaders_header() {
 }
 
 /// `db.sbd.service` restarts the stack when sbd is not running but corosync is; a `systemctl
-/// show` that fails is no "inactive" or "active": the run ends and nothing is stopped.
+/// show` that fails is no "inactive": the run ends and the running stack is not stopped.
 #[test]
 fn a_failed_systemctl_show_never_stops_the_cluster_stack() {
     let node = node("/dev/disk/by-id/virtio-hainit-sbd", true);
     let cx = node.cx(Options::default());
-    let show =
+    let show = |unit: &str| {
+        let mut argv = vec!["systemctl", "show", "-p", "UnitFileState", "-p", "ActiveState", "-p"];
+        argv.extend(["ActiveEnterTimestamp", unit]);
+        argv.into_iter().map(String::from).collect::<Vec<String>>()
+    };
+    let state =
         |active: &str| Output::ok(format!("UnitFileState=enabled\nActiveState={active}\nActiveEnterTimestamp=\n"));
     let sys = FakeSystem::new("db-a");
     sys.add_node("/dev/watchdog", FileKind::Other);
-    sys.reply(&["systemctl", "show"], show("inactive"));
-    sys.reply(
-        &["systemctl", "show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", "corosync"],
-        show("active"),
-    );
+    let corosync = show("corosync");
+    let sbd = show("sbd");
+    sys.reply(&corosync.iter().map(String::as_str).collect::<Vec<_>>(), state("active"));
+    sys.reply(&sbd.iter().map(String::as_str).collect::<Vec<_>>(), state("inactive"));
     let stop = "systemctl stop pacemaker corosync";
     let planned: Vec<String> = ServiceStep.check(&cx, &sys).unwrap().iter().map(|a| a.describe()).collect();
     assert!(planned.iter().any(|a| a.contains(stop)), "the control case restarts the stack: {planned:?}");
 
+    // systemd does not answer for sbd while corosync runs: that is not "sbd is not running".
     sys.reply(
-        &["systemctl", "show", "-p", "UnitFileState", "-p", "ActiveState", "-p", "ActiveEnterTimestamp", "corosync"],
+        &sbd.iter().map(String::as_str).collect::<Vec<_>>(),
         Output::fail(1, "Failed to get properties: Connection timed out"),
     );
+    sys.reply(&["systemctl", "stop"], Output::ok(""));
+    sys.reply(&["systemctl", "enable"], Output::ok(""));
     let e = engine::apply(&steps_service(), &cx, &sys).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Step, "{e}");
-    assert!(e.to_string().contains("corosync") && e.to_string().contains("Connection timed out"), "{e}");
     let ran: Vec<String> = sys.commands().into_iter().map(|c| c.join(" ")).collect();
-    assert!(ran.iter().all(|c| c.starts_with("systemctl show")), "only queries ran: {ran:?}");
+    assert!(!ran.iter().any(|c| c.starts_with("systemctl stop")), "the stack was stopped: {ran:?}");
+    assert_eq!(e.kind, ErrorKind::Step, "{e}");
+    assert!(e.to_string().contains("sbd") && e.to_string().contains("Connection timed out"), "{e}");
 }
 
 fn steps_service() -> Vec<Box<dyn Step>> {
