@@ -331,6 +331,14 @@ fn empty_azure_ids_are_refused_where_fencing_needs_them() {
         assert_eq!(out.status.code(), Some(2), "{field}: {}", stderr(&out));
         assert!(stderr(&out).contains(&format!("compute.{field} is empty")), "{}", stderr(&out));
     }
+    // The VM name map names nodes of the pair: a typo would fence by a guessed name.
+    let s = imds(db_doc("db-a", "10.0.1.4"));
+    s.set_identity(true);
+    let config = std::fs::read_to_string(root.host_path("/etc/hainit/hainit.yaml")).unwrap();
+    root.write("/etc/hainit/hainit.yaml", &format!("{config}db:\n  vm_names: {{db-x: vm-db-b}}\n"));
+    let out = hainit(&s.url(), root.path(), "debian12", &["plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("db.vm_names has an entry for \"db-x\""), "{}", stderr(&out));
 }
 
 /// `status` exits 1 when an item is FAIL (here: a db node with no DRBD at all), after printing
