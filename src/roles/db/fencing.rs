@@ -3,15 +3,15 @@
 //! configuration, the DRBD resource file and `status` all ask here.
 
 use super::sbd;
+use crate::cib;
 use crate::config::StonithMode;
-use crate::dialect::pcs;
 use crate::engine::Context;
 
+/// Whether the fence race is weighted (priority-fencing-delay) or random (pcmk_delay_max) is
+/// the installed Pacemaker's to decide (cib::line).
 #[derive(Debug, Clone)]
 pub struct Stonith {
     pub agent: FenceAgent,
-    /// Pacemaker ≥ 2.0.4: `priority-fencing-delay`; else `pcmk_delay_max` on the device.
-    pub priority_fencing: bool,
 }
 
 /// The fence device: Azure's API with the VM's managed identity, or SBD on a shared disk.
@@ -34,8 +34,8 @@ impl Stonith {
     /// The fence device's resource id.
     pub fn id(&self) -> &'static str {
         match self.agent {
-            FenceAgent::AzureArm { .. } => pcs::FENCE_AZURE,
-            FenceAgent::Sbd { .. } => pcs::FENCE_SBD,
+            FenceAgent::AzureArm { .. } => cib::FENCE_AZURE,
+            FenceAgent::Sbd { .. } => cib::FENCE_SBD,
         }
     }
 }
@@ -43,7 +43,6 @@ impl Stonith {
 /// STONITH: SBD when configured; fence_azure_arm when the VM has a managed identity (and the
 /// config allows it); otherwise none (safety rule 4: logged, shown by `status`).
 pub fn stonith(cx: &Context) -> Option<Stonith> {
-    let priority_fencing = cx.platform.db.priority_fencing;
     match cx.config.db.stonith {
         StonithMode::Off => None,
         StonithMode::Sbd => Some(Stonith {
@@ -51,7 +50,6 @@ pub fn stonith(cx: &Context) -> Option<Stonith> {
                 device: cx.config.db.sbd_device.clone().unwrap_or_default(),
                 msgwait_secs: sbd::msgwait_secs(cx),
             },
-            priority_fencing,
         }),
         StonithMode::Auto if !cx.options.managed_identity => None,
         StonithMode::Auto => {
@@ -72,7 +70,6 @@ pub fn stonith(cx: &Context) -> Option<Stonith> {
                     resource_group: cx.inv.azure.resource_group.clone(),
                     host_map: map.join(";"),
                 },
-                priority_fencing,
             })
         }
     }

@@ -4,11 +4,17 @@
 
 use std::net::IpAddr;
 
+use hainit::cib::desired::desired;
+use hainit::cib::line::Line;
+use hainit::cib::live::Live;
+use hainit::cib::render;
+use hainit::cib::xml::Element;
 use hainit::engine::{self, Context, Options, Outcome, Step};
 use hainit::error::ErrorKind;
 use hainit::platform::OsId;
 use hainit::roles;
 use hainit::roles::db::mariadb::{datadir_stage, DATADIR_SEED};
+use hainit::roles::db::resources::spec;
 use hainit::system::{Cmd, FakeSystem, Output, Probe};
 
 use super::Node;
@@ -84,20 +90,34 @@ fn unit_show(sys: &FakeSystem, unit: &str) -> String {
     )
 }
 
+/// crm_mon of a running two-node cluster: what the CIB configures runs on db-a (the group, the
+/// fence devices); `cib.pushed` is a peer that pushed the whole stack into the cluster this node
+/// joined. Exit 102 while Pacemaker is stopped.
 fn crm_mon(sys: &FakeSystem) -> Output {
-    if !fact(sys, "unit.pacemaker.active") {
+    if !pacemaker_runs(sys) {
         return Output {
             code: Some(102),
             stdout: "<pacemaker-result api-version=\"2.25\"><status code=\"102\" message=\"Not connected\"/></pacemaker-result>\n".into(),
             stderr: String::new(),
         };
     }
-    let running = if fact(sys, "cib.pushed") {
-        "<group id=\"g_db\"><resource id=\"mysqld\" resource_agent=\"ocf:heartbeat:mysql\" role=\"Started\" \
-         active=\"true\" failed=\"false\"><node name=\"db-a\" id=\"1\"/></resource></group>"
-    } else {
-        ""
+    let live = sys.read_string(CIB).unwrap().map(|t| Live::parse(&t).unwrap());
+    let has = |id: &str| fact(sys, "cib.pushed") || live.as_ref().is_some_and(|l| l.has_primitive(id));
+    let started = |id: &str| {
+        format!(
+            "<resource id=\"{id}\" resource_agent=\"ocf:heartbeat:x\" role=\"Started\" active=\"true\" failed=\"false\">\
+             <node name=\"db-a\" id=\"1\"/></resource>"
+        )
     };
+    let mut running = String::new();
+    if has("mysqld") {
+        running.push_str(&format!("<group id=\"g_db\">{}</group>", started("mysqld")));
+    }
+    for device in ["fence_azure", "fence_sbd"] {
+        if has(device) && !fact(sys, &format!("{device}.stopped")) {
+            running.push_str(&started(device));
+        }
+    }
     Output::ok(format!(
         "<pacemaker-result api-version=\"2.25\"><summary><current_dc present=\"true\" name=\"db-a\" with_quorum=\"true\"/>\
          <cluster_options stonith-enabled=\"false\"/></summary><nodes>\
@@ -105,6 +125,74 @@ fn crm_mon(sys: &FakeSystem) -> Output {
          <node name=\"db-b\" id=\"2\" online=\"true\" standby=\"false\" unclean=\"false\"/></nodes>\
          <resources>{running}</resources><status code=\"0\" message=\"OK\"/></pacemaker-result>\n"
     ))
+}
+
+/// Pacemaker runs, with its CIB.
+fn pacemaker_runs(sys: &FakeSystem) -> bool {
+    fact(sys, "unit.pacemaker.active") && sys.read(CIB).unwrap().is_some()
+}
+
+/// The CIB a new cluster of `os` starts with: both nodes, nothing configured, on the schema its
+/// Pacemaker makes it with.
+fn new_cluster_cib(os: OsId) -> String {
+    let schema = match os.platform().pacemaker.line() {
+        Line::V1_1 => "pacemaker-2.10",
+        Line::V2_0 => "pacemaker-3.5",
+        Line::V2_1 => "pacemaker-3.9",
+    };
+    format!(
+        "<cib validate-with=\"{schema}\" epoch=\"5\" num_updates=\"0\" admin_epoch=\"0\"><configuration><crm_config/>\
+         <nodes><node id=\"1\" uname=\"db-a\"/><node id=\"2\" uname=\"db-b\"/></nodes><resources/><constraints/>\
+         </configuration><status/></cib>\n"
+    )
+}
+
+/// The CIB of a cluster whose leader has pushed the whole stack `cx` wants (what a node finds on
+/// disk once the cluster owns it).
+fn owned_cib(cx: &Context) -> String {
+    let stack = render::document(&desired(&spec(cx, cx.platform.pacemaker)));
+    stack.replace("<nodes/>", "<nodes><node id=\"1\" uname=\"db-a\"/><node id=\"2\" uname=\"db-b\"/></nodes>")
+}
+
+/// What crm-fence-peer leaves when a node lost its peer: promotion only where the data is
+/// current (`node`).
+fn fence_constraint(node: &str) -> String {
+    format!(
+        "<rsc_location rsc=\"drbd_wpcluster-clone\" id=\"drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone\">\
+         <rule role=\"Master\" score=\"-INFINITY\" id=\"drbd-fence-by-handler-wpcluster-rule-drbd_wpcluster-clone\">\
+         <expression attribute=\"#uname\" operation=\"ne\" value=\"{node}\" \
+         id=\"drbd-fence-by-handler-wpcluster-expr-drbd_wpcluster-clone\"/></rule></rsc_location>"
+    )
+}
+
+/// The constraints section: the handler's constraint while `fence.constraint` names its node.
+fn constraints(sys: &FakeSystem) -> String {
+    match sys.fact("fence.constraint") {
+        Some(node) => format!("<constraints>{}</constraints>", fence_constraint(&node)),
+        None => "<constraints/>".into(),
+    }
+}
+
+/// `cibadmin --patch` as Pacemaker applies it: the real cibadmin on a copy of the fake's CIB.
+fn apply_patch(sys: &FakeSystem, patch: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (cib, file) = (dir.path().join("cib.xml"), dir.path().join("patch.xml"));
+    std::fs::write(&cib, sys.read(CIB).unwrap().expect("a running cluster has a CIB")).unwrap();
+    std::fs::write(&file, patch).unwrap();
+    let out = std::process::Command::new("cibadmin")
+        .env("CIB_file", &cib)
+        .args(["--patch", "--xml-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        sys.add_file(CIB, std::fs::read(&cib).unwrap(), 0o600);
+    }
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn corosync_conf(name: &str) -> String {
@@ -463,12 +551,15 @@ fn script(sys: &FakeSystem, os: OsId) {
         let ours = name.contains("cluster_name: wpcluster");
         Output::ok(format!("totem.cluster_name (str) = {}\n", if ours { "wpcluster" } else { "debian" }))
     });
-    sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
+    sys.on(&["systemctl", "start", "corosync", "pacemaker"], move |s, _| {
         if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
             return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
         }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
+        if s.read(CIB).unwrap().is_none() {
+            s.add_file(CIB, new_cluster_cib(os), 0o600);
+        }
         if fact(s, "unit.sbd.enabled") {
             // corosync requires sbd (RequiredBy=corosync.service) and starts it first.
             set(s, "unit.sbd.active");
@@ -480,57 +571,36 @@ fn script(sys: &FakeSystem, os: OsId) {
         Output::ok("")
     });
     sys.on(&["crm_mon"], |s, _| crm_mon(s));
+    sys.on(&["pacemakerd", "--version"], move |_, _| Output::ok(format!("Pacemaker {}\n", os.platform().pacemaker)));
     sys.on(&["cibadmin", "--query"], |s, _| {
-        Output::ok(if fact(s, "cib.pushed") {
-            "<resources><primitive id=\"drbd_wpcluster\"/></resources>"
-        } else {
-            "<resources/>"
-        })
+        if !pacemaker_runs(s) {
+            return Output::fail(102, "Could not connect to the CIB: Transport endpoint is not connected\n");
+        }
+        Output::ok(s.read_string(CIB).unwrap().unwrap())
     });
-    // Registered after the generic query: later handlers win.
-    sys.on(&["cibadmin", "--query", "--scope", "constraints"], |s, _| {
-        // What crm-fence-peer leaves when this node lost its peer.
-        Output::ok(if fact(s, "fence.constraint") {
-            "<constraints><rsc_location rsc=\"drbd_wpcluster-clone\" \
-             id=\"drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone\"/></constraints>"
-        } else {
-            "<constraints/>"
-        })
-    });
-    sys.on(&["cibadmin", "--delete"], |s, c| {
-        assert!(c.args_exposed().join(" ").contains("drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone"));
-        s.facts_remove("fence.constraint");
+    // Registered after the whole query: later handlers win.
+    sys.on(&["cibadmin", "--query", "--scope", "constraints"], |s, _| Output::ok(constraints(s)));
+    // An XPath delete matches the whole element; no match is exit 0 (as with the real cibadmin).
+    sys.on(&["cibadmin", "--delete", "--xpath"], |s, c| {
+        if let Some(node) = s.fact("fence.constraint") {
+            let xml = fence_constraint(&node);
+            let doc = roxmltree::Document::parse(&xml).unwrap();
+            if Element::from_node(doc.root_element()).xpath_exact().as_deref() == Some(arg(c, 3).as_str()) {
+                s.facts_remove("fence.constraint");
+            }
+        }
         Output::ok("")
     });
-    // The CIB working copy (`cp ORIG NEW`); the datadir's `cp -a` is answered above.
-    sys.on(&["cp", "/run/hainit/cib-orig.xml"], ok);
-    sys.on(&["pcs", "-f"], |s, _| {
-        set(s, "cib.built");
-        Output::ok("")
+    sys.on(&["cibadmin", "--patch", "--xml-file", "/run/hainit/cib.patch"], |s, _| {
+        let patch = s.read_string("/run/hainit/cib.patch").unwrap().expect("the patch is written first");
+        apply_patch(s, &patch)
     });
-    // Debian 12 runs the same `pcs -f` lines in one interpreter.
-    sys.on(&[python, "-Es", "/run/hainit/pcs-batch.py"], |s, c| {
-        let input = String::from_utf8_lossy(c.stdin_bytes().unwrap_or_default()).into_owned();
-        assert!(input.lines().count() >= 8, "{input}");
-        assert!(input.lines().all(|l| l.starts_with("pcs -f /run/hainit/cib-hainit.xml ")), "{input}");
-        assert!(s.read("/run/hainit/pcs-batch.py").unwrap().is_some(), "the batch script is written first");
-        set(s, "cib.built");
-        Output::ok("")
-    });
-    sys.on(&["crm_diff"], |s, _| {
-        assert!(fact(s, "cib.built"), "the working copy is diffed only once the stack is built in it");
-        assert!(s.read("/run/hainit/cib-orig.xml").unwrap().is_some(), "the live CIB was saved to diff against");
-        Output { code: Some(1), stdout: "<diff format=\"2\"/>\n".into(), stderr: String::new() }
-    });
-    sys.on(&["cibadmin", "--patch"], |s, _| {
-        assert!(s.read("/run/hainit/cib-hainit.patch").unwrap().is_some(), "crm_diff's patch is pushed");
-        set(s, "cib.pushed");
-        s.add_file(
-            CIB,
-            "<cib><configuration><resources><primitive id=\"drbd_wpcluster\"/></resources></configuration></cib>",
-            0o600,
-        );
-        Output::ok("CIB updated\n")
+    // The fence agent's list through the fencer: the resource group's VMs (fence_azure_arm), the
+    // nodes with a slot on the SBD disk (fence_sbd).
+    sys.on(&["stonith_admin", "--list-targets"], |_, c| match arg(c, 2).as_str() {
+        "fence_azure" => Output::ok("vm-db-a\nvm-db-b\nvm-web-1\n"),
+        "fence_sbd" => Output::ok("db-a\ndb-b\n"),
+        other => Output::fail(105, format!("Couldn't list targets: No such device ({other})\n")),
     });
 }
 
@@ -875,14 +945,15 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
         );
         Output::ok("")
     });
-    sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
+    let stack = owned_cib(&cx);
+    sys.on(&["systemctl", "start", "corosync", "pacemaker"], move |s, _| {
         if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
             return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
         }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
         set(s, "cib.pushed");
-        s.add_file(CIB, "<cib><primitive id=\"drbd_wpcluster\"/></cib>", 0o600);
+        s.add_file(CIB, stack.clone(), 0o600);
         Output::ok("")
     });
     engine::apply(&steps(&cx), &cx, &sys).unwrap();
@@ -925,7 +996,7 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
         let cx = node.cx(Options::default());
         let sys = fresh_vm(&node);
         set(&sys, "peer.corosync");
-        set(&sys, "fence.constraint");
+        sys.set_fact("fence.constraint", "db-b");
         const IN_SYNC: &str = " 0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate C r-----\n";
         let proc =
             if synced { IN_SYNC } else { " 0: cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate C r-----\n" };
@@ -934,11 +1005,12 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
             s.add_file("/proc/drbd", format!("version: 8.4.11 (api:1/proto:86-101)\n{proc}"), 0o444);
             Output::ok("")
         });
-        sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
+        let stack = owned_cib(&cx);
+        sys.on(&["systemctl", "start", "corosync", "pacemaker"], move |s, _| {
             set(s, "unit.corosync.active");
             set(s, "unit.pacemaker.active");
             set(s, "cib.pushed");
-            s.add_file(CIB, "<cib><primitive id=\"drbd_wpcluster\"/></cib>", 0o600);
+            s.add_file(CIB, stack.clone(), 0o600);
             Output::ok("")
         });
         // Each look at the constraints counts; the resync ends after the third (if it ends).
@@ -948,12 +1020,7 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
             if ends && looks >= 3 {
                 s.add_file("/proc/drbd", format!("version: 8.4.11 (api:1/proto:86-101)\n{IN_SYNC}"), 0o444);
             }
-            Output::ok(if fact(s, "fence.constraint") {
-                "<constraints><rsc_location rsc=\"drbd_wpcluster-clone\" \
-                 id=\"drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone\"/></constraints>"
-            } else {
-                "<constraints/>"
-            })
+            Output::ok(constraints(s))
         });
         let result = engine::apply(&steps(&cx), &cx, &sys);
         let case = format!("synced={synced} ends={ends}");
