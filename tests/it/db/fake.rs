@@ -165,6 +165,12 @@ fn fence_constraint(node: &str) -> String {
     )
 }
 
+/// The XPath that matches exactly this element (what an exact `cibadmin --delete` names).
+fn exact_xpath(xml: &str) -> String {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    Element::from_node(doc.root_element()).xpath_exact().unwrap()
+}
+
 /// The constraints section: the handler's constraint while `fence.constraint` names its node.
 fn constraints(sys: &FakeSystem) -> String {
     match sys.fact("fence.constraint") {
@@ -583,9 +589,7 @@ fn script(sys: &FakeSystem, os: OsId) {
     // An XPath delete matches the whole element; no match is exit 0 (as with the real cibadmin).
     sys.on(&["cibadmin", "--delete", "--xpath"], |s, c| {
         if let Some(node) = s.fact("fence.constraint") {
-            let xml = fence_constraint(&node);
-            let doc = roxmltree::Document::parse(&xml).unwrap();
-            if Element::from_node(doc.root_element()).xpath_exact().as_deref() == Some(arg(c, 3).as_str()) {
+            if exact_xpath(&fence_constraint(&node)) == arg(c, 3) {
                 s.facts_remove("fence.constraint");
             }
         }
@@ -1036,6 +1040,95 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
         assert_eq!(deletes, usize::from(ends), "{case}");
         let looks: u32 = sys.fact("looks").unwrap().parse().unwrap();
         assert!(synced || looks >= 3, "{case}: the resync was not waited for ({looks} looks)");
+    }
+}
+
+/// The handler put its constraint back for the other node between hainit's read and its delete
+/// (the peer was lost again): the delete, which matches the constraint as read, leaves it, and
+/// the next look — DRBD no longer in sync — removes nothing.
+#[test]
+fn unfence_leaves_a_constraint_the_handler_renewed_meanwhile() {
+    let node = Node::new(OsId::Debian12, true, "\n");
+    let cx = node.cx(Options::default());
+    let sys = converged_leader(&node, &cx);
+    sys.set_fact("fence.constraint", "db-b");
+    sys.on(&["cibadmin", "--delete", "--xpath"], |s, c| {
+        // First the race: db-b is lost, db-a's handler fences it; then the delete as read.
+        s.set_fact("fence.constraint", "db-a");
+        set(s, "drbd.standalone");
+        refresh_drbd(s);
+        if exact_xpath(&fence_constraint("db-a")) == arg(c, 3) {
+            s.facts_remove("fence.constraint");
+        }
+        Output::ok("")
+    });
+    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+    let unfence = plan.steps.iter().find(|s| s.name == "db.cluster.unfence").unwrap();
+    assert_eq!(unfence.actions.len(), 1, "{:?}", unfence.actions);
+    let hainit::plan::Action::Run { cmd, .. } = &unfence.actions[0] else { panic!("{:?}", unfence.actions) };
+    assert_eq!(cmd.argv_redacted()[3], exact_xpath(&fence_constraint("db-b")));
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    assert_eq!(sys.fact("fence.constraint").as_deref(), Some("db-a"), "the renewed constraint was removed");
+}
+
+/// The resources step on a converged leader: a changed setting is one patch that says what it
+/// changes, applied (by the real cibadmin) it converges; the run after plans nothing.
+#[test]
+fn a_changed_setting_on_a_converged_leader_is_one_patch() {
+    for (yaml, change) in [
+        ("db:\n  op_timeout_scale: 3\n", "drbd_wpcluster op monitor 29s: timeout 20s → 60s"),
+        ("db:\n  probe_port: 62501\n", "lb_probe port: 62500 → 62501"),
+    ] {
+        let node = Node::new(OsId::Debian12, true, "\n");
+        let sys = converged_leader(&node, &node.cx(Options::default()));
+        let changed = Node::new(OsId::Debian12, true, yaml);
+        let cx = changed.cx(Options::default());
+        let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+        let changing: Vec<&str> = plan.steps.iter().filter(|s| !s.actions.is_empty()).map(|s| s.name).collect();
+        assert_eq!(changing, ["db.cluster.resources"], "{}", plan.to_text());
+        let text = plan.to_text();
+        let patch = text.lines().find(|l| l.contains("cibadmin --patch")).unwrap();
+        assert!(patch.contains(change) && patch.contains("against CIB 0."), "{patch}");
+        if yaml.contains("probe_port") {
+            assert!(patch.contains("1 change(s)"), "{patch}");
+        }
+        engine::apply(&steps(&cx), &cx, &sys).unwrap();
+        assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "{yaml}");
+        let cib = sys.read_string(CIB).unwrap().unwrap();
+        let new = change.rsplit(' ').next().unwrap();
+        assert!(cib.contains(&format!("\"{new}\"")), "{yaml}: {cib}");
+    }
+}
+
+/// With fence_azure_arm a node is ready only once the device is started and the agent lists
+/// both VMs: a host map that names a VM the resource group does not have (the peer's VM name
+/// assumed equal to its host name) is exit 3 naming it; the right map converges.
+#[test]
+fn a_node_is_ready_only_once_its_fence_device_reaches_both_vms() {
+    for (yaml, ok) in [
+        ("db:\n  cluster_timeout_secs: 2\n", false),
+        ("db:\n  cluster_timeout_secs: 2\n  vm_names:\n    db-b: vm-db-b\n", true),
+    ] {
+        let node = Node::new(OsId::Debian12, true, yaml);
+        let cx = node.cx(Options { managed_identity: true, ..Options::default() });
+        let sys = fresh_vm(&node);
+        set(&sys, "node.leader");
+        let result = engine::apply(&steps(&cx), &cx, &sys);
+        if ok {
+            result.unwrap();
+            let lists = sys.commands().iter().filter(|c| c[0] == "stonith_admin").count();
+            assert!(lists >= 1, "{:#?}", sys.commands());
+            assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged());
+            // A fence device that stops (its monitor failed) makes the node not ready again.
+            set(&sys, "fence_azure.stopped");
+            let e = engine::apply(&steps(&cx), &cx, &sys).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+            assert!(e.to_string().contains("fence device fence_azure to start"), "{e}");
+        } else {
+            let e = result.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+            assert!(e.to_string().contains("fence_azure to list db-b"), "{e}");
+        }
     }
 }
 
