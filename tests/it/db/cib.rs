@@ -23,7 +23,8 @@ use hainit::platform::OsId;
 use hainit::roles::db::resources::{spec, ResourcesStep, RENDERED};
 
 use super::{run, Node};
-use crate::common::assert_golden;
+use crate::common::fake_imds::{Document, FakeImds};
+use crate::common::{assert_golden, hainit, instance_doc, stderr, TestRoot};
 
 const PRIMITIVE: &str = "drbd_wpcluster";
 const GROUP: [&str; 3] = ["fs_db", "mysqld", "lb_probe"];
@@ -556,4 +557,43 @@ fn a_cib_on_an_old_schema_is_refused_on_the_2_1_line() {
         cib.converge(spec);
         assert_converged(&cib, spec, "2.0 line on pacemaker-3.5");
     });
+}
+
+/// `hainit render --out DIR --os OS` on a db node writes DIR/var/lib/hainit/cib.xml, of the
+/// line `--os` selects, and crm_verify accepts it.
+#[test]
+fn render_out_writes_the_cib_of_the_selected_line() {
+    // The db node is this machine (render checks `uname -n`), /dev/null its blank data disk.
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    let peers = format!("{host}=10.0.1.4,zz-peer=127.0.0.2");
+    let doc = instance_doc(
+        &host,
+        "10.0.1.4",
+        &[
+            ("hainit-role", "db"),
+            ("hainit-cluster", "wpcluster"),
+            ("hainit-peers", &peers),
+            ("hainit-vip", "10.0.1.10"),
+        ],
+    );
+    let imds = FakeImds::start(Document::Text(doc));
+    imds.set_identity(true);
+    let root = TestRoot::new();
+    let config = std::fs::read_to_string(root.host_path("/etc/hainit/hainit.yaml")).unwrap();
+    root.write("/etc/hainit/hainit.yaml", &format!("{config}db:\n  data_disk: /dev/null\n"));
+    for (os, schema) in [
+        ("centos7", "pacemaker-2.10"),
+        ("el8", "pacemaker-3.0"),
+        ("el9", "pacemaker-3.7"),
+        ("debian12", "pacemaker-3.7"),
+    ] {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = hainit(&imds.url(), root.path(), os, &["render", "--out", out_dir.path().to_str().unwrap()]);
+        assert!(out.status.success(), "{os}: {}", stderr(&out));
+        let path = out_dir.path().join("var/lib/hainit/cib.xml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{os}: {}: {e}", path.display()));
+        assert!(text.contains(&format!("validate-with=\"{schema}\"")), "{os}: {text}");
+        assert!(text.contains("fence_azure_arm"), "{os}: the VM has an identity: {text}");
+        verify(&path);
+    }
 }
