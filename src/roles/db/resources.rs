@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::bootstrap::fs_name;
 use super::facts::{device, drbd_primitive, resource, RUN_DIR};
+use super::fencer::restart_if_blind;
 use super::fencing::{stonith, FenceAgent, Stonith};
 use crate::cib::desired::{desired, Spec};
 use crate::cib::line::Version;
@@ -159,6 +160,11 @@ impl Step for ReadyStep {
             _ => return Ok(vec![Action::wait("the cluster to start MariaDB", timeout)]),
         };
         let Some(stonith) = stonith(cx) else { return Ok(Vec::new()) };
+        // A fencer that never read the CIB knows no device to list: it is restarted first.
+        let restart = restart_if_blind(cx.platform, probe)?;
+        if !restart.is_empty() {
+            return Ok(restart);
+        }
         Ok(fencing_wait(cx, probe, &state, &stonith)?.map(|what| Action::wait(what, timeout)).into_iter().collect())
     }
 }

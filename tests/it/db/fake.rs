@@ -601,7 +601,9 @@ fn script(sys: &FakeSystem, os: OsId) {
     });
     // The fence agent's list through the fencer: the resource group's VMs (fence_azure_arm), the
     // nodes with a slot on the SBD disk (fence_sbd).
-    sys.on(&["stonith_admin", "--list-targets"], |_, c| match arg(c, 2).as_str() {
+    // A fencer blind to the CIB knows no device.
+    sys.on(&["stonith_admin", "--list-targets"], |s, c| match arg(c, 2).as_str() {
+        _ if fact(s, "fencer.blind") => Output::fail(105, "Couldn't list targets: No such device\n"),
         "fence_azure" => Output::ok("vm-db-a\nvm-db-b\nvm-web-1\n"),
         "fence_sbd" => Output::ok("db-a\ndb-b\n"),
         other => Output::fail(105, format!("Couldn't list targets: No such device ({other})\n")),
@@ -1309,8 +1311,10 @@ fn a_fencer_blind_to_the_cib_is_restarted_when_the_cluster_fences() {
     let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
     assert!(plan.to_text().contains("kill 1000"), "{}", plan.to_text());
     let outcomes = engine::apply(&steps(&cx), &cx, &sys).unwrap();
-    let fencer = outcomes.iter().find(|(id, _)| *id == "db.cluster.fencer").unwrap();
-    assert!(matches!(fencer.1, Outcome::Changed { .. }), "{outcomes:?}");
+    // The ready step restarts it: a blind fencer could not list the fence device's targets.
+    let ready = outcomes.iter().find(|(id, _)| *id == "db.cluster.ready").unwrap();
+    assert!(matches!(ready.1, Outcome::Changed { .. }), "{outcomes:?}");
+    assert_eq!(sys.commands().iter().filter(|c| c[0] == "kill").count(), 1, "{:#?}", sys.commands());
     assert_eq!(sys.fact("fencer.pid").as_deref(), Some("1001"));
     assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged());
     // Without STONITH there is nothing for the fencer to use: left alone.
