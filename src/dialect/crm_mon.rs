@@ -1,9 +1,10 @@
 //! Cluster state from `crm_mon` XML: the `--output-as=xml` form (Pacemaker ≥ 2.0.3) and the
 //! legacy `--as-xml` form (CentOS 7), with every role spelling (reference §2.9), into types.
 //!
-//! "Not running" is a state only where crm_mon says so by its exit status: 102
-//! (CRM_EX_NOT_CONNECTED, Pacemaker 1.1 and 2.x alike). Any other failure, and output that does
-//! not parse, is an error.
+//! "Not running" is a state only where crm_mon says so: by its exit status 102
+//! (CRM_EX_NOT_CONNECTED, Pacemaker 1.1 and 2.x alike), or, while pacemakerd is still starting
+//! its daemons (Pacemaker ≥ 2.1: exit 0), by its `<pacemakerd state="…">` element in place of the
+//! cluster. Any other failure, and output that does not parse, is an error.
 
 use std::fmt;
 
@@ -19,7 +20,45 @@ pub const EXIT_NOT_CONNECTED: i32 = 102;
 pub enum Cluster {
     /// Pacemaker does not run on this node (crm_mon exit 102).
     NotRunning,
+    /// pacemakerd runs but its daemons do not serve (yet, or any more).
+    Pacemakerd(PacemakerdState),
     Running(ClusterState),
+}
+
+/// pacemakerd's own state when it is not running the cluster (crm_mon's `<pacemakerd state>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacemakerdState {
+    Init,
+    StartingDaemons,
+    /// Waiting for SBD's go-ahead.
+    WaitForPing,
+    ShuttingDown,
+    ShutdownComplete,
+}
+
+impl PacemakerdState {
+    pub fn parse(text: &str) -> Option<PacemakerdState> {
+        Some(match text {
+            "init" => PacemakerdState::Init,
+            "starting_daemons" => PacemakerdState::StartingDaemons,
+            "wait_for_ping" => PacemakerdState::WaitForPing,
+            "shutting_down" => PacemakerdState::ShuttingDown,
+            "shutdown_complete" => PacemakerdState::ShutdownComplete,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for PacemakerdState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PacemakerdState::Init => "init",
+            PacemakerdState::StartingDaemons => "starting_daemons",
+            PacemakerdState::WaitForPing => "wait_for_ping",
+            PacemakerdState::ShuttingDown => "shutting_down",
+            PacemakerdState::ShutdownComplete => "shutdown_complete",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -130,7 +169,7 @@ impl ClusterState {
 /// crm_mon's answer: exit 0 with its XML, or exit 102.
 pub fn read(out: &Output) -> Result<Cluster> {
     match out.code {
-        Some(0) => parse(&out.stdout).map(Cluster::Running),
+        Some(0) => document(&out.stdout),
         Some(EXIT_NOT_CONNECTED) => Ok(Cluster::NotRunning),
         Some(code) => Err(Error::step(format!("crm_mon failed with exit {code}: {}", out.tail()))),
         None => Err(Error::step(format!("crm_mon was killed (time limit or signal): {}", out.tail()))),
@@ -163,14 +202,34 @@ fn node_status(n: Node) -> NodeStatus {
 
 /// Either XML form of a running cluster.
 pub fn parse(xml: &str) -> Result<ClusterState> {
+    match document(xml)? {
+        Cluster::Running(s) => Ok(s),
+        other => Err(Error::step(format!("crm_mon shows no running cluster: {other:?}"))),
+    }
+}
+
+/// What crm_mon's XML (exit 0) shows: the cluster, or pacemakerd not serving it.
+fn document(xml: &str) -> Result<Cluster> {
     let doc = Document::parse(xml).map_err(|e| Error::step(format!("crm_mon output is not XML: {e}")))?;
     let root = doc.root_element();
     if !matches!(root.tag_name().name(), "pacemaker-result" | "crm_mon") {
         return Err(Error::step(format!("crm_mon output has an unexpected root <{}>", root.tag_name().name())));
     }
-    if !root.children().any(|n| n.has_tag_name("nodes")) {
-        return Err(Error::step("crm_mon output lists no nodes"));
+    if root.children().any(|n| n.has_tag_name("nodes")) {
+        return running(root).map(Cluster::Running);
     }
+    match root.children().find(|n| n.has_tag_name("pacemakerd")) {
+        Some(p) => {
+            let text = required(p, "state")?;
+            PacemakerdState::parse(text)
+                .map(Cluster::Pacemakerd)
+                .ok_or_else(|| Error::step(format!("crm_mon output: pacemakerd is {text:?} but lists no nodes")))
+        }
+        None => Err(Error::step("crm_mon output lists no nodes")),
+    }
+}
+
+fn running(root: Node) -> Result<ClusterState> {
     let mut state = ClusterState::default();
     for n in root.descendants() {
         match n.tag_name().name() {
@@ -220,7 +279,7 @@ mod tests {
     fn running(out: Output) -> ClusterState {
         match read(&out).unwrap() {
             Cluster::Running(s) => s,
-            Cluster::NotRunning => panic!("not running: {out:?}"),
+            other => panic!("not running ({other:?}): {out:?}"),
         }
     }
 
@@ -263,6 +322,17 @@ mod tests {
             assert!(read(&out).unwrap_err().to_string().contains("crm_mon"), "{code:?}");
         }
         assert!(read(&Output::ok(fixture("debian12-down.xml"))).unwrap_err().to_string().contains("no nodes"));
+    }
+
+    #[test]
+    fn pacemakerd_starting_its_daemons_is_a_state() {
+        // What Pacemaker 2.1 prints (exit 0) right after `systemctl start pacemaker`.
+        let starting = fixture("debian12-starting.xml");
+        assert_eq!(read(&Output::ok(starting.clone())).unwrap(), Cluster::Pacemakerd(PacemakerdState::StartingDaemons));
+        let odd = starting.replace("starting_daemons", "dancing");
+        assert!(read(&Output::ok(odd)).unwrap_err().to_string().contains("\"dancing\""));
+        let running = starting.replace("starting_daemons", "running");
+        assert!(read(&Output::ok(running)).unwrap_err().to_string().contains("lists no nodes"));
     }
 
     #[test]

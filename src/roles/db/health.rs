@@ -136,6 +136,10 @@ fn cluster(inv: &Inventory, platform: &Platform, probe: &dyn Probe) -> (Vec<Heal
     let state = match crm_mon::read(&out) {
         Ok(Cluster::Running(s)) => s,
         Err(e) => return (vec![Health::fail("cluster", e.to_string())], false),
+        Ok(Cluster::Pacemakerd(p)) => {
+            let what = format!("Pacemaker runs here but does not serve the cluster yet (pacemakerd: {p})");
+            return (vec![Health::warn("cluster", what)], false);
+        }
         Ok(Cluster::NotRunning) => {
             let formed =
                 probe.read_string(COROSYNC_CONF).ok().flatten().is_some_and(|t| is_corosync_of(&inv.cluster, &t));

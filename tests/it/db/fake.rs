@@ -94,6 +94,12 @@ fn unit_show(sys: &FakeSystem, unit: &str) -> String {
 /// fence devices); `cib.pushed` is a peer that pushed the whole stack into the cluster this node
 /// joined. Exit 102 while Pacemaker is stopped.
 fn crm_mon(sys: &FakeSystem) -> Output {
+    // Right after its start, pacemakerd answers for daemons that are still starting (exit 0).
+    if sys.fact("pacemaker.starting").is_some() {
+        sys.facts_remove("pacemaker.starting");
+        let path = format!("{}/tests/fixtures/crm_mon/debian12-starting.xml", env!("CARGO_MANIFEST_DIR"));
+        return Output::ok(std::fs::read_to_string(path).unwrap());
+    }
     if !pacemaker_runs(sys) {
         return Output {
             code: Some(102),
@@ -563,6 +569,7 @@ fn script(sys: &FakeSystem, os: OsId) {
         }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
+        set(s, "pacemaker.starting");
         if s.read(CIB).unwrap().is_none() {
             s.add_file(CIB, new_cluster_cib(os), 0o600);
         }
