@@ -1,3 +1,4 @@
+pub mod cib;
 pub mod cli;
 pub mod config;
 pub mod dialect;

@@ -1,6 +1,7 @@
 //! The one table of OS differences. Every cell comes from shared/reference (section in the
 //! comment); steps read fields, they never branch on the OS.
 
+use crate::cib::line::Version;
 use crate::dialect::{DrbdDialect, PcsDialect};
 use crate::system::{Cmd, Output};
 
@@ -69,6 +70,9 @@ pub struct Platform {
     pub crm_mon_xml: &'static [&'static str],
     /// Pacemaker's fencing daemon, by process name (Pacemaker 1.1: `stonithd`).
     pub fencer: &'static str,
+    /// The Pacemaker this OS ships, which decides the CIB's line (cib::line). `render` and a plan
+    /// made before Pacemaker is installed use it; otherwise `pacemakerd --version` decides.
+    pub pacemaker: Version,
     pub db: DbPlatform,
     pub web: WebPlatform,
 }
@@ -96,17 +100,11 @@ pub struct DbPlatform {
     pub mysql_users_table: &'static str,
     /// A Python that still has the `crypt` module, to check the hacluster password's hash.
     pub python: &'static str,
-    /// Pacemaker ≥ 2.0.4 has `priority-fencing-delay`; older ones use `pcmk_delay_max` (§4.4).
-    pub priority_fencing: bool,
     /// What `db.stonith: sbd` adds: the sbd daemon and the fence_sbd agent (Debian ships it in
     /// fence-agents; EL in fence-agents-sbd).
     pub sbd_packages: &'static [&'static str],
     /// The sbd daemon's environment file (the unit's EnvironmentFile).
     pub sbd_config: &'static str,
-    /// Run the offline `pcs -f` commands in one interpreter (`python` is pcs's own), saving a
-    /// pcs start per command. Only where the batch is judged against pcs itself (Debian 12's
-    /// pcs 0.11.5 in tests/it/db/cib.rs); elsewhere each command runs on its own.
-    pub pcs_batch: bool,
 }
 
 #[derive(Debug)]
@@ -163,6 +161,7 @@ static CENTOS7: Platform = Platform {
     drbd: DrbdDialect::V84,
     crm_mon_xml: &["--as-xml"],
     fencer: "stonithd",
+    pacemaker: Version(1, 1, 23),
     db: DbPlatform {
         packages: &[
             "pcs",
@@ -193,10 +192,8 @@ static CENTOS7: Platform = Platform {
         mysql_install_args: &["--user=mysql"],
         mysql_users_table: "mysql.user",
         python: "/usr/bin/python",
-        priority_fencing: false,
         sbd_packages: &["sbd", "fence-agents-sbd"],
         sbd_config: "/etc/sysconfig/sbd",
-        pcs_batch: false,
     },
     web: WebPlatform {
         // rh-php73 is the newest PHP in CentOS 7's Software Collections: WordPress 6.x runs on it
@@ -242,6 +239,9 @@ static EL8: Platform = Platform {
     drbd: DrbdDialect::V9,
     crm_mon_xml: &["--output-as=xml"],
     fencer: "pacemaker-fenced",
+    // EL8 spans two lines: 2.0 up to 8.4 (2.0.5 the last), 2.1 from 8.5. The default is the 2.0
+    // line, so `render --os el8` shows it; an installed 2.1 is found at run time.
+    pacemaker: Version(2, 0, 5),
     db: EL_DB,
     web: EL_WEB,
 };
@@ -256,6 +256,7 @@ static EL9: Platform = Platform {
     drbd: DrbdDialect::V9,
     crm_mon_xml: &["--output-as=xml"],
     fencer: "pacemaker-fenced",
+    pacemaker: Version(2, 1, 7),
     db: DbPlatform {
         // RHEL 9 moved azure-lb into resource-agents-cloud (§4.3).
         packages: &[
@@ -312,10 +313,8 @@ const EL_DB: DbPlatform = DbPlatform {
     mysql_install_args: &["--user=mysql", "--skip-test-db"],
     mysql_users_table: "mysql.user",
     python: "/usr/libexec/platform-python",
-    priority_fencing: true,
     sbd_packages: &["sbd", "fence-agents-sbd"],
     sbd_config: "/etc/sysconfig/sbd",
-    pcs_batch: false,
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
@@ -352,6 +351,7 @@ static DEBIAN12: Platform = Platform {
     drbd: DrbdDialect::V84,
     crm_mon_xml: &["--output-as=xml"],
     fencer: "pacemaker-fenced",
+    pacemaker: Version(2, 1, 5),
     db: DbPlatform {
         packages: &[
             "pcs",
@@ -381,10 +381,8 @@ static DEBIAN12: Platform = Platform {
         mysql_install_args: &["--user=mysql", "--skip-test-db"],
         mysql_users_table: "mysql.global_priv",
         python: "/usr/bin/python3",
-        priority_fencing: true,
         sbd_packages: &["sbd"],
         sbd_config: "/etc/default/sbd",
-        pcs_batch: true,
     },
     web: WebPlatform {
         packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "mariadb-client"],

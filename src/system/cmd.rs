@@ -119,17 +119,6 @@ impl Cmd {
             .collect()
     }
 
-    /// The command as one line a POSIX shell (or Python's `shlex.split`) splits back into the
-    /// same argv; `None` when it carries a secret, stdin, environment or a working directory,
-    /// which a line cannot.
-    pub fn shell_line(&self) -> Option<String> {
-        let plain = self.args.iter().all(|a| matches!(a, Arg::Plain(_)));
-        if !plain || self.stdin.is_some() || !self.env.is_empty() || self.cwd.is_some() {
-            return None;
-        }
-        Some(self.argv_redacted().iter().map(|w| quote_exact(w)).collect::<Vec<_>>().join(" "))
-    }
-
     pub fn stdin_bytes(&self) -> Option<&[u8]> {
         self.stdin.as_ref().map(|i| match i {
             Input::Plain(s) => s.as_bytes(),
@@ -178,11 +167,6 @@ impl fmt::Display for Cmd {
 /// Shell-like quoting for humans (never executed; `<redacted>` stays bare).
 fn quote(word: &str) -> String {
     quote_with(word, "-_./=:,@%+<>")
-}
-
-/// [`quote`] for a line that is really split again: `<` and `>` are quoted too.
-fn quote_exact(word: &str) -> String {
-    quote_with(word, "-_./=:,@%+")
 }
 
 fn quote_with(word: &str, safe_marks: &str) -> String {
@@ -236,16 +220,6 @@ mod tests {
         assert_eq!(c.to_string(), "pcs host auth 'db a' <redacted> <<< <redacted>");
         assert_eq!(c.args_exposed()[3], "pw-123");
         assert_eq!(c.stdin_bytes().unwrap(), b"pw-456");
-    }
-
-    #[test]
-    fn shell_line_quotes_exactly_and_refuses_what_a_line_cannot_carry() {
-        let c = Cmd::new("pcs").args(["-f", "/run/x.xml", "op", "a b", "it's", "<x>", "k=v,w"]);
-        assert_eq!(c.shell_line().unwrap(), r"pcs -f /run/x.xml op 'a b' 'it'\''s' '<x>' k=v,w");
-        assert_eq!(Cmd::new("pcs").secret_arg(Secret::new("pw")).shell_line(), None);
-        assert_eq!(Cmd::new("pcs").stdin("x").shell_line(), None);
-        assert_eq!(Cmd::new("pcs").env("A", "1").shell_line(), None);
-        assert_eq!(Cmd::new("pcs").cwd("/tmp").shell_line(), None);
     }
 
     #[test]

@@ -75,9 +75,14 @@ pub fn drbd_state_of(probe: &dyn Probe, res: &str, minor: u32, default: DrbdDial
 
 /// True once the CIB holds hainit's DRBD resource: from then on Pacemaker decides the DRBD role,
 /// the mount and mysqld, and hainit's bootstrap steps stand aside.
+/// A CIB file that does not parse is an error, not "not owned".
 pub fn cluster_owns(cx: &Context, probe: &dyn Probe) -> Result<bool> {
-    let needle = format!("id=\"{}\"", drbd_primitive(cx));
-    Ok(probe.read_string(CIB_FILE)?.is_some_and(|cib| cib.contains(&needle)))
+    match probe.read_string(CIB_FILE)? {
+        None => Ok(false),
+        Some(text) => Ok(crate::cib::live::Live::parse(&text)
+            .map_err(|e| e.context(CIB_FILE))?
+            .has_primitive(&drbd_primitive(cx))),
+    }
 }
 
 /// Does the corosync.conf text describe our cluster?

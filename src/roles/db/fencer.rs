@@ -6,7 +6,8 @@
 //! ("Couldn't find anyone to fence … No fence device"). Seen in the lab's split-brain run: the
 //! primary's fencer was blind, so the secondary won the fence race it should have lost. The
 //! fencer logs that failure once; pacemakerd starts a fencer that exits again, and the new one
-//! reads the CIB that is up by now.
+//! reads the CIB that is up by now. `db.cluster.ready` does the same before it asks the fencer to
+//! list the device's targets (a blind fencer knows no device).
 
 use std::time::Duration;
 
@@ -31,6 +32,23 @@ pub fn blind_fencer(platform: &Platform, probe: &dyn Probe) -> Result<Option<u32
     Ok(log.stdout.contains(BLIND).then_some(pid))
 }
 
+/// Stop a fencer that runs without the CIB, and wait for the one pacemakerd starts instead;
+/// nothing when it sees the CIB. Checked again after the wait: the same pid until it has exited,
+/// then pacemakerd's new fencer (or none for a moment, which is pacemakerd's to start).
+pub fn restart_if_blind(platform: &Platform, probe: &dyn Probe) -> Result<Vec<Action>> {
+    let fencer = platform.fencer;
+    Ok(match blind_fencer(platform, probe)? {
+        Some(pid) => vec![
+            Action::run(
+                Cmd::new("kill").arg(pid.to_string()),
+                format!("{fencer} could not reach the CIB when it started and knows no fence device"),
+            ),
+            Action::wait(format!("pacemakerd to start a new {fencer}"), Duration::from_secs(120)),
+        ],
+        None => Vec::new(),
+    })
+}
+
 pub struct FencerStep;
 
 impl Step for FencerStep {
@@ -41,18 +59,6 @@ impl Step for FencerStep {
         if fencing::stonith(cx).is_none() {
             return Ok(Vec::new());
         }
-        let fencer = cx.platform.fencer;
-        Ok(match blind_fencer(cx.platform, probe)? {
-            // Checked again after the wait: the same pid until it has exited, then pacemakerd's
-            // new fencer (or none for a moment, which is pacemakerd's to start).
-            Some(pid) => vec![
-                Action::run(
-                    Cmd::new("kill").arg(pid.to_string()),
-                    format!("{fencer} could not reach the CIB when it started and knows no fence device"),
-                ),
-                Action::wait(format!("pacemakerd to start a new {fencer}"), Duration::from_secs(120)),
-            ],
-            None => Vec::new(),
-        })
+        restart_if_blind(cx.platform, probe)
     }
 }

@@ -3,16 +3,16 @@
 //! configuration, the DRBD resource file and `status` all ask here.
 
 use super::sbd;
+use crate::cib;
 use crate::config::StonithMode;
-use crate::dialect::pcs;
 use crate::engine::Context;
 use crate::error::{Error, Result};
 
+/// Whether the fence race is weighted (priority-fencing-delay) or random (pcmk_delay_max) is
+/// the installed Pacemaker's to decide (cib::line).
 #[derive(Debug, Clone)]
 pub struct Stonith {
     pub agent: FenceAgent,
-    /// Pacemaker ≥ 2.0.4: `priority-fencing-delay`; else `pcmk_delay_max` on the device.
-    pub priority_fencing: bool,
 }
 
 /// The fence device: Azure's API with the VM's managed identity, or SBD on a shared disk.
@@ -35,8 +35,8 @@ impl Stonith {
     /// The fence device's resource id.
     pub fn id(&self) -> &'static str {
         match self.agent {
-            FenceAgent::AzureArm { .. } => pcs::FENCE_AZURE,
-            FenceAgent::Sbd { .. } => pcs::FENCE_SBD,
+            FenceAgent::AzureArm { .. } => cib::FENCE_AZURE,
+            FenceAgent::Sbd { .. } => cib::FENCE_SBD,
         }
     }
 }
@@ -46,7 +46,6 @@ impl Stonith {
 /// `auto` without an identity is refused by [`validate`] before any step runs; it is never
 /// read as "off".
 pub fn stonith(cx: &Context) -> Option<Stonith> {
-    let priority_fencing = cx.platform.db.priority_fencing;
     match cx.config.db.stonith {
         StonithMode::Off => None,
         StonithMode::Sbd => Some(Stonith {
@@ -54,7 +53,6 @@ pub fn stonith(cx: &Context) -> Option<Stonith> {
                 device: cx.config.db.sbd_device.clone().unwrap_or_default(),
                 msgwait_secs: sbd::msgwait_secs(cx),
             },
-            priority_fencing,
         }),
         StonithMode::Auto if !cx.options.managed_identity => None,
         StonithMode::Auto => {
@@ -67,7 +65,6 @@ pub fn stonith(cx: &Context) -> Option<Stonith> {
                     resource_group: cx.inv.azure.resource_group.clone(),
                     host_map: map.join(";"),
                 },
-                priority_fencing,
             })
         }
     }

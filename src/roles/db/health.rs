@@ -6,10 +6,11 @@ use super::facts::{drbd_primitive_of, drbd_state_of, is_corosync_of, COROSYNC_CO
 use super::fencer::blind_fencer;
 use super::resources::crm_mon_query_for;
 use super::unfence::{constraints_query, fence_constraints};
+use crate::cib::xml::Element;
+use crate::cib::{FENCE_AZURE, FENCE_SBD, FS, MYSQLD, PROBE};
 use crate::config::Config;
-use crate::dialect::crm_mon::{self, ClusterState};
+use crate::dialect::crm_mon::{self, Cluster, ClusterState, NodeStatus, Role};
 use crate::dialect::drbd::DrbdState;
-use crate::dialect::pcs::{FENCE_AZURE, FENCE_SBD, FS, MYSQLD, PROBE};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
 use crate::status::Health;
@@ -56,10 +57,10 @@ fn fencing(inv: &Inventory, platform: &Platform, state: Option<&DrbdState>, prob
     if !out.success() {
         return None;
     }
-    let clone = platform.pcs.clone_id(&drbd_primitive_of(&inv.cluster));
+    let clone = platform.pacemaker.line().clone_id(&drbd_primitive_of(&inv.cluster));
     let ids = match fence_constraints(&out.stdout, &clone) {
-        Ok(ids) if ids.is_empty() => return None,
-        Ok(ids) => ids.join(", "),
+        Ok(found) if found.is_empty() => return None,
+        Ok(found) => found.iter().filter_map(Element::id).collect::<Vec<_>>().join(", "),
         Err(e) => return Some(Health::warn("drbd-fencing", e.to_string())),
     };
     let synced = state.is_some_and(DrbdState::is_in_sync);
@@ -132,28 +133,36 @@ fn cluster(inv: &Inventory, platform: &Platform, probe: &dyn Probe) -> (Vec<Heal
     if out.code == Some(127) {
         return (vec![Health::fail("cluster", "crm_mon is not installed (Pacemaker command-line tools)")], false);
     }
-    let state = match crm_mon::parse(&out.stdout) {
-        Ok(s) => s,
-        Err(why) => return (vec![Health::fail("cluster", format!("{why} (crm_mon: {})", out.tail()))], false),
+    let state = match crm_mon::read(&out) {
+        Ok(Cluster::Running(s)) => s,
+        Err(e) => return (vec![Health::fail("cluster", e.to_string())], false),
+        Ok(Cluster::Pacemakerd(p)) => {
+            let what = format!("Pacemaker runs here but does not serve the cluster yet (pacemakerd: {p})");
+            return (vec![Health::warn("cluster", what)], false);
+        }
+        Ok(Cluster::NotRunning) => {
+            let formed =
+                probe.read_string(COROSYNC_CONF).ok().flatten().is_some_and(|t| is_corosync_of(&inv.cluster, &t));
+            let item = if formed {
+                Health::fail(
+                    "cluster",
+                    format!(
+                        "Pacemaker is not running on this node (crm_mon cannot connect); cluster {} is set up here",
+                        inv.cluster
+                    ),
+                )
+            } else {
+                Health::warn(
+                    "cluster",
+                    format!(
+                        "not formed yet: {COROSYNC_CONF} does not describe cluster {} (hainit forms it)",
+                        inv.cluster
+                    ),
+                )
+            };
+            return (vec![item], false);
+        }
     };
-    if !state.connected {
-        let formed = probe.read_string(COROSYNC_CONF).ok().flatten().is_some_and(|t| is_corosync_of(&inv.cluster, &t));
-        let item = if formed {
-            Health::fail(
-                "cluster",
-                format!(
-                    "Pacemaker is not running on this node (crm_mon cannot connect); cluster {} is set up here",
-                    inv.cluster
-                ),
-            )
-        } else {
-            Health::warn(
-                "cluster",
-                format!("not formed yet: {COROSYNC_CONF} does not describe cluster {} (hainit forms it)", inv.cluster),
-            )
-        };
-        return (vec![item], false);
-    }
     let items = vec![
         match &state.dc {
             Some(dc) => Health::ok("cluster", format!("cluster {} running, DC {dc}", inv.cluster)),
@@ -177,10 +186,14 @@ fn nodes(inv: &Inventory, state: &ClusterState) -> Health {
     for peer in &inv.peers {
         match state.nodes.iter().find(|n| n.name == peer.name) {
             None => warn.push(format!("{} is not a cluster member", peer.name)),
-            Some(n) if n.unclean => bad.push(format!("{} is unclean (waiting to be fenced)", n.name)),
-            Some(n) if !n.online => warn.push(format!("{} is offline (no failover possible)", n.name)),
-            Some(n) if n.standby => warn.push(format!("{} is in standby", n.name)),
-            Some(_) => {}
+            Some(n) => match n.status {
+                NodeStatus::Unclean => bad.push(format!("{} is unclean (waiting to be fenced)", n.name)),
+                NodeStatus::Offline | NodeStatus::Pending => {
+                    warn.push(format!("{} is offline (no failover possible)", n.name))
+                }
+                NodeStatus::Standby => warn.push(format!("{} is in standby", n.name)),
+                NodeStatus::Online | NodeStatus::Maintenance => {}
+            },
         }
     }
     let online = state.online_nodes();
@@ -204,16 +217,16 @@ fn mariadb(inv: &Inventory, state: &ClusterState) -> Health {
         );
     }
     let here = |n: &str| if n == inv.node.name { format!("{n} (this node)") } else { n.to_string() };
-    let promoted = state.node_of(&primitive, "Promoted");
+    let promoted = state.node_of(&primitive, Role::Promoted);
     let promoted_text = promoted.map(here).unwrap_or_else(|| "no node".into());
-    let Some(node) = state.node_of(MYSQLD, "Started") else {
+    let Some(node) = state.node_of(MYSQLD, Role::Started) else {
         return Health::fail(
             "mariadb",
             format!("{MYSQLD} is not running on any node; DRBD is promoted on {promoted_text}"),
         );
     };
     let mut missing: Vec<&str> =
-        [FS, PROBE].into_iter().filter(|id| state.node_of(id, "Started") != Some(node)).collect();
+        [FS, PROBE].into_iter().filter(|id| state.node_of(id, Role::Started) != Some(node)).collect();
     if promoted != Some(node) {
         missing.push("the promoted DRBD");
     }
@@ -232,7 +245,7 @@ fn mariadb(inv: &Inventory, state: &ClusterState) -> Health {
 }
 
 fn stonith(state: &ClusterState) -> Health {
-    let started = [FENCE_AZURE, FENCE_SBD].into_iter().find(|id| state.node_of(id, "Started").is_some());
+    let started = [FENCE_AZURE, FENCE_SBD].into_iter().find(|id| state.node_of(id, Role::Started).is_some());
     match (state.stonith_enabled, started) {
         (Some(true), Some(id)) => Health::ok("stonith", format!("enabled, {id} started")),
         (Some(true), None) => {

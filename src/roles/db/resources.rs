@@ -1,18 +1,31 @@
-//! The leader builds the whole stack in a CIB file offline and pushes it once (reference §2.5,
-//! §2.10); then both nodes wait until the cluster runs MariaDB.
+//! The cluster configuration: the leader brings the live CIB to the configuration hainit wants
+//! (crate::cib) with one guarded patch — on a new cluster the whole stack, on a converged one
+//! nothing, on a changed setting just that. Then both nodes wait until the cluster runs MariaDB
+//! and its fence device can reach both VMs.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::bootstrap::fs_name;
 use super::facts::{device, drbd_primitive, resource, RUN_DIR};
-use super::fencing::stonith;
-use crate::dialect::crm_mon::{self, ClusterState};
-use crate::dialect::pcs::{self, CibSpec, BATCH_SCRIPT, MYSQLD};
+use super::fencer::restart_if_blind;
+use super::fencing::{stonith, FenceAgent, Stonith};
+use crate::cib::desired::{desired, Spec};
+use crate::cib::line::Version;
+use crate::cib::live::Live;
+use crate::cib::patch::EXIT_OLD_DATA;
+use crate::cib::{self, render, MYSQLD};
+use crate::dialect::crm_mon::{self, Cluster, ClusterState, Role};
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
 use crate::platform::Platform;
 use crate::system::{Cmd, FileSpec, Probe};
+
+/// The patch `db.cluster.resources` applies (tmpfs: written and applied in the same run).
+pub const PATCH: &str = "/run/hainit/cib.patch";
+/// Where `render` puts the configuration hainit wants, as a whole CIB.
+pub const RENDERED: &str = "/var/lib/hainit/cib.xml";
 
 pub fn crm_mon_query(cx: &Context) -> Cmd {
     crm_mon_query_for(cx.platform)
@@ -23,15 +36,16 @@ pub fn crm_mon_query_for(platform: &Platform) -> Cmd {
     Cmd::new("crm_mon").arg("-1").args(platform.crm_mon_xml.iter().copied())
 }
 
-/// The live cluster state, or `None` when crm_mon cannot reach a cluster.
-pub fn cluster_state(cx: &Context, probe: &dyn Probe) -> Result<Option<ClusterState>> {
-    let out = probe.query(&crm_mon_query(cx))?;
-    Ok(crm_mon::parse(&out.stdout).ok().filter(|s| s.connected))
+/// The cluster as crm_mon sees it from this node; a failing or unreadable crm_mon is an error.
+pub fn cluster_state(cx: &Context, probe: &dyn Probe) -> Result<Cluster> {
+    crm_mon::read(&probe.query(&crm_mon_query(cx))?)
 }
 
-pub fn cib_spec<'a>(cx: &'a Context) -> CibSpec<'a> {
+/// What the configuration is made from, for the Pacemaker `pacemaker`.
+pub fn spec<'a>(cx: &'a Context, pacemaker: Version) -> Spec<'a> {
     let db = &cx.platform.db;
-    CibSpec {
+    Spec {
+        pacemaker,
         drbd_resource: resource(cx),
         drbd_primitive: drbd_primitive(cx),
         device: device(cx),
@@ -55,76 +69,137 @@ impl Step for ResourcesStep {
     fn id(&self) -> &'static str {
         "db.cluster.resources"
     }
+
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        // One node writes the configuration, so two configs never take turns.
         if !cx.inv.is_leader() {
             return Ok(Vec::new());
         }
-        let timeout = Duration::from_secs(cx.config.db.cluster_timeout_secs);
-        let state = cluster_state(cx, probe)?;
-        let ready = state.as_ref().is_some_and(|s| s.quorate && s.dc.is_some() && s.online_nodes().len() == 2);
-        let cib = probe.query(&Cmd::new("cibadmin").args(["--query", "--scope", "resources"]))?;
-        if cib.success() && cib.stdout.contains(&format!("id=\"{}\"", drbd_primitive(cx))) {
+        let formed = matches!(cluster_state(cx, probe)?, Cluster::Running(s) if s.is_formed(cx.inv.peers.len()));
+        let pacemaker = Version::installed(probe, cx.platform.pacemaker)?;
+        // Before the cluster runs, the plan shows the patch into the CIB a new cluster starts
+        // with; apply makes it again from the live CIB once the wait is over.
+        let live = if formed { Live::read(probe)? } else { Live::empty() };
+        let wanted = cib::converge(&spec(cx, pacemaker), &live)?;
+        if wanted.changes.is_empty() {
             return Ok(Vec::new());
         }
-        let orig = format!("{RUN_DIR}/cib-orig.xml");
-        let new = format!("{RUN_DIR}/cib-hainit.xml");
-        let pcs = cx.platform.pcs;
         let mut actions = Vec::new();
-        if !ready {
-            // The plan shows the whole push; apply gets here again once both nodes are in.
-            actions.push(Action::wait("Pacemaker on both nodes, with quorum and a DC", timeout));
+        if !formed {
+            actions.push(Action::wait(
+                "Pacemaker on both nodes, with quorum and a DC",
+                Duration::from_secs(cx.config.db.cluster_timeout_secs),
+            ));
         }
+        let against = if formed { format!("CIB {}", live.version) } else { "a new cluster's CIB".to_string() };
+        let list: Vec<&str> = wanted.changes.iter().map(|c| c.what()).collect();
+        let why = format!(
+            "Pacemaker {} line, {} change(s) in one transaction against {against} (refused if it changed since): {}",
+            pacemaker.line(),
+            list.len(),
+            list.join("; ")
+        );
         actions.push(Action::dir(RUN_DIR, 0o700, "root", "root"));
-        // What `pcs cluster cib` and `cib-push diff-against=` run, without pcs's interpreter
-        // start (44 s and 50 s under emulation in the lab).
-        actions.push(Action::capture(
-            Cmd::new("cibadmin").args(["--query", "--local"]),
-            &orig,
-            "the live CIB to diff against",
-        ));
-        actions.push(Action::run(Cmd::new("cp").args([&orig, &new]), "a working copy"));
-        let cmds = pcs.cib_commands(&new, &cib_spec(cx));
-        let script = format!("{RUN_DIR}/pcs-batch.py");
-        let batch = cx.platform.db.pcs_batch.then(|| pcs::batch(cx.platform.db.python, &script, &cmds)).flatten();
-        match batch {
-            Some(batch) => {
-                actions.push(Action::Write(FileSpec::new(&script, BATCH_SCRIPT, 0o600)));
-                actions.push(Action::run(batch, "build the stack offline, in one pcs interpreter"));
-            }
-            None => actions.extend(cmds.into_iter().map(|cmd| Action::run(cmd, "build the stack offline"))),
-        }
-        let patch = format!("{RUN_DIR}/cib-hainit.patch");
-        actions.push(Action::Capture {
-            cmd: Cmd::new("crm_diff").args(["--original", &orig, "--new", &new, "--no-version"]),
-            path: patch.clone(),
-            // crm_diff exits 1 when the files differ; 0 (no difference) means the build added nothing.
-            ok_exits: vec![1],
-            why: "the stack as a patch to the live CIB".into(),
-        });
+        actions.push(Action::Write(FileSpec::new(PATCH, wanted.patch, 0o600)));
         actions.push(Action::run(
-            Cmd::new("cibadmin").args(["--patch", "--xml-file", &patch]),
-            "push the whole stack in one transaction",
+            // 103: the CIB moved on between reading and patching; a re-run reads it again.
+            Cmd::new("cibadmin").args(["--patch", "--xml-file", PATCH]).not_ready_exit(EXIT_OLD_DATA),
+            why,
         ));
         Ok(actions)
     }
+
+    /// The configuration hainit wants, for this OS's Pacemaker (the platform table's).
+    fn files(&self, cx: &Context) -> Result<Vec<FileSpec>> {
+        let text = render::document(&desired(&spec(cx, cx.platform.pacemaker)));
+        Ok(vec![FileSpec::new(RENDERED, text, 0o644)])
+    }
 }
 
-/// Wait until the cluster reports MariaDB started somewhere.
+/// `stonith_admin --list-targets`: the fence agent's own `list`, run by this node's fencer with
+/// this node's credentials (for fence_azure_arm, the VM's identity and its role assignment).
+pub fn list_targets(device: &str) -> Cmd {
+    Cmd::new("stonith_admin").args(["--list-targets", device, "--timeout", "240"])
+}
+
+/// The targets in `stonith_admin --list-targets` output: one a line, in any of the spellings
+/// Pacemaker and the agents use (`vm-a`, `vm-a,alias`, `  * vm-a`); headings end in `:`.
+pub fn listed_targets(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .map(|l| l.trim().trim_start_matches(['*', '-']).trim())
+        .filter(|l| !l.is_empty() && !l.ends_with(':'))
+        .filter_map(|l| l.split([',', ' ', '\t']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// What the fence device must be able to reach: the VMs its host map names (fence_azure_arm),
+/// or the nodes' slots on the shared disk (fence_sbd).
+fn fence_targets(cx: &Context, s: &Stonith) -> Vec<String> {
+    match &s.agent {
+        FenceAgent::AzureArm { host_map, .. } => {
+            host_map.split(';').filter_map(|pair| pair.split_once(':')).map(|(_, vm)| vm.to_string()).collect()
+        }
+        FenceAgent::Sbd { .. } => cx.inv.peers.iter().map(|p| p.name.clone()).collect(),
+    }
+}
+
+/// Wait until the cluster runs MariaDB and, with STONITH, until the fence device is started and
+/// its agent lists both VMs: a node is ready only once it could fence its peer.
 pub struct ReadyStep;
 
 impl Step for ReadyStep {
     fn id(&self) -> &'static str {
         "db.cluster.ready"
     }
+
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        let started = cluster_state(cx, probe)?.is_some_and(|s| s.node_of(MYSQLD, "Started").is_some());
-        Ok(if started {
-            Vec::new()
-        } else {
-            vec![Action::wait(
-                "the cluster to start MariaDB".to_string(),
-                Duration::from_secs(cx.config.db.cluster_timeout_secs),
-            )]
-        })
+        let timeout = Duration::from_secs(cx.config.db.cluster_timeout_secs);
+        let state = match cluster_state(cx, probe)? {
+            Cluster::Running(s) if s.node_of(MYSQLD, Role::Started).is_some() => s,
+            _ => return Ok(vec![Action::wait("the cluster to start MariaDB", timeout)]),
+        };
+        let Some(stonith) = stonith(cx) else { return Ok(Vec::new()) };
+        // A fencer that never read the CIB knows no device to list: it is restarted first.
+        let restart = restart_if_blind(cx.platform, probe)?;
+        if !restart.is_empty() {
+            return Ok(restart);
+        }
+        Ok(fencing_wait(cx, probe, &state, &stonith)?.map(|what| Action::wait(what, timeout)).into_iter().collect())
+    }
+}
+
+/// What fencing still waits for, if anything.
+fn fencing_wait(cx: &Context, probe: &dyn Probe, state: &ClusterState, s: &Stonith) -> Result<Option<String>> {
+    let device = s.id();
+    if state.node_of(device, Role::Started).is_none() {
+        return Ok(Some(format!("the fence device {device} to start")));
+    }
+    let targets = fence_targets(cx, s);
+    let out = probe.query(&list_targets(device))?;
+    let listed = if out.success() { listed_targets(&out.stdout) } else { BTreeSet::new() };
+    let missing: Vec<&str> = targets.iter().filter(|t| !listed.contains(*t)).map(String::as_str).collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let answer = if out.success() {
+        format!("it lists {}", listed.into_iter().collect::<Vec<_>>().join(", "))
+    } else {
+        out.tail().lines().next().unwrap_or("no answer").to_string()
+    };
+    Ok(Some(format!("the fence device {device} to list {} (stonith_admin: {answer})", missing.join(", "))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_in_every_spelling() {
+        let two = |t: &str| listed_targets(t).into_iter().collect::<Vec<_>>();
+        assert_eq!(two("vm-a\nvm-b\n"), ["vm-a", "vm-b"]);
+        assert_eq!(two("vm-a,\nvm-b,alias\n"), ["vm-a", "vm-b"]);
+        assert_eq!(two("Fence Targets:\n  * vm-a\n  * vm-b\n"), ["vm-a", "vm-b"]);
+        assert!(listed_targets("").is_empty());
     }
 }

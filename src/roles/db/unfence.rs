@@ -9,31 +9,45 @@
 //! node can never take over. Connected with both disks UpToDate is exactly when the handler
 //! would have removed it, so hainit does the same; while this node is the resync target it
 //! waits for the end of the resync (`db.cluster_timeout_secs`, then exit 3 and hainit-boot
-//! retries). Last of the db steps: the wait delays nothing else.
+//! retries). Last of the db steps: the wait delays nothing else. DRBD's state is read right
+//! before the decision, and the delete matches the whole constraint as read (crm-fence-peer
+//! reuses its id), so one the handler has put back meanwhile stays.
 
 use super::facts::{drbd_primitive, drbd_state};
+use crate::cib::xml::Element;
+use crate::dialect::crm_mon::EXIT_NOT_CONNECTED;
 use crate::engine::{Context, Step};
 use crate::error::{Error, Result};
 use crate::plan::Action;
 use crate::system::{Cmd, Probe};
 use std::time::Duration;
 
-/// The live CIB's constraints (fails where Pacemaker does not run); read here and by `status`.
+/// The live CIB's constraints (exit 102 where Pacemaker does not run); read here and by `status`.
 pub fn constraints_query() -> Cmd {
     Cmd::new("cibadmin").args(["--query", "--scope", "constraints"])
 }
 
-/// The ids of the fencing constraints DRBD's handlers put on the promotable clone `clone`.
-pub fn fence_constraints(constraints_xml: &str, clone: &str) -> Result<Vec<String>> {
+/// The fencing constraints DRBD's handlers put on the promotable clone `clone`, whole (their
+/// rule names the node that holds the current data).
+pub fn fence_constraints(constraints_xml: &str, clone: &str) -> Result<Vec<Element>> {
     let doc = roxmltree::Document::parse(constraints_xml)
         .map_err(|e| Error::step(format!("cibadmin --query --scope constraints: not XML: {e}")))?;
     Ok(doc
         .descendants()
         .filter(|n| n.has_tag_name("rsc_location") && n.attribute("rsc") == Some(clone))
-        .filter_map(|n| n.attribute("id"))
-        .filter(|id| id.starts_with("drbd-fence-by-handler-"))
-        .map(str::to_string)
+        .filter(|n| n.attribute("id").is_some_and(|id| id.starts_with("drbd-fence-by-handler-")))
+        .map(Element::from_node)
         .collect())
+}
+
+/// `cibadmin --delete` of exactly `constraint` as it was read: crm-fence-peer reuses the id, so
+/// a constraint the handler has put back meanwhile (for the other node, say) does not match
+/// and stays. No match is not an error (exit 0); the next check sees what is there.
+fn delete_exactly(constraint: &Element) -> Result<Cmd> {
+    let xpath = constraint.xpath_exact().ok_or_else(|| {
+        Error::step(format!("fencing constraint {:?} holds a value XPath cannot quote", constraint.id()))
+    })?;
+    Ok(Cmd::new("cibadmin").args(["--delete", "--xpath", &xpath]))
 }
 
 pub struct UnfenceStep;
@@ -44,21 +58,25 @@ impl Step for UnfenceStep {
     }
 
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
+        let out = probe.query(&constraints_query())?;
+        match out.code {
+            Some(0) => {}
+            // Pacemaker does not run here: no CIB to read, nothing to remove.
+            Some(EXIT_NOT_CONNECTED) => return Ok(Vec::new()),
+            _ => return Err(Error::step(format!("{}: failed ({:?}): {}", constraints_query(), out.code, out.tail()))),
+        }
+        let clone = cx.platform.pacemaker.line().clone_id(&drbd_primitive(cx));
+        let stale = fence_constraints(&out.stdout, &clone)?;
+        if stale.is_empty() {
+            return Ok(Vec::new());
+        }
+        // DRBD's state is read after the constraints, right before deciding on them.
         let Some(state) = drbd_state(cx, probe)? else { return Ok(Vec::new()) };
         let receiving = state.is_receiving_resync();
         if !state.is_in_sync() && !receiving {
             return Ok(Vec::new());
         }
-        let out = probe.query(&constraints_query())?;
-        if !out.success() {
-            // No CIB here (Pacemaker not running): nothing to read, nothing to remove.
-            return Ok(Vec::new());
-        }
-        let clone = cx.platform.pcs.clone_id(&drbd_primitive(cx));
-        let ids = fence_constraints(&out.stdout, &clone)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
+        let ids: Vec<&str> = stale.iter().filter_map(Element::id).collect();
         if receiving {
             // The same words on every poll: a changed `what` is logged as a new wait.
             return Ok(vec![Action::wait(
@@ -66,22 +84,18 @@ impl Step for UnfenceStep {
                 Duration::from_secs(cx.config.db.cluster_timeout_secs),
             )]);
         }
-        Ok(ids
-            .into_iter()
-            .map(|id| {
-                // Deleting an id that the handler removed meanwhile is not an error (exit 0).
-                Action::run(
-                    Cmd::new("cibadmin").args([
-                        "--delete".to_string(),
-                        "--scope".to_string(),
-                        "constraints".to_string(),
-                        "--xml-text".to_string(),
-                        format!("<rsc_location id=\"{id}\"/>"),
-                    ]),
-                    format!("both DRBD disks are UpToDate: {id} is stale (its unfence handler did not remove it)"),
-                )
+        stale
+            .iter()
+            .map(|c| {
+                Ok(Action::run(
+                    delete_exactly(c)?,
+                    format!(
+                        "both DRBD disks are UpToDate: {} is stale (its unfence handler did not remove it)",
+                        c.id().unwrap_or_default()
+                    ),
+                ))
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -102,9 +116,16 @@ mod tests {
 
     #[test]
     fn only_the_handlers_constraints_of_our_resource() {
+        let found = fence_constraints(CONSTRAINTS, "drbd_wp-clone").unwrap();
         assert_eq!(
-            fence_constraints(CONSTRAINTS, "drbd_wp-clone").unwrap(),
+            found.iter().map(|e| e.id().unwrap()).collect::<Vec<_>>(),
             ["drbd-fence-by-handler-wp-drbd_wp-clone"]
+        );
+        assert_eq!(
+            delete_exactly(&found[0]).unwrap().argv_redacted()[3],
+            "//rsc_location[@rsc='drbd_wp-clone' and @id='drbd-fence-by-handler-wp-drbd_wp-clone']\
+             [rule[@role='Promoted' and @score='-INFINITY' and @id='drbd-fence-by-handler-wp-rule-drbd_wp-clone']\
+             [expression[@attribute='#uname' and @operation='ne' and @value='db-b' and @id='drbd-fence-by-handler-wp-expr-1']]]"
         );
         assert!(fence_constraints(CONSTRAINTS, "ms_drbd_wp").unwrap().is_empty());
         assert!(fence_constraints("<constraints/>", "drbd_wp-clone").unwrap().is_empty());

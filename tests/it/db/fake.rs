@@ -4,11 +4,17 @@
 
 use std::net::IpAddr;
 
+use hainit::cib::desired::desired;
+use hainit::cib::line::Line;
+use hainit::cib::live::Live;
+use hainit::cib::render;
+use hainit::cib::xml::Element;
 use hainit::engine::{self, Context, Options, Outcome, Step};
 use hainit::error::ErrorKind;
 use hainit::platform::OsId;
 use hainit::roles;
 use hainit::roles::db::mariadb::{datadir_stage, DATADIR_SEED};
+use hainit::roles::db::resources::spec;
 use hainit::system::{Cmd, FakeSystem, Output, Probe};
 
 use super::Node;
@@ -84,20 +90,40 @@ fn unit_show(sys: &FakeSystem, unit: &str) -> String {
     )
 }
 
+/// crm_mon of a running two-node cluster: what the CIB configures runs on db-a (the group, the
+/// fence devices); `cib.pushed` is a peer that pushed the whole stack into the cluster this node
+/// joined. Exit 102 while Pacemaker is stopped.
 fn crm_mon(sys: &FakeSystem) -> Output {
-    if !fact(sys, "unit.pacemaker.active") {
+    // Right after its start, pacemakerd answers for daemons that are still starting (exit 0).
+    if sys.fact("pacemaker.starting").is_some() {
+        sys.facts_remove("pacemaker.starting");
+        let path = format!("{}/tests/fixtures/crm_mon/debian12-starting.xml", env!("CARGO_MANIFEST_DIR"));
+        return Output::ok(std::fs::read_to_string(path).unwrap());
+    }
+    if !pacemaker_runs(sys) {
         return Output {
             code: Some(102),
             stdout: "<pacemaker-result api-version=\"2.25\"><status code=\"102\" message=\"Not connected\"/></pacemaker-result>\n".into(),
             stderr: String::new(),
         };
     }
-    let running = if fact(sys, "cib.pushed") {
-        "<group id=\"g_db\"><resource id=\"mysqld\" resource_agent=\"ocf:heartbeat:mysql\" role=\"Started\" \
-         active=\"true\" failed=\"false\"><node name=\"db-a\" id=\"1\"/></resource></group>"
-    } else {
-        ""
+    let live = sys.read_string(CIB).unwrap().map(|t| Live::parse(&t).unwrap());
+    let has = |id: &str| fact(sys, "cib.pushed") || live.as_ref().is_some_and(|l| l.has_primitive(id));
+    let started = |id: &str| {
+        format!(
+            "<resource id=\"{id}\" resource_agent=\"ocf:heartbeat:x\" role=\"Started\" active=\"true\" failed=\"false\">\
+             <node name=\"db-a\" id=\"1\"/></resource>"
+        )
     };
+    let mut running = String::new();
+    if has("mysqld") {
+        running.push_str(&format!("<group id=\"g_db\">{}</group>", started("mysqld")));
+    }
+    for device in ["fence_azure", "fence_sbd"] {
+        if has(device) && !fact(sys, &format!("{device}.stopped")) {
+            running.push_str(&started(device));
+        }
+    }
     Output::ok(format!(
         "<pacemaker-result api-version=\"2.25\"><summary><current_dc present=\"true\" name=\"db-a\" with_quorum=\"true\"/>\
          <cluster_options stonith-enabled=\"false\"/></summary><nodes>\
@@ -105,6 +131,80 @@ fn crm_mon(sys: &FakeSystem) -> Output {
          <node name=\"db-b\" id=\"2\" online=\"true\" standby=\"false\" unclean=\"false\"/></nodes>\
          <resources>{running}</resources><status code=\"0\" message=\"OK\"/></pacemaker-result>\n"
     ))
+}
+
+/// Pacemaker runs, with its CIB.
+fn pacemaker_runs(sys: &FakeSystem) -> bool {
+    fact(sys, "unit.pacemaker.active") && sys.read(CIB).unwrap().is_some()
+}
+
+/// The CIB a new cluster of `os` starts with: both nodes, nothing configured, on the schema its
+/// Pacemaker makes it with.
+fn new_cluster_cib(os: OsId) -> String {
+    let schema = match os.platform().pacemaker.line() {
+        Line::V1_1 => "pacemaker-2.10",
+        Line::V2_0 => "pacemaker-3.5",
+        Line::V2_1 => "pacemaker-3.9",
+    };
+    format!(
+        "<cib validate-with=\"{schema}\" epoch=\"5\" num_updates=\"0\" admin_epoch=\"0\"><configuration><crm_config/>\
+         <nodes><node id=\"1\" uname=\"db-a\"/><node id=\"2\" uname=\"db-b\"/></nodes><resources/><constraints/>\
+         </configuration><status/></cib>\n"
+    )
+}
+
+/// The CIB of a cluster whose leader has pushed the whole stack `cx` wants (what a node finds on
+/// disk once the cluster owns it).
+fn owned_cib(cx: &Context) -> String {
+    let stack = render::document(&desired(&spec(cx, cx.platform.pacemaker)));
+    stack.replace("<nodes/>", "<nodes><node id=\"1\" uname=\"db-a\"/><node id=\"2\" uname=\"db-b\"/></nodes>")
+}
+
+/// What crm-fence-peer leaves when a node lost its peer: promotion only where the data is
+/// current (`node`).
+fn fence_constraint(node: &str) -> String {
+    format!(
+        "<rsc_location rsc=\"drbd_wpcluster-clone\" id=\"drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone\">\
+         <rule role=\"Master\" score=\"-INFINITY\" id=\"drbd-fence-by-handler-wpcluster-rule-drbd_wpcluster-clone\">\
+         <expression attribute=\"#uname\" operation=\"ne\" value=\"{node}\" \
+         id=\"drbd-fence-by-handler-wpcluster-expr-drbd_wpcluster-clone\"/></rule></rsc_location>"
+    )
+}
+
+/// The XPath that matches exactly this element (what an exact `cibadmin --delete` names).
+fn exact_xpath(xml: &str) -> String {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    Element::from_node(doc.root_element()).xpath_exact().unwrap()
+}
+
+/// The constraints section: the handler's constraint while `fence.constraint` names its node.
+fn constraints(sys: &FakeSystem) -> String {
+    match sys.fact("fence.constraint") {
+        Some(node) => format!("<constraints>{}</constraints>", fence_constraint(&node)),
+        None => "<constraints/>".into(),
+    }
+}
+
+/// `cibadmin --patch` as Pacemaker applies it: the real cibadmin on a copy of the fake's CIB.
+fn apply_patch(sys: &FakeSystem, patch: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (cib, file) = (dir.path().join("cib.xml"), dir.path().join("patch.xml"));
+    std::fs::write(&cib, sys.read(CIB).unwrap().expect("a running cluster has a CIB")).unwrap();
+    std::fs::write(&file, patch).unwrap();
+    let out = std::process::Command::new("cibadmin")
+        .env("CIB_file", &cib)
+        .args(["--patch", "--xml-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        sys.add_file(CIB, std::fs::read(&cib).unwrap(), 0o600);
+    }
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn corosync_conf(name: &str) -> String {
@@ -463,12 +563,16 @@ fn script(sys: &FakeSystem, os: OsId) {
         let ours = name.contains("cluster_name: wpcluster");
         Output::ok(format!("totem.cluster_name (str) = {}\n", if ours { "wpcluster" } else { "debian" }))
     });
-    sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
+    sys.on(&["systemctl", "start", "corosync", "pacemaker"], move |s, _| {
         if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
             return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
         }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
+        set(s, "pacemaker.starting");
+        if s.read(CIB).unwrap().is_none() {
+            s.add_file(CIB, new_cluster_cib(os), 0o600);
+        }
         if fact(s, "unit.sbd.enabled") {
             // corosync requires sbd (RequiredBy=corosync.service) and starts it first.
             set(s, "unit.sbd.active");
@@ -480,57 +584,36 @@ fn script(sys: &FakeSystem, os: OsId) {
         Output::ok("")
     });
     sys.on(&["crm_mon"], |s, _| crm_mon(s));
+    sys.on(&["pacemakerd", "--version"], move |_, _| Output::ok(format!("Pacemaker {}\n", os.platform().pacemaker)));
     sys.on(&["cibadmin", "--query"], |s, _| {
-        Output::ok(if fact(s, "cib.pushed") {
-            "<resources><primitive id=\"drbd_wpcluster\"/></resources>"
-        } else {
-            "<resources/>"
-        })
+        if !pacemaker_runs(s) {
+            return Output::fail(102, "Could not connect to the CIB: Transport endpoint is not connected\n");
+        }
+        Output::ok(s.read_string(CIB).unwrap().unwrap())
     });
-    // Registered after the generic query: later handlers win.
-    sys.on(&["cibadmin", "--query", "--scope", "constraints"], |s, _| {
-        // What crm-fence-peer leaves when this node lost its peer.
-        Output::ok(if fact(s, "fence.constraint") {
-            "<constraints><rsc_location rsc=\"drbd_wpcluster-clone\" \
-             id=\"drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone\"/></constraints>"
-        } else {
-            "<constraints/>"
-        })
-    });
-    sys.on(&["cibadmin", "--delete"], |s, c| {
-        assert!(c.args_exposed().join(" ").contains("drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone"));
-        s.facts_remove("fence.constraint");
+    // Registered after the whole query: later handlers win.
+    sys.on(&["cibadmin", "--query", "--scope", "constraints"], |s, _| Output::ok(constraints(s)));
+    // An XPath delete matches the whole element; no match is exit 0 (as with the real cibadmin).
+    sys.on(&["cibadmin", "--delete", "--xpath"], |s, c| {
+        if let Some(node) = s.fact("fence.constraint") {
+            if exact_xpath(&fence_constraint(&node)) == arg(c, 3) {
+                s.facts_remove("fence.constraint");
+            }
+        }
         Output::ok("")
     });
-    // The CIB working copy (`cp ORIG NEW`); the datadir's `cp -a` is answered above.
-    sys.on(&["cp", "/run/hainit/cib-orig.xml"], ok);
-    sys.on(&["pcs", "-f"], |s, _| {
-        set(s, "cib.built");
-        Output::ok("")
+    sys.on(&["cibadmin", "--patch", "--xml-file", "/run/hainit/cib.patch"], |s, _| {
+        let patch = s.read_string("/run/hainit/cib.patch").unwrap().expect("the patch is written first");
+        apply_patch(s, &patch)
     });
-    // Debian 12 runs the same `pcs -f` lines in one interpreter.
-    sys.on(&[python, "-Es", "/run/hainit/pcs-batch.py"], |s, c| {
-        let input = String::from_utf8_lossy(c.stdin_bytes().unwrap_or_default()).into_owned();
-        assert!(input.lines().count() >= 8, "{input}");
-        assert!(input.lines().all(|l| l.starts_with("pcs -f /run/hainit/cib-hainit.xml ")), "{input}");
-        assert!(s.read("/run/hainit/pcs-batch.py").unwrap().is_some(), "the batch script is written first");
-        set(s, "cib.built");
-        Output::ok("")
-    });
-    sys.on(&["crm_diff"], |s, _| {
-        assert!(fact(s, "cib.built"), "the working copy is diffed only once the stack is built in it");
-        assert!(s.read("/run/hainit/cib-orig.xml").unwrap().is_some(), "the live CIB was saved to diff against");
-        Output { code: Some(1), stdout: "<diff format=\"2\"/>\n".into(), stderr: String::new() }
-    });
-    sys.on(&["cibadmin", "--patch"], |s, _| {
-        assert!(s.read("/run/hainit/cib-hainit.patch").unwrap().is_some(), "crm_diff's patch is pushed");
-        set(s, "cib.pushed");
-        s.add_file(
-            CIB,
-            "<cib><configuration><resources><primitive id=\"drbd_wpcluster\"/></resources></configuration></cib>",
-            0o600,
-        );
-        Output::ok("CIB updated\n")
+    // The fence agent's list through the fencer: the resource group's VMs (fence_azure_arm), the
+    // nodes with a slot on the SBD disk (fence_sbd).
+    // A fencer blind to the CIB knows no device.
+    sys.on(&["stonith_admin", "--list-targets"], |s, c| match arg(c, 2).as_str() {
+        _ if fact(s, "fencer.blind") => Output::fail(105, "Couldn't list targets: No such device\n"),
+        "fence_azure" => Output::ok("vm-db-a\nvm-db-b\nvm-web-1\n"),
+        "fence_sbd" => Output::ok("db-a\ndb-b\n"),
+        other => Output::fail(105, format!("Couldn't list targets: No such device ({other})\n")),
     });
 }
 
@@ -876,14 +959,15 @@ fn a_replaced_leader_rejoins_without_forcing_anything() {
         );
         Output::ok("")
     });
-    sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
+    let stack = owned_cib(&cx);
+    sys.on(&["systemctl", "start", "corosync", "pacemaker"], move |s, _| {
         if s.read_string("/etc/corosync/authkey").unwrap().is_none() {
             return Output::fail(1, "corosync: Could not open /etc/corosync/authkey: No such file or directory");
         }
         set(s, "unit.corosync.active");
         set(s, "unit.pacemaker.active");
         set(s, "cib.pushed");
-        s.add_file(CIB, "<cib><primitive id=\"drbd_wpcluster\"/></cib>", 0o600);
+        s.add_file(CIB, stack.clone(), 0o600);
         Output::ok("")
     });
     engine::apply(&steps(&cx), &cx, &sys).unwrap();
@@ -926,7 +1010,7 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
         let cx = node.cx(Options::default());
         let sys = fresh_vm(&node);
         set(&sys, "peer.corosync");
-        set(&sys, "fence.constraint");
+        sys.set_fact("fence.constraint", "db-b");
         const IN_SYNC: &str = " 0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate C r-----\n";
         let proc =
             if synced { IN_SYNC } else { " 0: cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate C r-----\n" };
@@ -935,11 +1019,12 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
             s.add_file("/proc/drbd", format!("version: 8.4.11 (api:1/proto:86-101)\n{proc}"), 0o444);
             Output::ok("")
         });
-        sys.on(&["systemctl", "start", "corosync", "pacemaker"], |s, _| {
+        let stack = owned_cib(&cx);
+        sys.on(&["systemctl", "start", "corosync", "pacemaker"], move |s, _| {
             set(s, "unit.corosync.active");
             set(s, "unit.pacemaker.active");
             set(s, "cib.pushed");
-            s.add_file(CIB, "<cib><primitive id=\"drbd_wpcluster\"/></cib>", 0o600);
+            s.add_file(CIB, stack.clone(), 0o600);
             Output::ok("")
         });
         // Each look at the constraints counts; the resync ends after the third (if it ends).
@@ -949,12 +1034,7 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
             if ends && looks >= 3 {
                 s.add_file("/proc/drbd", format!("version: 8.4.11 (api:1/proto:86-101)\n{IN_SYNC}"), 0o444);
             }
-            Output::ok(if fact(s, "fence.constraint") {
-                "<constraints><rsc_location rsc=\"drbd_wpcluster-clone\" \
-                 id=\"drbd-fence-by-handler-wpcluster-drbd_wpcluster-clone\"/></constraints>"
-            } else {
-                "<constraints/>"
-            })
+            Output::ok(constraints(s))
         });
         let result = engine::apply(&steps(&cx), &cx, &sys);
         let case = format!("synced={synced} ends={ends}");
@@ -970,6 +1050,95 @@ fn a_replaced_node_drops_the_fence_constraint_its_handler_could_not() {
         assert_eq!(deletes, usize::from(ends), "{case}");
         let looks: u32 = sys.fact("looks").unwrap().parse().unwrap();
         assert!(synced || looks >= 3, "{case}: the resync was not waited for ({looks} looks)");
+    }
+}
+
+/// The handler put its constraint back for the other node between hainit's read and its delete
+/// (the peer was lost again): the delete, which matches the constraint as read, leaves it, and
+/// the next look — DRBD no longer in sync — removes nothing.
+#[test]
+fn unfence_leaves_a_constraint_the_handler_renewed_meanwhile() {
+    let node = Node::new(OsId::Debian12, true, "\n");
+    let cx = node.cx(Options::default());
+    let sys = converged_leader(&node, &cx);
+    sys.set_fact("fence.constraint", "db-b");
+    sys.on(&["cibadmin", "--delete", "--xpath"], |s, c| {
+        // First the race: db-b is lost, db-a's handler fences it; then the delete as read.
+        s.set_fact("fence.constraint", "db-a");
+        set(s, "drbd.standalone");
+        refresh_drbd(s);
+        if exact_xpath(&fence_constraint("db-a")) == arg(c, 3) {
+            s.facts_remove("fence.constraint");
+        }
+        Output::ok("")
+    });
+    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+    let unfence = plan.steps.iter().find(|s| s.name == "db.cluster.unfence").unwrap();
+    assert_eq!(unfence.actions.len(), 1, "{:?}", unfence.actions);
+    let hainit::plan::Action::Run { cmd, .. } = &unfence.actions[0] else { panic!("{:?}", unfence.actions) };
+    assert_eq!(cmd.argv_redacted()[3], exact_xpath(&fence_constraint("db-b")));
+    engine::apply(&steps(&cx), &cx, &sys).unwrap();
+    assert_eq!(sys.fact("fence.constraint").as_deref(), Some("db-a"), "the renewed constraint was removed");
+}
+
+/// The resources step on a converged leader: a changed setting is one patch that says what it
+/// changes, applied (by the real cibadmin) it converges; the run after plans nothing.
+#[test]
+fn a_changed_setting_on_a_converged_leader_is_one_patch() {
+    for (yaml, change) in [
+        ("db:\n  op_timeout_scale: 3\n", "drbd_wpcluster op monitor 29s: timeout 20s → 60s"),
+        ("db:\n  probe_port: 62501\n", "lb_probe port: 62500 → 62501"),
+    ] {
+        let node = Node::new(OsId::Debian12, true, "\n");
+        let sys = converged_leader(&node, &node.cx(Options::default()));
+        let changed = Node::new(OsId::Debian12, true, yaml);
+        let cx = changed.cx(Options::default());
+        let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+        let changing: Vec<&str> = plan.steps.iter().filter(|s| !s.actions.is_empty()).map(|s| s.name).collect();
+        assert_eq!(changing, ["db.cluster.resources"], "{}", plan.to_text());
+        let text = plan.to_text();
+        let patch = text.lines().find(|l| l.contains("cibadmin --patch")).unwrap();
+        assert!(patch.contains(change) && patch.contains("against CIB 0."), "{patch}");
+        if yaml.contains("probe_port") {
+            assert!(patch.contains("1 change(s)"), "{patch}");
+        }
+        engine::apply(&steps(&cx), &cx, &sys).unwrap();
+        assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged(), "{yaml}");
+        let cib = sys.read_string(CIB).unwrap().unwrap();
+        let new = change.rsplit(' ').next().unwrap();
+        assert!(cib.contains(&format!("\"{new}\"")), "{yaml}: {cib}");
+    }
+}
+
+/// With fence_azure_arm a node is ready only once the device is started and the agent lists
+/// both VMs: a host map that names a VM the resource group does not have (the peer's VM name
+/// assumed equal to its host name) is exit 3 naming it; the right map converges.
+#[test]
+fn a_node_is_ready_only_once_its_fence_device_reaches_both_vms() {
+    for (yaml, ok) in [
+        ("db:\n  cluster_timeout_secs: 2\n", false),
+        ("db:\n  cluster_timeout_secs: 2\n  vm_names:\n    db-b: vm-db-b\n", true),
+    ] {
+        let node = Node::new(OsId::Debian12, true, yaml);
+        let cx = node.cx(Options { managed_identity: true, ..Options::default() });
+        let sys = fresh_vm(&node);
+        set(&sys, "node.leader");
+        let result = engine::apply(&steps(&cx), &cx, &sys);
+        if ok {
+            result.unwrap();
+            let lists = sys.commands().iter().filter(|c| c[0] == "stonith_admin").count();
+            assert!(lists >= 1, "{:#?}", sys.commands());
+            assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged());
+            // A fence device that stops (its monitor failed) makes the node not ready again.
+            set(&sys, "fence_azure.stopped");
+            let e = engine::apply(&steps(&cx), &cx, &sys).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+            assert!(e.to_string().contains("fence device fence_azure to start"), "{e}");
+        } else {
+            let e = result.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+            assert!(e.to_string().contains("fence_azure to list db-b"), "{e}");
+        }
     }
 }
 
@@ -1150,8 +1319,10 @@ fn a_fencer_blind_to_the_cib_is_restarted_when_the_cluster_fences() {
     let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
     assert!(plan.to_text().contains("kill 1000"), "{}", plan.to_text());
     let outcomes = engine::apply(&steps(&cx), &cx, &sys).unwrap();
-    let fencer = outcomes.iter().find(|(id, _)| *id == "db.cluster.fencer").unwrap();
-    assert!(matches!(fencer.1, Outcome::Changed { .. }), "{outcomes:?}");
+    // The ready step restarts it: a blind fencer could not list the fence device's targets.
+    let ready = outcomes.iter().find(|(id, _)| *id == "db.cluster.ready").unwrap();
+    assert!(matches!(ready.1, Outcome::Changed { .. }), "{outcomes:?}");
+    assert_eq!(sys.commands().iter().filter(|c| c[0] == "kill").count(), 1, "{:#?}", sys.commands());
     assert_eq!(sys.fact("fencer.pid").as_deref(), Some("1001"));
     assert!(engine::plan(&steps(&cx), &cx, &sys).unwrap().is_converged());
     // Without STONITH there is nothing for the fencer to use: left alone.
