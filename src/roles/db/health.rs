@@ -8,15 +8,15 @@ use super::resources::crm_mon_query_for;
 use super::unfence::{constraints_query, fence_constraints};
 use crate::config::Config;
 use crate::dialect::crm_mon::{self, ClusterState};
-use crate::dialect::drbd::DrbdState;
+use crate::dialect::drbd::{DiskState, DrbdState};
 use crate::dialect::pcs::{FENCE_AZURE, FENCE_SBD, FS, MYSQLD, PROBE};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
 use crate::status::Health;
-use crate::system::Probe;
+use crate::system::{Cmd, Probe};
 
 pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
-    let (mut items, state) = drbd(inv, platform, config, probe);
+    let (mut items, state) = drbd(inv, config, probe);
     let (cluster, connected) = cluster(inv, platform, probe);
     items.extend(cluster);
     if connected {
@@ -35,17 +35,20 @@ pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dy
     items
 }
 
-fn drbd(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> (Vec<Health>, Option<DrbdState>) {
+fn drbd(inv: &Inventory, config: &Config, probe: &dyn Probe) -> (Vec<Health>, Option<DrbdState>) {
     let (res, minor) = (inv.cluster.as_str(), config.db.drbd_minor);
     match probe.exists("/proc/drbd") {
         Ok(true) => {}
         Ok(false) => return (vec![Health::fail("drbd", "the DRBD kernel module is not loaded (no /proc/drbd)")], None),
         Err(e) => return (vec![Health::fail("drbd", e.to_string())], None),
     }
-    match drbd_state_of(probe, res, minor, platform.drbd) {
+    match drbd_state_of(probe, res, minor) {
         Err(e) => (vec![Health::fail("drbd", format!("resource {res}: {e}"))], None),
         Ok(None) => (vec![Health::fail("drbd", format!("resource {res} (/dev/drbd{minor}) is not up"))], None),
-        Ok(Some(s)) => (vec![drbd_role(&s), drbd_connection(&s), drbd_disk(&s), drbd_sync(&s)], Some(s)),
+        Ok(Some(s)) => {
+            let split = s.is_standalone() && split_brain_logged(probe, minor);
+            (vec![drbd_role(&s), drbd_connection(&s, res, split), drbd_disk(&s), drbd_sync(&s)], Some(s))
+        }
     }
 }
 
@@ -88,15 +91,43 @@ fn drbd_role(s: &DrbdState) -> Health {
     }
 }
 
-fn drbd_connection(s: &DrbdState) -> Health {
-    let c = s.connection.as_str();
+/// DRBD's kernel log says it dropped the connection over a split brain it did not resolve
+/// (8.4 and 9 word it the same; the line names the device, `drbd<minor>`). There is no
+/// structured source for it: the state only shows StandAlone.
+fn split_brain_logged(probe: &dyn Probe, minor: u32) -> bool {
+    let dev = format!("drbd{minor}");
+    let Ok(out) = probe.query(&Cmd::new("journalctl").args(["-k", "-b", "-o", "cat", "--no-pager"])) else {
+        return false;
+    };
+    out.success()
+        && out
+            .stdout
+            .lines()
+            .any(|l| l.contains(SPLIT_BRAIN_LOGGED) && l.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == dev))
+}
+
+const SPLIT_BRAIN_LOGGED: &str = "Split-Brain detected but unresolved";
+
+fn drbd_connection(s: &DrbdState, res: &str, split_brain: bool) -> Health {
+    let c = s.link();
     if s.is_connected() {
         Health::ok("drbd-connection", format!("{c}: replicating to the peer"))
-    } else if c == "StandAlone" {
+    } else if split_brain {
         Health::fail(
             "drbd-connection",
-            "StandAlone: not trying to reach the peer (after a split brain or a configuration mismatch; see the \
-             kernel log)",
+            format!(
+                "StandAlone after a split brain: both nodes wrote while apart and DRBD kept both sides' data (this \
+                 node: {}, {}). Choose the node whose writes since the split are discarded; on it run `drbdadm \
+                 disconnect {res}; drbdadm secondary {res}; drbdadm connect --discard-my-data {res}`, then on the \
+                 other `drbdadm connect {res}` (docs/operations.md, \"Split brain\")",
+                s.role, s.disk
+            ),
+        )
+    } else if s.is_standalone() {
+        Health::fail(
+            "drbd-connection",
+            "StandAlone: not trying to reach the peer (a split brain, a shared secret the peer does not share, or a \
+             configuration mismatch; the kernel log says which: `journalctl -k | grep -i drbd`)",
         )
     } else {
         Health::warn("drbd-connection", format!("{c}: the peer is not connected, writes are not replicated"))
@@ -104,23 +135,24 @@ fn drbd_connection(s: &DrbdState) -> Health {
 }
 
 fn drbd_disk(s: &DrbdState) -> Health {
+    use DiskState::*;
     let detail = format!("{} here, peer {}", s.disk, s.peer_disk);
-    match (s.disk.as_str(), s.peer_disk.as_str()) {
-        ("UpToDate", "UpToDate") => Health::ok("drbd-disk", detail),
-        ("Diskless" | "Failed" | "Detaching", _) => {
+    match (s.disk, s.peer_disk) {
+        (UpToDate, UpToDate) => Health::ok("drbd-disk", detail),
+        (Diskless | Failed | Detaching, _) => {
             Health::fail("drbd-disk", format!("{detail}: no local disk attached (I/O error or detached)"))
         }
-        ("UpToDate", _) => Health::warn("drbd-disk", format!("{detail}: only this node has current data")),
+        (UpToDate, _) => Health::warn("drbd-disk", format!("{detail}: only this node has current data")),
         _ => Health::warn("drbd-disk", format!("{detail}: this node's data is not current")),
     }
 }
 
 fn drbd_sync(s: &DrbdState) -> Health {
-    if !s.connection.contains("Sync") {
+    if !s.is_syncing() {
         return Health::ok("drbd-sync", "no resync running");
     }
     let done = s.sync_percent.map(|p| format!("{p:.1}% done")).unwrap_or_else(|| "progress unknown".into());
-    Health::warn("drbd-sync", format!("{}: resync {done}", s.connection))
+    Health::warn("drbd-sync", format!("{}: resync {done}", s.link()))
 }
 
 /// The cluster's items, and whether crm_mon reached a running cluster.
