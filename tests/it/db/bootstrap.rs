@@ -55,6 +55,17 @@ fn a_replaced_leader_with_an_up_to_date_secondary_peer_never_promotes() {
             super::fake::refresh_drbd(s);
             Output::ok("")
         });
+        // What a plan shows once DRBD has resynced: no bootstrap step acts.
+        let plan_sys = fresh_vm(&node);
+        partitioned(&plan_sys);
+        for k in ["peer.corosync", "md", "drbd.up", "drbd.uptodate", "fs"] {
+            set(&plan_sys, k);
+        }
+        super::fake::refresh_drbd(&plan_sys);
+        let plan = engine::plan(&steps(&cx), &cx, &plan_sys).unwrap();
+        for s in plan.steps.iter().filter(|s| s.name.starts_with("db.bootstrap.") || s.name == "db.mariadb.server") {
+            assert!(s.actions.is_empty(), "{os}: {} acts: {:?}", s.name, s.actions);
+        }
         let e = engine::apply(&steps(&cx), &cx, &sys);
         let ran = ran_since(&sys, 0);
         assert_untouched(&ran, &format!("{os}"));
