@@ -283,3 +283,14 @@ fn a_mounted_loop_disk_is_refused_even_when_wiping() {
     assert_refused(&disk, Options::default(), &host(), "is mounted at");
     assert!(Path::new(&mount.path()).join("lost+found").is_dir());
 }
+
+/// The flag names the device it may wipe: bare, or with a value that is not a device path, it
+/// is bad input (exit 2) before anything is read.
+#[test]
+fn the_wipe_flag_must_name_a_device() {
+    for args in [&["--wipe-data-disk", "plan"][..], &["--wipe-data-disk=sdc", "plan"], &["--wipe-data-disk="]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hainit")).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--wipe-data-disk"), "{args:?}");
+    }
+}
