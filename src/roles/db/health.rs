@@ -55,10 +55,13 @@ fn drbd(inv: &Inventory, config: &Config, probe: &dyn Probe) -> (Vec<Health>, Op
 /// DRBD's fence-peer handler left a constraint that forbids promotion elsewhere: expected while
 /// the peer is away or resyncing, stale (the node can never take over) once both are UpToDate.
 fn fencing(inv: &Inventory, platform: &Platform, state: Option<&DrbdState>, probe: &dyn Probe) -> Option<Health> {
-    let out = probe.query(&constraints_query()).ok()?;
-    if !out.success() {
-        return None;
-    }
+    // Called with the cluster running: a failed query is reported, never read as "none".
+    let q = constraints_query();
+    let out = match probe.query(&q) {
+        Ok(out) if out.success() => out,
+        Ok(out) => return Some(Health::warn("drbd-fencing", format!("`{q}` failed: {}", out.tail()))),
+        Err(e) => return Some(Health::warn("drbd-fencing", format!("`{q}`: {e}"))),
+    };
     let clone = platform.pcs.clone_id(&drbd_primitive_of(&inv.cluster));
     let ids = match fence_constraints(&out.stdout, &clone) {
         Ok(ids) if ids.is_empty() => return None,

@@ -183,3 +183,13 @@ fn a_fence_constraint_is_expected_while_resyncing_and_stale_once_both_are_up_to_
     let items = status(&db_node(Some(HEALTHY), "debian12-live.xml", "<constraints/>"));
     assert!(items.iter().all(|h| h.name != "drbd-fencing"), "{items:?}");
 }
+
+/// With the cluster running, a constraints query that fails is reported, not read as "none".
+#[test]
+fn a_failing_constraints_query_is_reported() {
+    let sys = db_node(Some(HEALTHY), "debian12-live.xml", "<constraints/>");
+    sys.reply(&["cibadmin", "--query", "--scope", "constraints"], Output::fail(105, "Call cib_query failed (-6)\n"));
+    let (level, detail) = item(&status(&sys), "drbd-fencing");
+    assert_eq!(level, Level::Warn);
+    assert!(detail.contains("cib_query failed"), "{detail}");
+}
