@@ -46,9 +46,10 @@ pub struct GlobalArgs {
     /// Override the hainit-role tag: db or web
     #[arg(long, global = true, value_name = "ROLE", value_parser = parse_role)]
     pub role: Option<Role>,
-    /// Allow destroying whatever is on the data disk (db role)
-    #[arg(long, global = true)]
-    pub wipe_data_disk: bool,
+    /// Allow destroying foreign contents of this data disk, named (db role; only while the peer
+    /// holds current data, never DRBD's own)
+    #[arg(long, global = true, value_name = "DEVICE", value_parser = parse_device, require_equals = true)]
+    pub wipe_data_disk: Option<String>,
     /// Log format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -107,6 +108,14 @@ pub enum Tier {
 
 fn parse_role(s: &str) -> std::result::Result<Role, String> {
     s.parse()
+}
+
+fn parse_device(s: &str) -> std::result::Result<String, String> {
+    if s.starts_with("/dev/") && !s.contains(char::is_whitespace) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a device path under /dev/"))
+    }
 }
 
 /// What every command needs: validated inputs, before anything is touched.
@@ -211,7 +220,10 @@ fn with_context<T>(inputs: &Inputs, global: &GlobalArgs, f: impl FnOnce(&Context
         platform: inputs.inventory.platform.platform(),
         config: &inputs.config,
         secrets: &secrets,
-        options: Options { wipe_data_disk: global.wipe_data_disk, managed_identity },
+        options: Options {
+            wipe_data_disk: global.wipe_data_disk.clone().map(|d| &*Box::leak(d.into_boxed_str())),
+            managed_identity,
+        },
     };
     roles::validate(&cx, &inputs.host)?;
     f(&cx)

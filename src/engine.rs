@@ -28,8 +28,10 @@ pub struct Context<'a> {
 /// Choices made on the command line or discovered before the steps run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// `--wipe-data-disk`: allow destroying what is on the data disk.
-    pub wipe_data_disk: bool,
+    /// `--wipe-data-disk=DEV`: the data disk whose foreign contents may be destroyed (only
+    /// while the peer holds current data; never DRBD's, see `roles::db::disk::wipe_decision`).
+    /// One flag value for the whole run, kept `'static` so that options stay `Copy`.
+    pub wipe_data_disk: Option<&'static str>,
     /// The VM has a managed identity (IMDS token endpoint answered).
     pub managed_identity: bool,
 }

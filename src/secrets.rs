@@ -61,6 +61,8 @@ pub enum Purpose {
     WordpressSalt(&'static str),
     /// The corosync authkey, identical on both db nodes, so a replaced node can rejoin.
     CorosyncAuthkey,
+    /// DRBD's `shared-secret` (cram-hmac-alg): only the two db nodes may connect as peers.
+    DrbdSharedSecret,
 }
 
 impl Purpose {
@@ -72,6 +74,7 @@ impl Purpose {
             Purpose::WordpressAdmin => "wordpress-admin".into(),
             Purpose::WordpressSalt(name) => format!("wordpress-salt/{name}"),
             Purpose::CorosyncAuthkey => "corosync-authkey".into(),
+            Purpose::DrbdSharedSecret => "drbd-shared-secret".into(),
         }
     }
 }

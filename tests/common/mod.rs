@@ -194,7 +194,13 @@ pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
         .json()
         .with_writer(move || writer.clone())
         .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
+    // Another test thread may register a callsite (with no subscriber of its own) while this one
+    // installs its scoped subscriber; rebuilding the cache inside the scope keeps that race from
+    // disabling the callsite here.
+    let result = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
     (result, text)
 }

@@ -33,14 +33,12 @@ def hosts(s):
 
 def config_yaml(s, secret):
     """The custom-data config the db VMs get (cloud-init writes it on Azure): the shared secret.
-    The lab guest has no /dev/disk/azure (virtio, no WALinuxAgent udev rules), so the data disk is
-    named: /dev/vdb, the second virtio disk; the SBD disk sits in the last PCI slot (vm.py) and
-    cannot take its name."""
+    No data disk is named: the lab image links the data disk as Azure's LUN 0
+    (/dev/disk/azure/scsi1/lun0, vm.py), and hainit takes LUN 0 or nothing, as on Azure."""
     return (
         "# hainit lab: what cloud-init custom-data writes on Azure for a db VM\n"
         "secret: \"%s\"\n"
         "db:\n"
-        "  data_disk: /dev/vdb\n"
         "  web_subnet: %s.0/24\n"
         "  probe_port: %d\n"
         "  token_ms: %d\n"

@@ -26,6 +26,10 @@ ARM_ADDR = "169.254.169.253:80"
 # before the -drive if=virtio disks (qemu 7.2 gave it slot 2), so it would become /dev/vda and
 # the root and data disks would move.
 SBD_PCI_ADDR = "0x10"
+DATA_PCI_ADDR = "0x0e"
+EXTRA_PCI_ADDR = "0x0f"
+# images/lab/guest/etc/udev/rules.d/66-hainit-lab-azure-lun.rules links this disk as LUN 0.
+LUN0_SERIAL = "hainit-lun0"
 # In the VM's directory (a unix socket path: keep RUNS short, under ~90 characters in all).
 CONTROL_SOCKET = "ssh.ctl"
 
@@ -135,9 +139,15 @@ class VM:
             # are what a power cut leaves, not qemu's lost caches.
             "-drive", "file=%s,if=virtio,format=qcow2,cache=writeback,discard=unmap" % self.path("root.qcow2"),
         ]
-        for leaf in ("data.raw", "extra.raw"):
+        # Pinned after the root disk and before SBD, so they stay /dev/vdb and /dev/vdc. The data
+        # disk's serial is what the image's udev rule names /dev/disk/azure/scsi1/lun0, as
+        # WALinuxAgent's rule names Azure's data disk LUN 0: hainit takes LUN 0 or nothing.
+        for leaf, addr, serial in (("data.raw", DATA_PCI_ADDR, ",serial=" + LUN0_SERIAL),
+                                   ("extra.raw", EXTRA_PCI_ADDR, "")):
             if os.path.exists(self.path(leaf)):
-                argv += ["-drive", "file=%s,if=virtio,format=raw,cache=none,aio=threads" % self.path(leaf)]
+                name = leaf.split(".")[0]
+                argv += ["-drive", "file=%s,if=none,id=%s,format=raw,cache=none,aio=threads" % (self.path(leaf), name),
+                         "-device", "virtio-blk-pci,drive=%s%s,addr=%s" % (name, serial, addr)]
         sbd = self.lab.sbd_disk() if s.role == "db" else None
         if sbd:
             # One file for every db VM: share-rw and no image locking let two qemus open it

@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
-use super::disk::signatures;
-use super::facts::{cluster_owns, drbd_dialect, drbd_state, partition_path, resource, resource_file};
-use crate::dialect::drbd::Resource;
+use super::bootstrap::{decision, Decision};
+use super::disk::{self, backing, may_wipe, signatures, Wipe};
+use super::facts::{cluster_owns, drbd_dialect, drbd_state, resource, resource_file};
+use crate::dialect::drbd::{DiskState, Resource};
 use crate::dialect::DrbdDialect;
 use crate::engine::{check_files, Context, Step};
 use crate::error::{Error, Result};
 use crate::plan::Action;
+use crate::secrets::Purpose;
 use crate::system::{Cmd, FileSpec, Probe};
+
+/// drbd-utils refuses a shared-secret of 64 characters or more: 48 hex digits (192 bits).
+const SHARED_SECRET_LEN: usize = 48;
 
 /// Load the module before any drbdadm call: without /proc/drbd drbdadm assumes DRBD 9 and would
 /// write v09 metadata on an 8.4 kernel (reference §3.1).
@@ -32,18 +37,21 @@ impl Step for ModuleStep {
 pub struct ConfigStep;
 
 impl ConfigStep {
-    fn specs(cx: &Context, dialect: DrbdDialect) -> Vec<FileSpec> {
+    /// The files for the backing partition at `disk` (a by-partuuid path).
+    fn specs(cx: &Context, dialect: DrbdDialect, disk: &str) -> Vec<FileSpec> {
         let mut nodes: Vec<(&str, String)> = cx.inv.peers.iter().map(|p| (p.name.as_str(), p.ip.to_string())).collect();
         nodes.sort();
-        let part = partition_path(cx);
+        let secret = cx.derive(Purpose::DrbdSharedSecret);
+        let secret = crate::secrets::Secret::new(&secret.expose()[..SHARED_SECRET_LEN]);
         let res = Resource {
             name: resource(cx),
             minor: cx.config.db.drbd_minor,
-            disk: &part,
+            disk,
             port: cx.config.db.drbd_port,
             nodes,
             scripts: cx.platform.db.drbd_scripts,
             stonith: super::fencing::stonith(cx).is_some(),
+            shared_secret: &secret,
         };
         vec![
             FileSpec::new(
@@ -53,7 +61,8 @@ impl ConfigStep {
                  global {\n  usage-count no;\n}\ncommon {\n}\n",
                 0o644,
             ),
-            FileSpec::new(resource_file(cx), dialect.render(&res), 0o644),
+            // It holds the replication secret: root only, shown as redacted.
+            FileSpec::new(resource_file(cx), dialect.render(&res), 0o600).secret(),
         ]
     }
 }
@@ -62,11 +71,14 @@ impl Step for ConfigStep {
     fn id(&self) -> &'static str {
         "db.drbd.config"
     }
+    /// Without the machine: the partition UUID hainit gives a partition it creates.
     fn files(&self, cx: &Context) -> Result<Vec<FileSpec>> {
-        Ok(Self::specs(cx, cx.platform.drbd))
+        let disk = format!("/dev/disk/by-partuuid/{}", disk::planned_partuuid(cx));
+        Ok(Self::specs(cx, cx.platform.drbd, &disk))
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        check_files(probe, Self::specs(cx, drbd_dialect(cx, probe)?))
+        let disk = backing(cx, probe)?;
+        check_files(probe, Self::specs(cx, drbd_dialect(cx, probe)?, &disk.path))
     }
 }
 
@@ -74,6 +86,8 @@ impl Step for ConfigStep {
 /// stopped while attached (a reset, a fence, a killed VM). `drbdadm attach` applies the log
 /// itself; the metadata is there and must not be created again (found in the lab after a fence).
 pub const UNCLEAN_METADATA: &str = "Found meta data is \"unclean\"";
+/// What drbdmeta's dump-md says when it read the disk and found no metadata.
+pub const NO_METADATA: &str = "No valid meta data found";
 
 /// `create-md` only when no valid metadata exists and the partition holds nothing else
 /// (safety rule 2; `drbdadm dump-md` succeeds only on valid metadata, §3.5, or names it unclean).
@@ -84,39 +98,62 @@ impl Step for MetadataStep {
         "db.drbd.metadata"
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        match drbd_state(cx, probe)? {
-            Some(s) if s.disk != "Diskless" => return Ok(Vec::new()), // attached: metadata in use
+        let state = drbd_state(cx, probe)?;
+        match &state {
+            Some(s) if s.disk != DiskState::Diskless => return Ok(Vec::new()), // attached: metadata in use
             // Configured but not attached yet on a node the cluster owns: Pacemaker is bringing
             // DRBD up (a reboot). dump-md cannot read a configured minor, and the filesystem it
             // holds would look like foreign data (found in the lab after a node was fenced).
             Some(_) if cluster_owns(cx, probe)? => return Ok(Vec::new()),
             _ => {}
         }
+        let part = backing(cx, probe)?;
         let res = resource(cx);
-        let dump = probe.query(&Cmd::new("drbdadm").args(["dump-md", res]))?;
-        if dump.success() || dump.stderr.contains(UNCLEAN_METADATA) {
-            return Ok(Vec::new());
-        }
-        let part = partition_path(cx);
-        let found: Vec<String> = signatures(probe, &part)?
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with("PART_ENTRY_") && k != "PTUUID")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         let create = Action::run(
             Cmd::new("drbdadm").args(["create-md", "--force", res]),
             "initialise DRBD metadata (checked: no valid metadata, nothing else on the partition)",
         );
-        match (found.is_empty(), cx.options.wipe_data_disk) {
-            (true, _) => Ok(vec![create]),
-            (false, true) => Ok(vec![
-                Action::run(Cmd::new("wipefs").args(["--all", &part]), "--wipe-data-disk: erase the partition"),
+        if part.partition.is_none() {
+            // A plan before db.disk.partition ran: the partition it creates holds nothing.
+            return Ok(vec![create]);
+        }
+        part.verify(probe)?;
+        let dump_md = Cmd::new("drbdadm").args(["dump-md", res]);
+        let dump = probe.query(&dump_md)?;
+        if dump.success() || dump.stderr.contains(UNCLEAN_METADATA) {
+            return Ok(Vec::new());
+        }
+        // drbdmeta fails with the same code whether it found no metadata or could not look
+        // (a configured minor, an unreadable disk): only its words tell them apart.
+        if !dump.stderr.contains(NO_METADATA) {
+            return Err(dump_md.failure(&dump, format!("`{dump_md}` failed: {}", dump.tail())));
+        }
+        let sigs = signatures(probe, &part.path)?;
+        let found: Vec<String> = sigs
+            .iter()
+            .filter(|(k, _)| !k.starts_with("PART_ENTRY_") && k != "PTUUID")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if found.is_empty() {
+            return Ok(vec![create]);
+        }
+        let Some(data_disk) = disk::find(cx, probe)? else { return Ok(vec![disk::wait_for_lun0(cx)]) };
+        let mut this = vec![data_disk.device.as_str()];
+        this.extend(part.partition.as_deref());
+        let drbd = sigs.iter().any(|(k, v)| k == "TYPE" && v == "drbd");
+        match may_wipe(cx, probe, &this, drbd)? {
+            Wipe::Allowed => Ok(vec![
+                Action::run(
+                    Cmd::new("wipefs").args(["--all", &part.path]),
+                    "--wipe-data-disk: erase the partition (the peer holds current data)",
+                ),
                 create,
             ]),
-            (false, false) => Err(Error::step(format!(
-                "{part} holds {} but no valid DRBD metadata; refusing to create metadata over it — pass \
-                 --wipe-data-disk to destroy it",
-                found.join(", ")
+            Wipe::Refused(why) => Err(Error::step(format!(
+                "{} holds {} but drbdadm dump-md finds no valid DRBD metadata; refusing to create metadata over it: \
+                 {why}",
+                part.path,
+                found.join(", "),
             ))),
         }
     }
@@ -133,14 +170,17 @@ impl Step for UpStep {
             return Ok(Vec::new());
         }
         Ok(match drbd_state(cx, probe)? {
-            None => vec![Action::run(
-                Cmd::new("drbdadm").args(["up", resource(cx)]),
-                "attach the disk and connect to the peer",
-            )],
+            None => {
+                backing(cx, probe)?.verify(probe)?;
+                vec![Action::run(
+                    Cmd::new("drbdadm").args(["up", resource(cx)]),
+                    "attach the disk and connect to the peer",
+                )]
+            }
             // `up` is attach, then connect: killed in between (the lab's crash scenario did), the
             // disk is attached with no network configuration and the peer never connects.
             // `adjust` applies what the resource file says and is missing: the connection.
-            Some(s) if s.connection == "StandAlone" => vec![Action::run(
+            Some(s) if s.is_standalone() => vec![Action::run(
                 Cmd::new("drbdadm").args(["adjust", resource(cx)]),
                 "attached but not connecting (StandAlone): apply the resource's network settings",
             )],
@@ -165,7 +205,7 @@ impl Step for PeerStep {
     }
 }
 
-/// Leader only: a brand-new pair (connected, both Inconsistent) skips the full initial sync —
+/// Leader only, when both sides are new ([`Decision::First`]): skip the full initial sync —
 /// the filesystem is created afterwards on the DRBD device, so there is nothing to copy — then
 /// connects again so that both sides see each other UpToDate.
 /// Anything else (a replaced node, a peer with data) syncs normally and is never forced.
@@ -176,15 +216,11 @@ impl Step for InitialSyncStep {
         "db.drbd.initial"
     }
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
-        if !cx.inv.is_leader() || cluster_owns(cx, probe)? {
-            return Ok(Vec::new());
-        }
-        let fresh = match drbd_state(cx, probe)? {
-            Some(s) => s.is_brand_new_pair(),
-            None => true, // plan on a machine not yet formed: this is what will happen
-        };
-        if !fresh {
-            return Ok(Vec::new());
+        match decision(cx, probe)? {
+            // A plan on a machine not yet formed shows what a new pair will do.
+            Decision::First | Decision::Predict => {}
+            Decision::Refuse(why) => return Err(Error::step(format!("refusing to bootstrap: {why}"))),
+            Decision::Continue | Decision::Join(_) | Decision::Wait(_) => return Ok(Vec::new()),
         }
         let dialect = drbd_dialect(cx, probe)?;
         let [disconnect, connect] = dialect.reconnect(resource(cx));

@@ -1,7 +1,7 @@
 //! Names and machine facts every db step shares: the resource, its devices, the DRBD state and
 //! whether Pacemaker already owns the stack.
 
-use crate::dialect::drbd::{parse_proc_drbd, parse_status_json, DrbdState};
+use crate::dialect::drbd::{parse_proc_drbd, parse_status_json, DrbdState, Generation, EXIT_NO_SUCH_RESOURCE};
 use crate::dialect::DrbdDialect;
 use crate::engine::Context;
 use crate::error::Result;
@@ -24,14 +24,10 @@ pub fn device(cx: &Context) -> String {
     format!("/dev/drbd{}", cx.config.db.drbd_minor)
 }
 
-/// The GPT partition label hainit gives the data partition and finds again on re-runs.
+/// The GPT partition label hainit gives the data partition (for people; DRBD finds the
+/// partition by its PARTUUID, see `disk::backing`).
 pub fn partition_label(cx: &Context) -> String {
     format!("hainit-{}", cx.inv.cluster)
-}
-
-/// The backing device DRBD uses: udev's by-partlabel link, independent of disk discovery.
-pub fn partition_path(cx: &Context) -> String {
-    format!("/dev/disk/by-partlabel/{}", partition_label(cx))
 }
 
 pub fn resource_file(cx: &Context) -> String {
@@ -52,25 +48,51 @@ pub fn drbd_dialect(cx: &Context, probe: &dyn Probe) -> Result<DrbdDialect> {
     dialect_of(probe, cx.platform.drbd)
 }
 
+/// `/proc/drbd` exists once the module is loaded; its first line names the module's version.
 fn dialect_of(probe: &dyn Probe, default: DrbdDialect) -> Result<DrbdDialect> {
-    Ok(probe.read_string("/proc/drbd")?.and_then(|t| DrbdDialect::from_proc(&t)).unwrap_or(default))
+    match probe.read_string("/proc/drbd")? {
+        Some(text) => DrbdDialect::from_proc(&text),
+        None => Ok(default),
+    }
 }
 
-/// This node's DRBD state; `None` while the resource is down.
+/// This node's DRBD state; `None` while the resource is not configured.
 pub fn drbd_state(cx: &Context, probe: &dyn Probe) -> Result<Option<DrbdState>> {
-    drbd_state_of(probe, resource(cx), cx.config.db.drbd_minor, cx.platform.drbd)
+    drbd_state_of(probe, resource(cx), cx.config.db.drbd_minor)
 }
 
 /// [`drbd_state`] without a `Context` (for `status`, which holds no secret): the resource
-/// `res` on minor `minor`, `default` the platform's dialect.
-pub fn drbd_state_of(probe: &dyn Probe, res: &str, minor: u32, default: DrbdDialect) -> Result<Option<DrbdState>> {
-    match dialect_of(probe, default)?.status_query(res) {
-        None => Ok(probe.read_string("/proc/drbd")?.and_then(|t| parse_proc_drbd(&t, minor))),
+/// `res` on minor `minor`, asked in the loaded module's dialect. "Not configured" is decided only
+/// from what DRBD says it means: no module (no `/proc/drbd`), no line for the minor in 8.4's
+/// `/proc/drbd`, or drbdsetup's "No such resource" (exit 10). Any other failure, and any text
+/// that does not parse, is an error: a failed query is never read as "down".
+pub fn drbd_state_of(probe: &dyn Probe, res: &str, minor: u32) -> Result<Option<DrbdState>> {
+    let Some(proc) = probe.read_string("/proc/drbd")? else { return Ok(None) };
+    match DrbdDialect::from_proc(&proc)?.status_query(res) {
+        None => parse_proc_drbd(&proc, minor),
         Some(q) => {
             let out = probe.query(&q)?;
-            Ok(if out.success() { parse_status_json(&out.stdout) } else { None })
+            match out.code {
+                Some(0) => parse_status_json(&out.stdout, res).map(Some),
+                Some(EXIT_NO_SUCH_RESOURCE) if out.stderr.trim() == format!("{res}: No such resource") => Ok(None),
+                _ => Err(q.failure(&out, format!("`{q}` failed ({}): {}", ended(out.code), out.tail()))),
+            }
         }
     }
+}
+
+fn ended(code: Option<i32>) -> String {
+    code.map_or("killed by a signal".to_string(), |c| format!("exit {c}"))
+}
+
+/// This node's data generation (`drbdadm get-gi`); the resource must be attached.
+pub fn generation(cx: &Context, probe: &dyn Probe) -> Result<Generation> {
+    let q = drbd_dialect(cx, probe)?.generation_query(resource(cx));
+    let out = probe.query(&q)?;
+    if !out.success() {
+        return Err(q.failure(&out, format!("`{q}` failed ({}): {}", ended(out.code), out.tail())));
+    }
+    Generation::parse(&out.stdout).map_err(|e| e.context(format!("`{q}`")))
 }
 
 /// True once the CIB holds hainit's DRBD resource: from then on Pacemaker decides the DRBD role,

@@ -10,14 +10,14 @@ use crate::cib::xml::Element;
 use crate::cib::{FENCE_AZURE, FENCE_SBD, FS, MYSQLD, PROBE};
 use crate::config::Config;
 use crate::dialect::crm_mon::{self, Cluster, ClusterState, NodeStatus, Role};
-use crate::dialect::drbd::DrbdState;
+use crate::dialect::drbd::{DiskState, DrbdState};
 use crate::inventory::Inventory;
 use crate::platform::Platform;
 use crate::status::Health;
-use crate::system::Probe;
+use crate::system::{Cmd, Probe};
 
 pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> Vec<Health> {
-    let (mut items, state) = drbd(inv, platform, config, probe);
+    let (mut items, state) = drbd(inv, config, probe);
     let (cluster, connected) = cluster(inv, platform, probe);
     items.extend(cluster);
     if connected {
@@ -36,27 +36,33 @@ pub fn collect(inv: &Inventory, platform: &Platform, config: &Config, probe: &dy
     items
 }
 
-fn drbd(inv: &Inventory, platform: &Platform, config: &Config, probe: &dyn Probe) -> (Vec<Health>, Option<DrbdState>) {
+fn drbd(inv: &Inventory, config: &Config, probe: &dyn Probe) -> (Vec<Health>, Option<DrbdState>) {
     let (res, minor) = (inv.cluster.as_str(), config.db.drbd_minor);
     match probe.exists("/proc/drbd") {
         Ok(true) => {}
         Ok(false) => return (vec![Health::fail("drbd", "the DRBD kernel module is not loaded (no /proc/drbd)")], None),
         Err(e) => return (vec![Health::fail("drbd", e.to_string())], None),
     }
-    match drbd_state_of(probe, res, minor, platform.drbd) {
+    match drbd_state_of(probe, res, minor) {
         Err(e) => (vec![Health::fail("drbd", format!("resource {res}: {e}"))], None),
         Ok(None) => (vec![Health::fail("drbd", format!("resource {res} (/dev/drbd{minor}) is not up"))], None),
-        Ok(Some(s)) => (vec![drbd_role(&s), drbd_connection(&s), drbd_disk(&s), drbd_sync(&s)], Some(s)),
+        Ok(Some(s)) => {
+            let split = s.is_standalone() && split_brain_logged(probe, minor);
+            (vec![drbd_role(&s), drbd_connection(&s, res, split), drbd_disk(&s), drbd_sync(&s)], Some(s))
+        }
     }
 }
 
 /// DRBD's fence-peer handler left a constraint that forbids promotion elsewhere: expected while
 /// the peer is away or resyncing, stale (the node can never take over) once both are UpToDate.
 fn fencing(inv: &Inventory, platform: &Platform, state: Option<&DrbdState>, probe: &dyn Probe) -> Option<Health> {
-    let out = probe.query(&constraints_query()).ok()?;
-    if !out.success() {
-        return None;
-    }
+    // Called with the cluster running: a failed query is reported, never read as "none".
+    let q = constraints_query();
+    let out = match probe.query(&q) {
+        Ok(out) if out.success() => out,
+        Ok(out) => return Some(Health::warn("drbd-fencing", format!("`{q}` failed: {}", out.tail()))),
+        Err(e) => return Some(Health::warn("drbd-fencing", format!("`{q}`: {e}"))),
+    };
     let clone = platform.pacemaker.line().clone_id(&drbd_primitive_of(&inv.cluster));
     let ids = match fence_constraints(&out.stdout, &clone) {
         Ok(found) if found.is_empty() => return None,
@@ -89,15 +95,43 @@ fn drbd_role(s: &DrbdState) -> Health {
     }
 }
 
-fn drbd_connection(s: &DrbdState) -> Health {
-    let c = s.connection.as_str();
+/// DRBD's kernel log says it dropped the connection over a split brain it did not resolve
+/// (8.4 and 9 word it the same; the line names the device, `drbd<minor>`). There is no
+/// structured source for it: the state only shows StandAlone.
+fn split_brain_logged(probe: &dyn Probe, minor: u32) -> bool {
+    let dev = format!("drbd{minor}");
+    let Ok(out) = probe.query(&Cmd::new("journalctl").args(["-k", "-b", "-o", "cat", "--no-pager"])) else {
+        return false;
+    };
+    out.success()
+        && out
+            .stdout
+            .lines()
+            .any(|l| l.contains(SPLIT_BRAIN_LOGGED) && l.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == dev))
+}
+
+const SPLIT_BRAIN_LOGGED: &str = "Split-Brain detected but unresolved";
+
+fn drbd_connection(s: &DrbdState, res: &str, split_brain: bool) -> Health {
+    let c = s.link();
     if s.is_connected() {
         Health::ok("drbd-connection", format!("{c}: replicating to the peer"))
-    } else if c == "StandAlone" {
+    } else if split_brain {
         Health::fail(
             "drbd-connection",
-            "StandAlone: not trying to reach the peer (after a split brain or a configuration mismatch; see the \
-             kernel log)",
+            format!(
+                "StandAlone after a split brain: both nodes wrote while apart and DRBD kept both sides' data (this \
+                 node: {}, {}). Choose the node whose writes since the split are discarded; on it run `drbdadm \
+                 disconnect {res}; drbdadm secondary {res}; drbdadm connect --discard-my-data {res}`, then on the \
+                 other `drbdadm connect {res}` (docs/operations.md, \"Split brain\")",
+                s.role, s.disk
+            ),
+        )
+    } else if s.is_standalone() {
+        Health::fail(
+            "drbd-connection",
+            "StandAlone: not trying to reach the peer (a split brain, a shared secret the peer does not share, or a \
+             configuration mismatch; the kernel log says which: `journalctl -k | grep -i drbd`)",
         )
     } else {
         Health::warn("drbd-connection", format!("{c}: the peer is not connected, writes are not replicated"))
@@ -105,23 +139,24 @@ fn drbd_connection(s: &DrbdState) -> Health {
 }
 
 fn drbd_disk(s: &DrbdState) -> Health {
+    use DiskState::*;
     let detail = format!("{} here, peer {}", s.disk, s.peer_disk);
-    match (s.disk.as_str(), s.peer_disk.as_str()) {
-        ("UpToDate", "UpToDate") => Health::ok("drbd-disk", detail),
-        ("Diskless" | "Failed" | "Detaching", _) => {
+    match (s.disk, s.peer_disk) {
+        (UpToDate, UpToDate) => Health::ok("drbd-disk", detail),
+        (Diskless | Failed | Detaching, _) => {
             Health::fail("drbd-disk", format!("{detail}: no local disk attached (I/O error or detached)"))
         }
-        ("UpToDate", _) => Health::warn("drbd-disk", format!("{detail}: only this node has current data")),
+        (UpToDate, _) => Health::warn("drbd-disk", format!("{detail}: only this node has current data")),
         _ => Health::warn("drbd-disk", format!("{detail}: this node's data is not current")),
     }
 }
 
 fn drbd_sync(s: &DrbdState) -> Health {
-    if !s.connection.contains("Sync") {
+    if !s.is_syncing() {
         return Health::ok("drbd-sync", "no resync running");
     }
     let done = s.sync_percent.map(|p| format!("{p:.1}% done")).unwrap_or_else(|| "progress unknown".into());
-    Health::warn("drbd-sync", format!("{}: resync {done}", s.connection))
+    Health::warn("drbd-sync", format!("{}: resync {done}", s.link()))
 }
 
 /// The cluster's items, and whether crm_mon reached a running cluster.

@@ -2,7 +2,7 @@
 //! way, and on the leader's bootstrap: initialise the datadir on the DRBD filesystem, secure
 //! it and create the WordPress database and user.
 
-use super::bootstrap::{gate, Gate};
+use super::bootstrap::{decision, gate, Decision, Gate};
 use super::facts::{device, mount_point_of, MYSQL_ROOT_CNF};
 use crate::engine::{check_files, Context, Step};
 use crate::error::{Error, Result};
@@ -67,7 +67,9 @@ impl Step for UnitStep {
         if state.is_enabled() {
             actions.push(Action::run(units::install("disable", &[unit]), "only Pacemaker starts MariaDB"));
         }
-        if state.is_active() && matches!(gate(cx, probe)?, Gate::Skip) {
+        // Only the leader's bootstrap runs it outside Pacemaker (a refusal surfaces in its steps).
+        let bootstrapping = matches!(decision(cx, probe)?, Decision::Predict | Decision::First | Decision::Continue);
+        if state.is_active() && !bootstrapping {
             actions.push(Action::run(Cmd::new("systemctl").args(["stop", unit]), "no MariaDB outside Pacemaker"));
         }
         Ok(actions)
@@ -150,7 +152,7 @@ impl Step for DatadirStep {
     fn check(&self, cx: &Context, probe: &dyn Probe) -> Result<Vec<Action>> {
         let mp = &cx.config.db.mount_point;
         match gate(cx, probe)? {
-            Gate::Skip => Ok(Vec::new()),
+            Gate::Done(actions) => Ok(actions),
             Gate::Live(_) if mount_point_of(probe, &device(cx))?.as_deref() == Some(mp.as_str()) => {
                 let initialised = probe.meta(&format!("{mp}/mysql"))?.is_some_and(|m| m.kind == FileKind::Dir)
                     && probe.meta(&datadir_stage(cx))?.is_none();
@@ -179,7 +181,7 @@ impl Step for ServerStep {
         let unit = cx.platform.db.mariadb_service;
         let start = || vec![Action::run(Cmd::new("systemctl").args(["start", unit]), "MariaDB for the bootstrap")];
         Ok(match gate(cx, probe)? {
-            Gate::Skip => Vec::new(),
+            Gate::Done(actions) => actions,
             Gate::Live(_) if units::state(probe, unit)?.is_active() => Vec::new(),
             Gate::Predict | Gate::Live(_) => start(),
         })
@@ -290,7 +292,7 @@ impl Step for SecureStep {
             )])
         };
         match gate(cx, probe)? {
-            Gate::Skip => return Ok(Vec::new()),
+            Gate::Done(actions) => return Ok(actions),
             Gate::Predict => return apply(Self::as_fresh_root(cx)),
             Gate::Live(_) if !units::state(probe, cx.platform.db.mariadb_service)?.is_active() => {
                 return apply(Self::as_fresh_root(cx))

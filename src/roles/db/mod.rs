@@ -111,7 +111,7 @@ pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
     }
     let data = disk::find(cx, probe)?;
     sbd::validate(cx)?;
-    if let Some(dev) = sbd::device(cx) {
+    if let (Some(dev), Some(data)) = (sbd::device(cx), &data) {
         if disk::canonical(probe, dev)?.as_deref() == Some(data.device.as_str()) {
             return Err(Error::input(format!(
                 "db.sbd_device {dev} is the data disk ({}): SBD needs a disk of its own, shared by both nodes",

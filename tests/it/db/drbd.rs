@@ -9,7 +9,9 @@ use std::process::{Command, Output};
 use hainit::dialect::DrbdDialect;
 use hainit::engine::{Options, Step};
 use hainit::platform::OsId;
-use hainit::roles::db::drbd::{ConfigStep, UNCLEAN_METADATA};
+use hainit::roles::db::disk::planned_partuuid;
+use hainit::roles::db::drbd::{ConfigStep, NO_METADATA, UNCLEAN_METADATA};
+use hainit::secrets::Purpose;
 
 use super::disk::Loop;
 use super::{assert_root, run, Node};
@@ -71,8 +73,18 @@ fn every_platform_renders_a_resource_its_drbd_accepts() {
         for needle in ["resource wpcluster", "on db-a", "on db-b", "10.0.1.4:7789", "10.0.1.5:7789", "protocol"] {
             assert!(said.contains(needle), "{os}: {needle:?} missing from the dump:\n{said}");
         }
-        assert!(said.contains("/dev/disk/by-partlabel/hainit-wpcluster"), "{os}:\n{said}");
+        let uuid = planned_partuuid(&Node::new(os, true, "\n").cx(Options::default()));
+        assert!(said.contains(&format!("/dev/disk/by-partuuid/{uuid}")), "{os}:\n{said}");
         assert!(said.contains("usage-count no"), "{os}:\n{said}");
+        // Replication authentication drbdadm accepts (a secret of 64 characters it would not).
+        assert!(said.contains("cram-hmac-alg") && said.contains("sha256") && said.contains("shared-secret"), "{os}");
+        // Without a fence device a split brain is never resolved by discarding a side's writes.
+        assert!(!said.contains("discard-secondary"), "{os}:\n{said}");
+        assert!(said.contains("after-sb-1pri") && said.contains("disconnect"), "{os}:\n{said}");
+        // Only Pacemaker promotes: DRBD 9 does not promote a Secondary opened for writing.
+        if dialect == DrbdDialect::V9 {
+            assert!(said.contains("auto-promote") && said.contains(" no;"), "{os}:\n{said}");
+        }
     }
 }
 
@@ -89,6 +101,23 @@ fn with_stonith_every_platform_freezes_io_until_the_peer_is_fenced() {
         assert!(out.status.success(), "{os}: drbdadm dump failed:\n{said}");
         assert!(said.contains("fencing") && said.contains("resource-and-stonith"), "{os}:\n{said}");
         assert!(said.contains("--timeout 600 --dc-timeout 660"), "{os}:\n{said}");
+        // STONITH makes sure the demoted side served no writes: its changes may be discarded.
+        assert!(said.contains("discard-secondary"), "{os}:\n{said}");
+    }
+}
+
+/// The resource file holds the replication secret: root-only and redacted in plans.
+#[test]
+fn the_resource_file_is_a_secret() {
+    for os in OsId::ALL {
+        let node = Node::new(os, true, "\n");
+        let files = ConfigStep.files(&node.cx(Options::default())).unwrap();
+        let res = files.iter().find(|f| f.path == "/etc/drbd.d/wpcluster.res").unwrap();
+        assert_eq!(res.mode, 0o600, "{os}");
+        assert!(res.content.is_secret(), "{os}");
+        let secret = node.secrets.derive(Purpose::DrbdSharedSecret);
+        let text = String::from_utf8_lossy(res.content.bytes()).into_owned();
+        assert!(text.contains(&format!("shared-secret \"{}\";", &secret.expose()[..48])), "{os}");
     }
 }
 
@@ -158,4 +187,6 @@ fn drbdmeta_calls_the_metadata_of_a_reset_node_unclean() {
     let out = dump_md(tmp.path(), &ext4.dev);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains(UNCLEAN_METADATA), "{}", text(&out));
+    // The words db.drbd.metadata takes for "read the disk, no metadata there".
+    assert!(String::from_utf8_lossy(&out.stderr).contains(NO_METADATA), "{}", text(&out));
 }

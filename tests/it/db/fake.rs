@@ -9,6 +9,7 @@ use hainit::cib::line::Line;
 use hainit::cib::live::Live;
 use hainit::cib::render;
 use hainit::cib::xml::Element;
+use hainit::dialect::DrbdDialect;
 use hainit::engine::{self, Context, Options, Outcome, Step};
 use hainit::error::ErrorKind;
 use hainit::platform::OsId;
@@ -21,21 +22,32 @@ use super::Node;
 use crate::common::assert_golden;
 use crate::common::dies_after::DiesAfter;
 
-const CIB: &str = "/var/lib/pacemaker/cib/cib.xml";
+pub(super) const CIB: &str = "/var/lib/pacemaker/cib/cib.xml";
 const SBD_DISK: &str = "/dev/disk/by-id/scsi-hainit-sbd";
 const SBD_YAML: &str =
     "db:\n  stonith: sbd\n  sbd_device: /dev/disk/by-id/scsi-hainit-sbd\n  sbd_watchdog_timeout_secs: 30\n";
 
-fn fact(sys: &FakeSystem, key: &str) -> bool {
+pub(super) fn fact(sys: &FakeSystem, key: &str) -> bool {
     sys.fact(key).is_some()
 }
 
-fn set(sys: &FakeSystem, key: &str) {
+pub(super) fn set(sys: &FakeSystem, key: &str) {
     sys.set_fact(key, "1");
 }
 
-/// /proc/drbd (8.4) from the model's facts.
+/// The loaded DRBD module: 9 where the platform's dialect is (EL), else 8.4 (fact `drbd.v9`).
+fn drbd9(sys: &FakeSystem) -> bool {
+    fact(sys, "drbd.v9")
+}
+
+/// /proc/drbd from the model's facts: 8.4 lists the minor's state, 9 only its version.
 fn proc_drbd(sys: &FakeSystem) -> String {
+    if drbd9(sys) {
+        return "version: 9.2.8 (api:2/proto:86-122)\n\
+                GIT-hash: e163b05a76254c0f51f999970e861d72bb16409a build by @buildhost, 2024-02-07 10:06:45\n\
+                Transports (api:20): tcp (9.2.8)\n"
+            .to_string();
+    }
     let mut text = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 211FB288A383ED945B83420\n".to_string();
     if fact(sys, "drbd.up") {
         let role = if fact(sys, "drbd.primary") { "Primary" } else { "Secondary" };
@@ -46,6 +58,41 @@ fn proc_drbd(sys: &FakeSystem) -> String {
         ));
     }
     text
+}
+
+/// `drbdsetup status wpcluster --json` of DRBD 9.2 from the same facts, as drbdsetup prints it
+/// (drbd-utils user/v9/drbdsetup.c, status_cmd and its *_status_json: the keys, their order and
+/// indentation, the stray space after the connection state, "[" and "]" on lines of their own).
+fn status_json(sys: &FakeSystem, me: &str, peer: (&str, &str)) -> String {
+    let role = if fact(sys, "drbd.primary") { "Primary" } else { "Secondary" };
+    let [cs, peer_role] = drbd_link(sys);
+    let [disk, peer_disk] = drbd_disks(sys);
+    let (conn, repl) = if cs == "StandAlone" { ("StandAlone", "Off") } else { ("Connected", "Established") };
+    let (my_id, peer_id) = if me < peer.0 { (0, 1) } else { (1, 0) };
+    let my_ip = if peer.1 == "10.0.1.5" { "10.0.1.4" } else { "10.0.1.5" };
+    let established = conn == "Connected";
+    format!(
+        "[\n{{\n  \"name\": \"wpcluster\",\n  \"node-id\": {my_id},\n  \"role\": \"{role}\",\n  \"suspended\": false,\n  \
+         \"suspended-user\": false,\n  \"suspended-no-data\": false,\n  \"suspended-fencing\": false,\n  \
+         \"suspended-quorum\": false,\n  \"force-io-failures\": false,\n  \"write-ordering\": \"flush\",\n  \
+         \"devices\": [\n    {{\n      \"volume\": 0,\n      \"minor\": 0,\n      \"disk-state\": \"{disk}\",\n      \
+         \"client\": false,\n      \"open\": false,\n      \"quorum\": true,\n      \"size\": 523260,\n      \
+         \"read\": 0,\n      \"written\": 0,\n      \"al-writes\": 0,\n      \"bm-writes\": 0,\n      \
+         \"upper-pending\": 0,\n      \"lower-pending\": 0\n    }} ],\n  \"connections\": [\n    {{\n      \
+         \"peer-node-id\": {peer_id},\n      \"name\": \"{}\",\n      \"connection-state\": \"{conn}\", \n      \
+         \"congested\": false,\n      \"peer-role\": \"{peer_role}\",\n      \"tls\": false,\n      \
+         \"ap-in-flight\": 0,\n      \"rs-in-flight\": 0,\n      \"paths\": [\n        {{\n          \
+         \"this_host\": {{\n            \"address\": \"{my_ip}\",\n            \"port\": 7789,\n            \
+         \"family\": \"ipv4\"\n          }},\n          \"remote_host\": {{\n            \"address\": \"{}\",\n            \
+         \"port\": 7789,\n            \"family\": \"ipv4\"\n          }},\n          \"established\": {established}\n        \
+         }} ],\n      \"peer_devices\": [\n        {{\n          \"volume\": 0,\n          \
+         \"replication-state\": \"{repl}\",\n          \"peer-disk-state\": \"{peer_disk}\",\n          \
+         \"peer-client\": false,\n          \"resync-suspended\": \"no\",\n          \"received\": 0,\n          \
+         \"sent\": 0,\n          \"out-of-sync\": 0,\n          \"pending\": 0,\n          \"unacked\": 0,\n          \
+         \"has-sync-details\": false,\n          \"has-online-verify-details\": false,\n          \
+         \"percent-in-sync\": 100.00\n        }} ]\n    }} ]\n}}\n]\n\n",
+        peer.0, peer.1
+    )
 }
 
 /// The connection state and the peer's role as this node sees them (`drbdadm disconnect`: none).
@@ -69,8 +116,18 @@ fn drbd_disks(sys: &FakeSystem) -> [&'static str; 2] {
     }
 }
 
-fn refresh_drbd(sys: &FakeSystem) {
+pub(super) fn refresh_drbd(sys: &FakeSystem) {
     sys.add_file("/proc/drbd", proc_drbd(sys), 0o444);
+}
+
+/// The partition UUID the model's sgdisk gave when a test partitions the disk itself.
+pub(super) const PARTUUID: &str = "5c1c0a4e-7d2b-4f39-9a61-3e8f2b6d0c17";
+
+/// The data disk as db.disk.partition leaves it: one GPT partition, ours, with its UUID.
+pub(super) fn partitioned(sys: &FakeSystem) {
+    set(sys, "gpt");
+    sys.set_fact("partuuid", PARTUUID);
+    sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
 }
 
 fn mountinfo(sys: &FakeSystem) -> String {
@@ -213,7 +270,7 @@ fn corosync_conf(name: &str) -> String {
 
 /// A brand-new db VM: blank data disk at LUN 0, packages installed, nothing formed. The peer
 /// answers on pcsd; for the follower, the leader has already set the cluster up.
-fn fresh_vm(node: &Node) -> FakeSystem {
+pub(super) fn fresh_vm(node: &Node) -> FakeSystem {
     let me = &node.inv.node.name;
     let peer = node.inv.peer().unwrap().clone();
     let sys = FakeSystem::new(me);
@@ -244,6 +301,10 @@ fn fresh_vm(node: &Node) -> FakeSystem {
     set(&sys, "unit.mariadb.enabled");
     set(&sys, "unit.mariadb.active");
     script(&sys, node.inv.platform);
+    if node.inv.platform.platform().drbd == DrbdDialect::V9 {
+        set(&sys, "drbd.v9");
+    }
+    script_drbd(&sys, node);
     // `start --no-block pcsd` only queues a job (pcsd waits for pcsd-ruby, as in the lab): pcsd
     // stays inactive until systemd has run the job, which the model does once hainit has seen it
     // queued. Then it answers on 2224; hainit waits for the port.
@@ -265,41 +326,46 @@ fn fresh_vm(node: &Node) -> FakeSystem {
 }
 
 /// A brand-new leader VM after one full apply.
-fn converged_leader(node: &Node, cx: &Context) -> FakeSystem {
+pub(super) fn converged_leader(node: &Node, cx: &Context) -> FakeSystem {
     let sys = fresh_vm(node);
     set(&sys, "node.leader");
     engine::apply(&steps(cx), cx, &sys).unwrap();
     sys
 }
 
-fn arg(cmd: &Cmd, i: usize) -> String {
+pub(super) fn arg(cmd: &Cmd, i: usize) -> String {
     cmd.argv_redacted().get(i).cloned().unwrap_or_default()
 }
 
-/// The effects of the commands the db role runs.
-fn script(sys: &FakeSystem, os: OsId) {
+/// The data disk and DRBD: partitioning, the module, metadata, the resource's state (8.4's
+/// /proc/drbd, 9's `drbdsetup status --json`), generations, and the filesystem it carries.
+fn script_drbd(sys: &FakeSystem, node: &Node) {
     let ok = |_: &FakeSystem, _: &Cmd| Output::ok("");
-    sys.on(&["dpkg-query"], |_, _| Output::ok("ii \n"));
-    sys.on(&["rpm", "-q"], |_, _| Output::ok("installed\n"));
-    sys.on(&["sysctl"], |s, _| {
-        s.add_file("/proc/sys/net/ipv4/tcp_timestamps", "0\n", 0o644);
-        Output::ok("")
-    });
-    sys.on(&["readlink", "-e"], |_, c| match arg(c, 2).as_str() {
-        "/dev/disk/azure/scsi1/lun0" => Output::ok("/dev/sdc\n"),
-        "/dev/disk/azure/resource" => Output::ok("/dev/sdb\n"),
-        SBD_DISK => Output::ok("/dev/sdd\n"),
-        _ => Output::fail(1, ""),
+    sys.on(&["readlink", "-e"], |s, c| {
+        let path = arg(c, 2);
+        let partuuid = s.fact("partuuid").map(|u| format!("/dev/disk/by-partuuid/{u}"));
+        match path.as_str() {
+            "/dev/disk/azure/scsi1/lun0" => Output::ok("/dev/sdc\n"),
+            "/dev/disk/azure/resource" => Output::ok("/dev/sdb\n"),
+            SBD_DISK => Output::ok("/dev/sdd\n"),
+            p if fact(s, "gpt") && Some(p) == partuuid.as_deref() => Output::ok("/dev/sdc1\n"),
+            _ => Output::fail(1, ""),
+        }
     });
     sys.on(&["blkid", "-p"], |s, c| {
         let dev = arg(c, 4);
+        let uuid = s.fact("partuuid").unwrap_or_default();
+        let partition = dev == "/dev/sdc1" || dev == format!("/dev/disk/by-partuuid/{uuid}");
+        // The backing partition shows the filesystem DRBD carries at its start.
+        let carried = if fact(s, "fs") { "TYPE=ext4\nUSAGE=filesystem\n" } else { "" };
         let text = match dev.as_str() {
-            "/dev/sdc" if fact(s, "gpt") => "PTTYPE=gpt\n",
-            "/dev/sdc1" | "/dev/disk/by-partlabel/hainit-wpcluster" if fact(s, "gpt") => {
-                "PART_ENTRY_SCHEME=gpt\nPART_ENTRY_NAME=hainit-wpcluster\nPART_ENTRY_NUMBER=1\n"
-            }
-            "/dev/drbd0" if fact(s, "fs") => "TYPE=ext4\nUSAGE=filesystem\n",
-            _ => "",
+            "/dev/sdc" if fact(s, "gpt") => "PTTYPE=gpt\n".to_string(),
+            _ if partition && fact(s, "gpt") => format!(
+                "{carried}PART_ENTRY_SCHEME=gpt\nPART_ENTRY_NAME=hainit-wpcluster\nPART_ENTRY_UUID={uuid}\n\
+                 PART_ENTRY_NUMBER=1\n"
+            ),
+            "/dev/drbd0" => carried.to_string(),
+            _ => String::new(),
         };
         if text.is_empty() {
             Output::fail(2, "")
@@ -307,50 +373,17 @@ fn script(sys: &FakeSystem, os: OsId) {
             Output::ok(text)
         }
     });
-    sys.on(&["sgdisk"], |s, _| {
+    sys.on(&["sgdisk"], |s, c| {
+        let argv = c.argv_redacted();
+        if let Some(uuid) = argv.iter().find_map(|a| a.strip_prefix("--partition-guid=1:")) {
+            s.set_fact("partuuid", uuid);
+        }
         set(s, "gpt");
         s.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
         Output::ok("The operation has completed successfully.\n")
     });
     sys.on(&["udevadm", "settle"], ok);
-    // SBD (db.stonith: sbd): a header once `sbd create` ran (on either node: the disk is shared).
-    sys.on(&["sbd"], |s, c| {
-        let argv = c.argv_redacted();
-        match argv.last().map(String::as_str) {
-            Some("dump") if fact(s, "sbd.header") => Output::ok(
-                "==Dumping header on disk\nTimeout (watchdog) : 30\nTimeout (msgwait)  : 60\n==Header is dumped\n",
-            ),
-            Some("dump") => Output::fail(1, "== disk unreadable!\nsbd failed; please check the logs.\n"),
-            Some("create") => {
-                set(s, "sbd.header");
-                Output::ok("Device is initialized.\n")
-            }
-            _ => panic!("unmodelled {argv:?}"),
-        }
-    });
-    // Pacemaker's fencer: pid 1000, or 1001 once pacemakerd has started it again after a kill.
-    sys.on(&["pidof"], |s, _| match s.fact("fencer.pid") {
-        Some(pid) => Output::ok(format!("{pid}\n")),
-        None => Output::fail(1, ""),
-    });
-    sys.on(&["journalctl"], |s, c| {
-        let blind =
-            fact(s, "fencer.blind") && arg(c, 4) == format!("_PID={}", s.fact("fencer.pid").unwrap_or_default());
-        Output::ok(if blind {
-            "Could not connect to the CIB manager: Transport endpoint is not connected (-107)\n"
-        } else {
-            ""
-        })
-    });
-    sys.on(&["kill"], |s, _| {
-        s.facts_remove("fencer.blind");
-        s.set_fact("fencer.pid", "1001");
-        Output::ok("")
-    });
-    sys.on(&["modprobe", "softdog"], |s, _| {
-        s.add_file("/dev/watchdog", "", 0o600);
-        Output::ok("")
-    });
+    sys.on(&["blockdev", "--flushbufs"], ok);
     sys.on(&["modprobe", "drbd"], |s, _| {
         refresh_drbd(s);
         Output::ok("")
@@ -400,19 +433,26 @@ fn script(sys: &FakeSystem, os: OsId) {
         refresh_drbd(s);
         Output::ok("")
     });
-    // DRBD 9 state for EL: the same model as JSON.
-    sys.on(&["drbdsetup", "status"], |s, _| {
+    // DRBD 9 (EL): the same model as drbdsetup prints it; exit 10 while the resource is down.
+    let me = node.inv.node.name.clone();
+    let peer = node.inv.peer().map(|p| (p.name.clone(), p.ip.to_string())).unwrap_or_default();
+    sys.on(&["drbdsetup", "status"], move |s, _| {
         if !fact(s, "drbd.up") {
-            return Output::fail(10, "wpcluster: No such resource");
+            return Output {
+                code: Some(10),
+                stdout: "[\n]\n\n".into(),
+                stderr: "wpcluster: No such resource\n".into(),
+            };
         }
-        let role = if fact(s, "drbd.primary") { "Primary" } else { "Secondary" };
-        let [cs, peer_role] = drbd_link(s);
-        let [disk, peer_disk] = drbd_disks(s);
-        Output::ok(format!(
-            "[{{\"name\":\"wpcluster\",\"role\":\"{role}\",\"devices\":[{{\"disk-state\":\"{disk}\"}}],\
-             \"connections\":[{{\"connection-state\":\"{cs}\",\"peer-role\":\"{peer_role}\",\
-             \"peer_devices\":[{{\"replication-state\":\"Established\",\"peer-disk-state\":\"{peer_disk}\"}}]}}]}}]"
-        ))
+        Output::ok(status_json(s, &me, (&peer.0, &peer.1)))
+    });
+    // create-md's generation until the skipped sync gives the pair its first.
+    sys.on(&["drbdadm", "get-gi"], |s, _| {
+        if !fact(s, "drbd.up") {
+            return Output::fail(1, "Device has no disk\n");
+        }
+        let current = if fact(s, "drbd.uptodate") { "8A3F0C2E1B4D5A66" } else { "0000000000000004" };
+        Output::ok(format!("{current}:0000000000000000:0000000000000000:0000000000000000:1:1:0:1:0:0:0\n"))
     });
     for mkfs in ["mkfs.ext4", "mkfs.xfs"] {
         sys.on(&[mkfs], |s, _| {
@@ -420,6 +460,55 @@ fn script(sys: &FakeSystem, os: OsId) {
             Output::ok("")
         });
     }
+}
+
+/// The effects of the commands the db role runs.
+fn script(sys: &FakeSystem, os: OsId) {
+    let ok = |_: &FakeSystem, _: &Cmd| Output::ok("");
+    sys.on(&["dpkg-query"], |_, _| Output::ok("ii \n"));
+    sys.on(&["rpm", "-q"], |_, _| Output::ok("installed\n"));
+    sys.on(&["sysctl"], |s, _| {
+        s.add_file("/proc/sys/net/ipv4/tcp_timestamps", "0\n", 0o644);
+        Output::ok("")
+    });
+    // SBD (db.stonith: sbd): a header once `sbd create` ran (on either node: the disk is shared).
+    sys.on(&["sbd"], |s, c| {
+        let argv = c.argv_redacted();
+        match argv.last().map(String::as_str) {
+            Some("dump") if fact(s, "sbd.header") => Output::ok(
+                "==Dumping header on disk\nTimeout (watchdog) : 30\nTimeout (msgwait)  : 60\n==Header is dumped\n",
+            ),
+            Some("dump") => Output::fail(1, "== disk unreadable!\nsbd failed; please check the logs.\n"),
+            Some("create") => {
+                set(s, "sbd.header");
+                Output::ok("Device is initialized.\n")
+            }
+            _ => panic!("unmodelled {argv:?}"),
+        }
+    });
+    // Pacemaker's fencer: pid 1000, or 1001 once pacemakerd has started it again after a kill.
+    sys.on(&["pidof"], |s, _| match s.fact("fencer.pid") {
+        Some(pid) => Output::ok(format!("{pid}\n")),
+        None => Output::fail(1, ""),
+    });
+    sys.on(&["journalctl"], |s, c| {
+        let blind =
+            fact(s, "fencer.blind") && arg(c, 4) == format!("_PID={}", s.fact("fencer.pid").unwrap_or_default());
+        Output::ok(if blind {
+            "Could not connect to the CIB manager: Transport endpoint is not connected (-107)\n"
+        } else {
+            ""
+        })
+    });
+    sys.on(&["kill"], |s, _| {
+        s.facts_remove("fencer.blind");
+        s.set_fact("fencer.pid", "1001");
+        Output::ok("")
+    });
+    sys.on(&["modprobe", "softdog"], |s, _| {
+        s.add_file("/dev/watchdog", "", 0o600);
+        Output::ok("")
+    });
     sys.on(&["mount"], |s, _| {
         set(s, "mounted");
         s.add_file("/proc/self/mountinfo", mountinfo(s), 0o444);
@@ -617,7 +706,7 @@ fn script(sys: &FakeSystem, os: OsId) {
     });
 }
 
-fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
+pub(super) fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
     roles::steps(cx)
 }
 
@@ -874,21 +963,18 @@ fn a_node_the_cluster_owns_is_left_alone() {
 /// The converged leader rebooted (fenced, a power cut) before DRBD is attached: `/proc/drbd`
 /// as given, `drbdadm dump-md` answering `dump_md`, and the partition showing the ext4 that DRBD
 /// carries.
-fn rebooted_over_ext4(node: &Node, cx: &Context, proc_drbd: &str, dump_md: Output) -> FakeSystem {
+pub(super) fn rebooted_over_ext4(node: &Node, cx: &Context, proc_drbd: &str, dump_md: Output) -> FakeSystem {
     let sys = converged_leader(node, cx);
     for k in ["drbd.up", "drbd.primary", "mounted"] {
         sys.facts_remove(k);
     }
     sys.add_file("/proc/drbd", proc_drbd, 0o444);
     sys.reply(&["drbdadm", "dump-md"], dump_md);
-    sys.on(&["blkid", "-p", "-o", "export", "/dev/disk/by-partlabel/hainit-wpcluster"], |_, _| {
-        Output::ok("TYPE=ext4\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n")
-    });
     sys
 }
 
 /// What `db.drbd.metadata` plans on `sys`, or the refusal.
-fn metadata_actions(cx: &Context, sys: &FakeSystem) -> hainit::error::Result<Vec<hainit::plan::Action>> {
+pub(super) fn metadata_actions(cx: &Context, sys: &FakeSystem) -> hainit::error::Result<Vec<hainit::plan::Action>> {
     let plan = engine::plan(&steps(cx), cx, sys)?;
     Ok(plan.steps.into_iter().find(|s| s.name == "db.drbd.metadata").unwrap().actions)
 }
@@ -908,10 +994,12 @@ fn a_node_whose_drbd_pacemaker_is_attaching_is_not_refused() {
     );
     let actions = metadata_actions(&cx, &sys).unwrap_or_else(|e| panic!("refused: {e}"));
     assert!(actions.is_empty(), "{actions:?}");
-    // The judge can fail: the same disk state on a node the cluster does not own is refused.
+    // The judge can fail: on a node the cluster does not own, dump-md's failure to read a
+    // configured minor is an error that says so, not "foreign data" nor an invitation to wipe.
     sys.remove(CIB);
     let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
-    assert!(e.to_string().contains("TYPE=ext4"), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("dump-md") && msg.contains("is configured") && !msg.contains("wipe"), "{msg}");
 }
 
 /// Rebooted after a fence or a power cut, before Pacemaker configures DRBD: dump-md calls the
@@ -1142,6 +1230,8 @@ fn a_node_is_ready_only_once_its_fence_device_reaches_both_vms() {
     }
 }
 
+/// A partition table of someone else's: refused; the flag wipes it only while DRBD sees the
+/// peer UpToDate, and only when it names this disk.
 #[test]
 fn a_used_data_disk_is_refused_unless_wiping_is_allowed() {
     let node = Node::new(OsId::Debian12, true, "\n");
@@ -1158,15 +1248,31 @@ fn a_used_data_disk_is_refused_unless_wiping_is_allowed() {
     );
     sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
     let cx = node.cx(Options::default());
+    let wipe = node.cx(Options { wipe_data_disk: Some("/dev/disk/azure/scsi1/lun0"), ..Options::default() });
+    for cx in [&cx, &wipe] {
+        let e = engine::plan(&steps(cx), cx, &sys).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Step);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/dev/disk/azure/scsi1/lun0") && msg.contains("PTTYPE=dos") && msg.contains("sdc1"),
+            "{msg}"
+        );
+        assert!(msg.contains("only copy") && !msg.contains("--wipe-data-disk"), "{msg}");
+    }
+    sys.add_file(
+        "/proc/drbd",
+        "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Secondary/Primary ds:Diskless/UpToDate C r-----\n",
+        0o444,
+    );
     let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Step);
-    let msg = e.to_string();
-    assert!(msg.contains("/dev/disk/azure/scsi1/lun0") && msg.contains("PTTYPE=dos") && msg.contains("sdc1"), "{msg}");
-    assert!(msg.contains("--wipe-data-disk"), "{msg}");
-    let wipe = node.cx(Options { wipe_data_disk: true, ..Options::default() });
+    assert!(e.to_string().contains("pass --wipe-data-disk=/dev/sdc"), "{e}");
     let plan = engine::plan(&steps(&wipe), &wipe, &sys).unwrap();
     let disk = plan.steps.iter().find(|s| s.name == "db.disk.partition").unwrap();
     assert!(disk.actions.iter().any(|a| a.describe().contains("sgdisk --zap-all /dev/sdc")), "{:?}", disk.actions);
+    let other = node.cx(Options { wipe_data_disk: Some(SBD_DISK), ..Options::default() });
+    let e = engine::plan(&steps(&other), &other, &sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Input, "{e}");
+    assert!(e.to_string().contains("/dev/sdd") && e.to_string().contains("not the data disk"), "{e}");
 }
 
 #[test]
@@ -1179,7 +1285,7 @@ fn a_mounted_data_disk_is_refused_even_when_wiping() {
         "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n30 22 8:33 / /srv rw - ext4 /dev/sdc1 rw\n",
         0o444,
     );
-    let cx = node.cx(Options { wipe_data_disk: true, ..Options::default() });
+    let cx = node.cx(Options { wipe_data_disk: Some("/dev/disk/azure/scsi1/lun0"), ..Options::default() });
     let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
     assert!(e.to_string().contains("/dev/sdc1 is mounted at /srv"), "{e}");
 }
@@ -1189,23 +1295,40 @@ fn existing_drbd_metadata_is_never_recreated_and_foreign_data_is_refused() {
     let node = Node::new(OsId::Debian12, true, "\n");
     let cx = node.cx(Options::default());
     let sys = fresh_vm(&node);
-    set(&sys, "gpt");
-    sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
+    partitioned(&sys);
     set(&sys, "md");
     let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
     let md = plan.steps.iter().find(|s| s.name == "db.drbd.metadata").unwrap();
     assert!(md.actions.is_empty(), "valid metadata is kept: {:?}", md.actions);
 
+    // Foreign data and no peer known UpToDate: refused, and wiping is not suggested, not even
+    // to a run that passes the flag (the lab's false positive was such a node).
     let sys = fresh_vm(&node);
-    set(&sys, "gpt");
-    sys.add_file("/sys/block/sdc/sdc1/dev", "8:33\n", 0o444);
+    partitioned(&sys);
     sys.on(&["blkid", "-p"], |_, c| match arg(c, 4).as_str() {
         "/dev/sdc" => Output::ok("PTTYPE=gpt\n"),
-        "/dev/sdc1" => Output::ok("PART_ENTRY_NAME=hainit-wpcluster\n"),
+        "/dev/sdc1" => Output::ok(format!("PART_ENTRY_NAME=hainit-wpcluster\nPART_ENTRY_UUID={PARTUUID}\n")),
         _ => Output::ok("TYPE=xfs\nUSAGE=filesystem\nPART_ENTRY_NAME=hainit-wpcluster\n"),
     });
+    let wipe = node.cx(Options { wipe_data_disk: Some("/dev/disk/azure/scsi1/lun0"), ..Options::default() });
+    for cx in [&cx, &wipe] {
+        let e = engine::plan(&steps(cx), cx, &sys).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("TYPE=xfs") && msg.contains("refusing to create metadata"), "{msg}");
+        assert!(msg.contains("only copy") && !msg.contains("--wipe-data-disk"), "{msg}");
+    }
+    // DRBD runs here without a disk and sees the peer UpToDate: the flag may wipe the partition.
+    sys.add_file(
+        "/proc/drbd",
+        "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Secondary/Primary ds:Diskless/UpToDate C r-----\n",
+        0o444,
+    );
     let e = engine::plan(&steps(&cx), &cx, &sys).unwrap_err();
-    assert!(e.to_string().contains("TYPE=xfs") && e.to_string().contains("refusing to create metadata"), "{e}");
+    assert!(e.to_string().contains("pass --wipe-data-disk=/dev/sdc"), "{e}");
+    let md = metadata_actions(&wipe, &sys).unwrap();
+    let described: Vec<String> = md.iter().map(|a| a.describe()).collect();
+    assert!(described[0].contains(&format!("wipefs --all /dev/disk/by-partuuid/{PARTUUID}")), "{described:?}");
+    assert!(described[1].contains("drbdadm create-md --force wpcluster"), "{described:?}");
 }
 
 /// `db.stonith: sbd` on brand-new VMs: golden plans (Debian with priority-fencing-delay; CentOS 7

@@ -84,7 +84,8 @@ fn split_brain_standalone_and_stale_data_are_named() {
     assert_eq!(item(&items, "drbd-role").0, Level::Fail);
     assert!(item(&items, "drbd-role").1.contains("split brain"), "{items:?}");
     assert_eq!(item(&items, "drbd-connection").0, Level::Fail);
-    assert!(item(&items, "drbd-connection").1.starts_with("StandAlone"), "{items:?}");
+    let (_, detail) = item(&items, "drbd-connection");
+    assert!(detail.starts_with("StandAlone: not trying") && detail.contains("journalctl -k"), "{detail}");
     assert_eq!(
         item(&items, "drbd-disk"),
         (Level::Warn, "UpToDate here, peer DUnknown: only this node has current data".into())
@@ -97,6 +98,58 @@ fn split_brain_standalone_and_stale_data_are_named() {
     assert!(item(&items, "drbd-disk").1.contains("not current"), "{items:?}");
     assert_eq!(item(&items, "drbd-sync").0, Level::Warn);
     assert!(item(&items, "drbd-sync").1.contains("31.5% done"), "{items:?}");
+}
+
+/// DRBD's kernel log names an unresolved split brain (8.4 by device, 9 by resource/volume and
+/// device): `status` says so, that both sides kept their data, and how to resolve it.
+#[test]
+fn an_unresolved_split_brain_is_named_with_its_resolution() {
+    let alone = " 0: cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown   r-----\n";
+    for line in [
+        "block drbd0: Split-Brain detected but unresolved, dropping connection!",
+        "drbd wpcluster/0 drbd0 db-b: Split-Brain detected but unresolved, dropping connection!",
+    ] {
+        let sys = db_node(Some(alone), "debian12-live.xml", "<constraints/>");
+        sys.reply(
+            &["journalctl", "-k"],
+            Output::ok(format!("drbd wpcluster: conn( Unconnected -> Connected )\n{line}\n")),
+        );
+        let (level, detail) = item(&status(&sys), "drbd-connection");
+        assert_eq!(level, Level::Fail, "{detail}");
+        assert!(
+            detail.starts_with("StandAlone after a split brain") && detail.contains("both sides' data"),
+            "{detail}"
+        );
+        assert!(detail.contains("drbdadm connect --discard-my-data wpcluster"), "{detail}");
+        assert!(detail.contains("docs/operations.md"), "{detail}");
+    }
+    // Another minor's split brain is not this one's.
+    let sys = db_node(Some(alone), "debian12-live.xml", "<constraints/>");
+    sys.reply(
+        &["journalctl", "-k"],
+        Output::ok("block drbd10: Split-Brain detected but unresolved, dropping connection!\n"),
+    );
+    assert!(item(&status(&sys), "drbd-connection").1.starts_with("StandAlone: not trying"));
+}
+
+/// On DRBD 9 the state comes from drbdsetup; drbdsetup failing is a FAIL naming its error, not
+/// "not up".
+#[test]
+fn a_failing_drbdsetup_is_reported_not_read_as_down() {
+    let n = Node::new(OsId::El9, true, "\n");
+    let sys = db_node(None, "debian12-live.xml", "<constraints/>");
+    sys.add_file("/proc/drbd", "version: 9.2.8 (api:2/proto:86-122)\n", 0o444);
+    sys.reply(&["drbdsetup", "status"], Output::fail(20, "Could not connect to 'drbd' generic netlink family\n"));
+    let items = health(&n.inv, n.inv.platform.platform(), &n.config, &sys);
+    let (level, detail) = item(&items, "drbd");
+    assert_eq!(level, Level::Fail);
+    assert!(detail.contains("generic netlink") && !detail.contains("not up"), "{detail}");
+    sys.reply(
+        &["drbdsetup", "status"],
+        Output { code: Some(10), stdout: "[\n]\n".into(), stderr: "wpcluster: No such resource\n".into() },
+    );
+    let items = health(&n.inv, n.inv.platform.platform(), &n.config, &sys);
+    assert!(item(&items, "drbd").1.contains("is not up"), "{items:?}");
 }
 
 #[test]
@@ -129,4 +182,14 @@ fn a_fence_constraint_is_expected_while_resyncing_and_stale_once_both_are_up_to_
 
     let items = status(&db_node(Some(HEALTHY), "debian12-live.xml", "<constraints/>"));
     assert!(items.iter().all(|h| h.name != "drbd-fencing"), "{items:?}");
+}
+
+/// With the cluster running, a constraints query that fails is reported, not read as "none".
+#[test]
+fn a_failing_constraints_query_is_reported() {
+    let sys = db_node(Some(HEALTHY), "debian12-live.xml", "<constraints/>");
+    sys.reply(&["cibadmin", "--query", "--scope", "constraints"], Output::fail(105, "Call cib_query failed (-6)\n"));
+    let (level, detail) = item(&status(&sys), "drbd-fencing");
+    assert_eq!(level, Level::Warn);
+    assert!(detail.contains("cib_query failed"), "{detail}");
 }

@@ -3,6 +3,7 @@
 //! rendered resource files, loop devices as data disks and SBD disks (the real sbd), a real
 //! mariadbd, crypt.
 
+mod bootstrap;
 mod cib;
 mod disk;
 mod drbd;
