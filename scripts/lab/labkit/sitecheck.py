@@ -16,10 +16,13 @@ node, and when the load balancer took a node out or back.
 
 import hashlib
 import os
+import shlex
 import time
 
 from . import common, steps
 
+# hainit's mount point of the shared uploads (web.docroot as the lab leaves it).
+UPLOADS = "/var/www/wordpress/wp-content/uploads"
 # Reads through the load balancer per check: each is a new flow, hashed to one of the healthy nodes.
 LB_READS = 4
 # Over interval x threshold: the probe's own time and the event log's scheduling (measured, stated).
@@ -44,18 +47,14 @@ class WebTier:
         return self.lab.client(args, timeout)
 
     def systemctl(self, node, verb, unit):
-        self.lab.vms[node].ssh("systemctl %s %s" % (verb, unit), timeout=120)
+        self.lab.vms[node].ssh("systemctl %s %s" % (verb, shlex.quote(unit)), timeout=120)
 
     def php_fpm(self):
         return "php8.2-fpm"
 
     def share_unit(self, node):
-        """The uploads' mount unit on `node`, as hainit named it."""
-        out = self.lab.vms[node].ssh("systemctl list-units --type=mount --all --no-legend --plain "
-                                     "'*wp\\x2dcontent-uploads.mount'", timeout=60).stdout.split()
-        if not out:
-            raise common.LabError("%s has no mount unit for the uploads" % node)
-        return out[0]
+        """The uploads' mount unit on `node` (systemd's name for hainit's mount point)."""
+        return self.lab.vms[node].ssh("systemd-escape --path --suffix=mount " + UPLOADS, timeout=60).stdout.strip()
 
     def wait_pool(self, node, inside, since, timeout):
         """Host time the LB marked node up (inside) or down after `since`."""
