@@ -85,8 +85,10 @@ def probe_http(ip, port, path, timeout, source):
     try:
         conn.request("GET", path, headers={"User-Agent": "Load Balancer Agent", "Connection": "close"})
         r = conn.getresponse()
-        # hainit's /healthz says why it fails (one line per problem): kept in the event log.
-        why = r.read(300).decode(errors="replace").strip().replace("\n", "; ")
+        # hainit's /healthz says why it fails, one plain-text line per problem: kept in the event
+        # log (an HTML error page of nginx's says nothing the status does not).
+        plain = (r.getheader("Content-Type") or "").startswith("text/plain")
+        why = r.read(300).decode(errors="replace").strip().replace("\n", "; ") if plain else ""
         if r.status == 200:
             return True, ""
         return False, "HTTP %d" % r.status + (": " + why if why else "")
