@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab"))
-from labkit import imds  # noqa: E402  (the lab's IMDS documents; one shape for every fake VM)
+from labkit import imds, nfs  # noqa: E402  (the lab's IMDS documents and web share; one shape for every fake VM)
 
 SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 CLUSTER, PEERS, VIP = "wpcluster", "db-a=10.0.1.4,db-b=10.0.1.5", "10.0.1.10"
@@ -323,7 +323,7 @@ def main():
         make_root(root)
         documents = {}
         for node, role, ip in NODES:
-            tags = imds.db_tags(CLUSTER, PEERS, VIP) if role == "db" else imds.web_tags(CLUSTER, VIP)
+            tags = imds.db_tags(CLUSTER, PEERS, VIP) if role == "db" else imds.web_tags(CLUSTER, VIP, nfs.SOURCE)
             documents[node] = os.path.join(tmp, node + ".json")
             imds.write(documents[node], imds.document(node, ip, tags))
         # Without systemd (CI containers) systemctl cannot answer, and hainit rightly stops on a

@@ -9,7 +9,8 @@
 # internal load balancer), availability sets (or zones), the internal load balancer for MariaDB
 # (frontend = the VIP, TCP probe on hainit's probe port, rule for the DB port, no floating IP:
 # MariaDB listens on the node's own address), the public load balancer (port 80, HTTP probe
-# /healthz), two db VMs with a data disk at LUN 0 and their fencing, and the web VMs. Fencing is
+# /healthz), two db VMs with a data disk at LUN 0 and their fencing, the web tier's shared uploads
+# (an Azure Files NFS 4.1 share reached only from the web subnet), and the web VMs. Fencing is
 # either fence_azure_arm (--stonith azure-arm, the default: a system-assigned managed identity per
 # db VM, given a custom role with exactly what fence_azure_arm needs by the `az vm create` that
 # makes the VM) or SBD (--stonith sbd: one 4 GiB Azure shared disk at LUN 1 of both db VMs; no
@@ -61,6 +62,9 @@ HAINIT_RESOURCE_GROUP; a flag wins. Defaults are the how-to's topology.
                           custom role (default); sbd: SBD on a 4 GiB Azure shared disk at LUN 1
                           of both db VMs (Premium_LRS, Premium_ZRS with --zones)
   --disk-sku SKU          Premium_LRS
+  --share-account NAME    storage account of the web tier's NFS share (default hainit + 12 hex
+                          digits of the resource group's sha256; the share is NAME/wpcontent)
+  --share-gb N            100 (the share's size; premium file shares start at 100 GiB)
   --secret-file FILE      ~/.config/hainit/<resource-group>.secret (created, mode 0600, when absent;
                           HAINIT_SECRET in the environment wins); only the db VMs get it, web VMs
                           get what `hainit secrets --tier web` derives from it (HAINIT_BIN: which
@@ -96,6 +100,8 @@ DB_PORT=$(env_or DB_PORT 3306)
 DATA_DISK_GB=$(env_or DATA_DISK_GB 32)
 DISK_SKU=$(env_or DISK_SKU Premium_LRS)
 STONITH=$(env_or STONITH azure-arm)
+SHARE_ACCOUNT=$(env_or SHARE_ACCOUNT "")
+SHARE_GB=$(env_or SHARE_GB 100)
 SECRET_FILE=$(env_or SECRET_FILE "")
 HAINIT_URL_OPT=$(env_or HAINIT_URL "")
 HAINIT_SHA256_OPT=$(env_or HAINIT_SHA256 "")
@@ -144,6 +150,8 @@ while [[ $# -gt 0 ]]; do
   --data-disk-gb) DATA_DISK_GB=$val ;;
   --disk-sku) DISK_SKU=$val ;;
   --stonith) STONITH=$val ;;
+  --share-account) SHARE_ACCOUNT=$val ;;
+  --share-gb) SHARE_GB=$val ;;
   --secret-file) SECRET_FILE=$val ;;
   --hainit-url) HAINIT_URL_OPT=$val ;;
   --hainit-sha256) HAINIT_SHA256_OPT=$val ;;
@@ -155,12 +163,14 @@ done
 . "$HERE/azure/deploy-steps.sh"
 
 validate_inputs
+validate_share_inputs
 load_secret create
 WORK=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/hainit-deploy.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 connect
 deploy_network
+deploy_share
 deploy_load_balancers
 if [[ $STONITH == sbd ]]; then
   deploy_sbd_disk

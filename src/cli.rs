@@ -190,6 +190,9 @@ fn run_discover(inputs: &Inputs, json: bool) -> Result<()> {
     println!("peers     {}", if peers.is_empty() { "-".into() } else { peers.join(", ") });
     println!("vip       {}", or_dash(inv.vip.map(|v| v.to_string())));
     println!("leader    {}", or_dash(inv.leader.clone()));
+    if let Some(share) = &inv.share {
+        println!("share     {share}");
+    }
     println!("platform  {}", inv.platform);
     Ok(())
 }

@@ -155,6 +155,12 @@ pub struct WebConfig {
     pub admin_email: String,
     /// How long to wait for the DB VIP to accept connections, seconds.
     pub vip_timeout_secs: u64,
+    /// The shared uploads storage when the VM has no `hainit-share` tag: an NFS 4.1 export
+    /// `host:/path`, or `local` (one web node, uploads on its own disk). See docs/web-role.md.
+    pub share: Option<String>,
+    /// Serve xmlrpc.php (closed by default: remote publishing and pingbacks, and a target for
+    /// password guessing that bypasses the login page's limits).
+    pub xmlrpc: bool,
 }
 
 impl Default for WebConfig {
@@ -170,6 +176,8 @@ impl Default for WebConfig {
             admin_user: "wpadmin".into(),
             admin_email: "admin@example.com".into(),
             vip_timeout_secs: 900,
+            share: None,
+            xmlrpc: false,
         }
     }
 }

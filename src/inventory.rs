@@ -1,7 +1,8 @@
 //! IMDS document + config + flags → the validated `Inventory` (pure, no I/O).
 //!
 //! Tag contract (design.md): `hainit-role`, `hainit-cluster`, `hainit-peers` (`name=ip,…`),
-//! `hainit-vip`. Tags are read from `compute.tagsList` only.
+//! `hainit-vip`, and for web nodes `hainit-share` (docs/web-role.md). Tags are read from
+//! `compute.tagsList` only.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -19,6 +20,8 @@ pub const TAG_ROLE: &str = "hainit-role";
 pub const TAG_CLUSTER: &str = "hainit-cluster";
 pub const TAG_PEERS: &str = "hainit-peers";
 pub const TAG_VIP: &str = "hainit-vip";
+/// The web tier's shared uploads storage (`host:/path` of an NFS 4.1 export); web role only.
+pub const TAG_SHARE: &str = "hainit-share";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,6 +80,9 @@ pub struct Inventory {
     pub vip: Option<Ipv4Addr>,
     /// The initial DRBD primary: the lowest node name in `hainit-peers` (db role only).
     pub leader: Option<String>,
+    /// Tag `hainit-share` (else config `web.share`) as given; the web role parses and requires it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
     pub platform: OsId,
     pub azure: AzureFacts,
 }
@@ -114,6 +120,11 @@ impl Inventory {
             None => None,
         };
 
+        let share = match role {
+            Role::Web => layered(doc, TAG_SHARE, config.web.share.as_deref()),
+            Role::Db => None,
+        };
+
         let host_name = doc.computer_name.clone().unwrap_or_else(|| doc.vm_name.clone());
         let (node, leader) = match role {
             Role::Db => {
@@ -138,6 +149,7 @@ impl Inventory {
             peers,
             vip,
             leader,
+            share,
             platform: os,
             azure: AzureFacts {
                 vm_name: doc.vm_name.clone(),

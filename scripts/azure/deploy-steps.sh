@@ -333,6 +333,7 @@ vm_create() {
   if [[ -n $zone ]]; then placement=(--zone "$zone"); else placement=(--availability-set "$avset"); fi
   local tags=("hainit-role=$role" "hainit-cluster=$CLUSTER" "hainit-vip=$VIP")
   [[ $role == web ]] || tags+=("hainit-peers=$PEERS_TAG")
+  [[ $role != web ]] || tags+=("hainit-share=$SHARE_SOURCE")
   az_do vm create -g "$RESOURCE_GROUP" -n "$name" -l "$LOCATION" --computer-name "$name" \
     --image "$IMAGE_REF" "${PLAN_ARGS[@]}" --size "$VM_SIZE" --nics "$nic" "${placement[@]}" \
     --admin-username "$ADMIN_USER" "${SSH_ARGS[@]}" --os-disk-name "$name-os" "$@" \
@@ -441,6 +442,7 @@ deploy_web_vm() {
     --private-ip-address "$ip" --lb-name "$PLB" --lb-address-pools web-pool -o none
   if present vm show "${rg[@]}" -n "$name"; then
     say "VM $name: exists, left as it is"
+    tag_web_vm_share "$name"
   else
     vm_create "$name" web "$name-nic" "$WEB_AVSET" "$zone"
   fi
@@ -452,7 +454,78 @@ summary() {
   cat >&2 <<EOF
 $SCRIPT_NAME: done$([[ $DRY_RUN -eq 1 ]] && echo " (dry run: nothing was changed)").
   WordPress:  $SITE_URL/   (first boot takes a few minutes; /healthz answers when a web node is up)
+  uploads:    NFS share $SHARE_SOURCE (tag hainit-share), mounted by every web node
   admin user: wpadmin, password hex(HMAC-SHA256(secret, "hainit/wordpress-admin")), secret in $file
   failover drill: scripts/failover-drill.sh --resource-group $RESOURCE_GROUP
 EOF
+}
+
+# ---- the web tier's shared uploads: an Azure Files NFS 4.1 share (docs/web-role.md) -------------
+# A premium FileStorage account reached only from the web subnet (its Microsoft.Storage service
+# endpoint and the account's network rule; every other network denied), no account key anywhere
+# (shared-key access off: NFS authenticates by network, the share is made through ARM), secure
+# transfer off (NFS 4.1 on Azure Files has no TLS), root squash off (hainit hands the share's root
+# to the web user). hainit mounts it on every web node from the tag hainit-share.
+SHARE_NAME=wpcontent
+
+# The account's default name: global, so derived from the resource group (stable across runs).
+default_share_account() {
+  printf 'hainit%s' "$(printf '%s' "$RESOURCE_GROUP" | sha256sum | cut -c1-12)"
+}
+
+validate_share_inputs() {
+  [[ -n $SHARE_ACCOUNT ]] || SHARE_ACCOUNT=$(default_share_account)
+  [[ $SHARE_ACCOUNT =~ ^[a-z0-9]{3,24}$ ]] || bad_input "--share-account '$SHARE_ACCOUNT': 3-24 of a-z and 0-9 (a storage account name)"
+  [[ $SHARE_GB =~ ^[0-9]+$ ]] && ((SHARE_GB >= 100 && SHARE_GB <= 102400)) || bad_input "--share-gb '$SHARE_GB': 100..102400 (premium file shares start at 100 GiB)"
+  if [[ ${#ZONE_LIST[@]} -eq 0 ]]; then SHARE_SKU=Premium_LRS; else SHARE_SKU=Premium_ZRS; fi
+  # What mount(8) and the tag call the export: host:/account/share.
+  SHARE_SOURCE="$SHARE_ACCOUNT.file.core.windows.net:/$SHARE_ACCOUNT/$SHARE_NAME"
+}
+
+deploy_share() {
+  local rg=(-g "$RESOURCE_GROUP") subnet=(network vnet subnet show -g "$RESOURCE_GROUP" --vnet-name "$VNET" -n "$WEB_SUBNET_NAME")
+  local endpoints
+  endpoints=$(az_get "${subnet[@]}" --query "length(serviceEndpoints[?service=='Microsoft.Storage'] || \`[]\`)" -o tsv)
+  if [[ ${endpoints:-0} -eq 0 ]]; then
+    az_do network vnet subnet update -g "$RESOURCE_GROUP" --vnet-name "$VNET" -n "$WEB_SUBNET_NAME" \
+      --service-endpoints Microsoft.Storage -o none
+  else
+    say "subnet $WEB_SUBNET_NAME: has the Microsoft.Storage service endpoint"
+  fi
+  local account=(storage account show "${rg[@]}" -n "$SHARE_ACCOUNT")
+  if present "${account[@]}"; then
+    local kind https
+    kind=$(az_get "${account[@]}" --query kind -o tsv)
+    https=$(az_get "${account[@]}" --query enableHttpsTrafficOnly -o tsv)
+    [[ $kind == FileStorage ]] || die "storage account $SHARE_ACCOUNT is a $kind account: NFS shares need FileStorage (premium); pick another --share-account"
+    [[ ${https,,} != true ]] || die "storage account $SHARE_ACCOUNT requires secure transfer, which NFS 4.1 mounts cannot do: turn it off (az storage account update --https-only false) or pick another --share-account"
+    say "storage account $SHARE_ACCOUNT: exists ($kind)"
+  else
+    az_do storage account create "${rg[@]}" -n "$SHARE_ACCOUNT" -l "$LOCATION" --kind FileStorage --sku "$SHARE_SKU" \
+      --https-only false --min-tls-version TLS1_2 --allow-blob-public-access false --allow-shared-key-access false \
+      --public-network-access Enabled --default-action Deny -o none
+  fi
+  local rules
+  rules=$(az_get storage account network-rule list "${rg[@]}" --account-name "$SHARE_ACCOUNT" \
+    --query "length(virtualNetworkRules[?ends_with(virtualNetworkResourceId, '/subnets/$WEB_SUBNET_NAME')])" -o tsv)
+  if [[ ${rules:-0} -eq 0 ]]; then
+    az_do storage account network-rule add "${rg[@]}" --account-name "$SHARE_ACCOUNT" --vnet-name "$VNET" \
+      --subnet "$WEB_SUBNET_NAME" -o none
+  else
+    say "storage account $SHARE_ACCOUNT: the web subnet may reach it"
+  fi
+  ensure "NFS share $SHARE_ACCOUNT/$SHARE_NAME" storage share-rm show "${rg[@]}" --storage-account "$SHARE_ACCOUNT" -n "$SHARE_NAME" -- \
+    storage share-rm create "${rg[@]}" --storage-account "$SHARE_ACCOUNT" -n "$SHARE_NAME" --enabled-protocols NFS \
+    --root-squash NoRootSquash --quota "$SHARE_GB" -o none
+}
+
+# An existing web VM without the share's tag gets it (hainit mounts the share at its next run).
+tag_web_vm_share() { # NAME
+  local have
+  have=$(az_get vm show -g "$RESOURCE_GROUP" -n "$1" --query 'tags."hainit-share"' -o tsv)
+  if [[ $have == "$SHARE_SOURCE" ]]; then
+    return
+  fi
+  az_do vm update -g "$RESOURCE_GROUP" -n "$1" --set "tags.hainit-share=$SHARE_SOURCE" -o none
+  say "VM $1: tagged hainit-share=$SHARE_SOURCE; run hainit on it again (systemctl restart hainit) to mount the share"
 }

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""The drill's user: writes and reads WordPress posts through the public load balancer and writes
-rows through the DB VIP. Runs inside the lab's network namespace. Prints one JSON object.
+"""The drill's user: writes and reads WordPress posts and media through the public load balancer and
+writes rows through the DB VIP, as a browser and wp-admin do (never XML-RPC, which hainit closes).
+Runs inside the lab's network namespace (and against Azure). Prints one JSON object.
 
   client.py post  --url URL --title T [--deadline S]   log in, REST-create a post, until it works
   client.py get   --url URL --id N [--tries K]          REST read of post N (K reads: both web nodes)
+  client.py upload --url URL --name N [--deadline S]    log in, upload a new PNG into the media library
+                                                        as wp-admin does (async-upload.php with the
+                                                        nonce of media-new.php): {id, url, sha256, bytes}
+  client.py fetch --url URL --sha256 HEX [--deadline S] GET URL until it answers 200 with these bytes
   client.py http  --url URL [--deadline S]              first HTTP 200 for GET URL
   client.py vip   --host VIP --defaults FILE [--deadline S] [--note TEXT]
                                                         INSERT through the VIP until it succeeds
@@ -15,17 +20,22 @@ argv. Every attempt's error is kept (the last few are printed) with wall-clock t
 """
 
 import argparse
+import hashlib
 import http.client
 import http.cookiejar
 import json
 import os
+import re
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
+import zlib
 
 ATTEMPT_TIMEOUT = 30.0
 # A new flow the LB still sends to a web node that just went down (it is marked down only after
@@ -71,11 +81,10 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def wp_post(url, title, content):
-    """Log in as the admin like a browser (cookies), take the REST nonce, create a published post.
-    Each request is a new connection, so the LB may send each to a different web node: the login
-    cookie works on every node only because they share WordPress's keys and salts."""
-    base = url.rstrip("/")
+def login(base):
+    """Log in as the admin like a browser: an opener that keeps the cookies. Each request is a new
+    connection, so the LB may send each to a different web node: the login cookie works on every
+    node only because they share WordPress's keys and salts."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(Handler(), urllib.request.HTTPCookieProcessor(jar), NoRedirect())
     opener.open(base + "/wp-login.php", timeout=ATTEMPT_TIMEOUT).read()
@@ -89,6 +98,13 @@ def wp_post(url, title, content):
             raise
     if not any(c.name.startswith("wordpress_logged_in_") for c in jar):
         raise RuntimeError("login as %s refused" % os.environ["HLAB_WP_USER"])
+    return opener
+
+
+def wp_post(url, title, content):
+    """Log in, take the REST nonce (admin-ajax), create a published post: its id."""
+    base = url.rstrip("/")
+    opener = login(base)
     nonce = opener.open(base + "/wp-admin/admin-ajax.php?action=rest-nonce",
                         timeout=ATTEMPT_TIMEOUT).read().decode().strip()
     body = json.dumps({"title": title, "content": content, "status": "publish"}).encode()
@@ -98,6 +114,70 @@ def wp_post(url, title, content):
         if r.status != 201:
             raise RuntimeError("HTTP %d creating the post" % r.status)
         return int(json.loads(r.read())["id"])
+
+
+def png(text):
+    """A small valid PNG whose pixels spell `text` as bytes: every upload's bytes are its own."""
+    width = max(16, len(text))
+    row = bytes([0]) + bytes(((b * 7 + x) % 256) for x, b in enumerate(text.encode().ljust(width, b".")))
+    raw = row * 8  # 8 rows of 8-bit greyscale, filter 0
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    header = struct.pack(">IIBBBBB", width, 8, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def multipart(fields, file_field, filename, data, content_type):
+    """A multipart/form-data body, as a browser's FormData sends it: (body, content type)."""
+    boundary = "----hainitlab" + uuid.uuid4().hex
+    out = []
+    for k, v in fields.items():
+        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n" % (boundary, k, v)).encode())
+    out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\nContent-Type: %s\r\n\r\n"
+                % (boundary, file_field, filename, content_type)).encode())
+    out += [data, ("\r\n--%s--\r\n" % boundary).encode()]
+    return b"".join(out), "multipart/form-data; boundary=" + boundary
+
+
+def media_nonce(page):
+    """The `media-form` nonce wp-admin/media-new.php hands its uploader (wpUploaderInit)."""
+    m = re.search(r'"multipart_params":\{[^}]*"_wpnonce":"([0-9a-f]+)"', page)
+    if not m:
+        raise RuntimeError("no upload nonce in media-new.php (%d bytes)" % len(page))
+    return m.group(1)
+
+
+def wp_upload(url, name):
+    """Log in, open Media > Add New, post a new PNG to async-upload.php as its uploader does: the
+    attachment's id, URL and the bytes' sha256."""
+    base = url.rstrip("/")
+    opener = login(base)
+    page = opener.open(base + "/wp-admin/media-new.php", timeout=ATTEMPT_TIMEOUT).read().decode(errors="replace")
+    data = png("%s %s %f" % (name, uuid.uuid4().hex, time.time()))
+    body, ctype = multipart({"name": name + ".png", "action": "upload-attachment", "_wpnonce": media_nonce(page)},
+                            "async-upload", name + ".png", data, "image/png")
+    req = urllib.request.Request(base + "/wp-admin/async-upload.php", data=body, method="POST",
+                                 headers={"Content-Type": ctype})
+    with opener.open(req, timeout=ATTEMPT_TIMEOUT) as r:
+        answer = r.read()
+    try:
+        reply = json.loads(answer)
+    except ValueError:
+        raise RuntimeError("async-upload.php did not answer JSON: %r" % answer[:200])
+    if not reply.get("success"):
+        raise RuntimeError("upload refused: %s" % json.dumps(reply.get("data"))[:300])
+    return {"id": reply["data"]["id"], "url": reply["data"]["url"], "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data)}
+
+
+def fetch(url, sha256):
+    """GET url: 200 with exactly the bytes of this sha256, else an error saying what came."""
+    status, body = http_get(url)
+    got = hashlib.sha256(body).hexdigest()
+    if status != 200 or got != sha256:
+        raise RuntimeError("HTTP %d, %d bytes, sha256 %s (want %s)" % (status, len(body), got[:16], sha256[:16]))
+    return {"sha256": got, "bytes": len(body)}
 
 
 def http_get(url):
@@ -159,16 +239,18 @@ def vip_loop(host, defaults, log, stop, pause):
 def main(argv=None):
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("post", "get", "http", "vip", "vip-loop"):
+    for name in ("post", "get", "upload", "fetch", "http", "vip", "vip-loop"):
         s = sub.add_parser(name)
         s.add_argument("--deadline", type=float, default=0)
         s.add_argument("--pause", type=float, default=1.0)
-        if name in ("post", "get", "http"):
+        if name in ("post", "get", "upload", "fetch", "http"):
             s.add_argument("--url", required=True)
     sub.choices["post"].add_argument("--title", required=True)
     sub.choices["post"].add_argument("--content", default="written by the hainit lab drill")
     sub.choices["get"].add_argument("--id", type=int, required=True)
     sub.choices["get"].add_argument("--tries", type=int, default=1)
+    sub.choices["upload"].add_argument("--name", required=True)
+    sub.choices["fetch"].add_argument("--sha256", required=True)
     sub.choices["vip"].add_argument("--host", required=True)
     sub.choices["vip"].add_argument("--defaults", required=True)
     sub.choices["vip"].add_argument("--note", default="drill")
@@ -180,6 +262,10 @@ def main(argv=None):
     elif a.cmd == "get":
         reads = [retry(lambda: wp_get(a.url, a.id), a.deadline, a.pause) for _ in range(a.tries)]
         result = {"ok": all(r["ok"] for r in reads), "value": reads[-1].get("value"), "reads": reads}
+    elif a.cmd == "upload":
+        result = retry(lambda: wp_upload(a.url, a.name), a.deadline, a.pause)
+    elif a.cmd == "fetch":
+        result = retry(lambda: fetch(a.url, a.sha256), a.deadline, a.pause)
     elif a.cmd == "http":
         result = retry(lambda: http_ok(a.url), a.deadline, a.pause)
     elif a.cmd == "vip":

@@ -11,7 +11,8 @@ TCP flows continue" on a Standard SKU). With no healthy backend new flows are dr
 
 Health: every --interval seconds each backend is probed from 168.63.129.16 (Azure's probe source)
 when that address exists here. tcp:PORT succeeds on a completed handshake within the interval;
-http:PORT/PATH only on status 200. A backend starts down; --threshold consecutive failures take it
+http:PORT/PATH only on status 200 within the interval (hainit's /healthz: php-fpm answers and the
+shared uploads are mounted; a failure's reason, the start of the body, goes into the event). A backend starts down; --threshold consecutive failures take it
 out of rotation and the same number of consecutive successes put it back (Azure probeThreshold).
 Every probe and every change goes to --events as one JSON line with the wall-clock time.
 --shadow probes and logs but programs nothing (the how-to's 3306 probe, measured beside ours).
@@ -83,8 +84,14 @@ def probe_http(ip, port, path, timeout, source):
     conn = http.client.HTTPConnection(ip, port, timeout=timeout, source_address=(source, 0) if source else None)
     try:
         conn.request("GET", path, headers={"User-Agent": "Load Balancer Agent", "Connection": "close"})
-        status = conn.getresponse().status
-        return status == 200, "" if status == 200 else "HTTP %d" % status
+        r = conn.getresponse()
+        # hainit's /healthz says why it fails, one plain-text line per problem: kept in the event
+        # log (an HTML error page of nginx's says nothing the status does not).
+        plain = (r.getheader("Content-Type") or "").startswith("text/plain")
+        why = r.read(300).decode(errors="replace").strip().replace("\n", "; ") if plain else ""
+        if r.status == 200:
+            return True, ""
+        return False, "HTTP %d" % r.status + (": " + why if why else "")
     except (OSError, http.client.HTTPException) as e:
         return False, type(e).__name__ + ": " + str(e)
     finally:

@@ -8,6 +8,7 @@ mod cmd;
 mod fake;
 mod file;
 mod http;
+pub mod mounts;
 mod real;
 mod record;
 mod root;

@@ -71,8 +71,15 @@ pub fn db_doc(host: &str, ip: &str) -> String {
     )
 }
 
+/// A web node's shared uploads, as scripts/deploy-azure.sh tags it (an Azure Files NFS export).
+pub const SHARE: &str = "hainitst0123.file.core.windows.net:/hainitst0123/wpcontent";
+
 pub fn web_doc(host: &str, ip: &str) -> String {
-    instance_doc(host, ip, &[("hainit-role", "web"), ("hainit-cluster", "wpcluster"), ("hainit-vip", VIP)])
+    instance_doc(
+        host,
+        ip,
+        &[("hainit-role", "web"), ("hainit-cluster", "wpcluster"), ("hainit-vip", VIP), ("hainit-share", SHARE)],
+    )
 }
 
 /// A throw-away `--root` with a config file holding the shared secret.

@@ -69,6 +69,8 @@ fn every_lab_vm_discovers_its_place_in_the_stack() {
             assert_eq!(peers, ["10.0.1.4", "10.0.1.5"]);
         }
         if v["role"] == "web" {
+            // The lab's NFS server (scripts/lab/labkit/nfs.py) is the web tier's share.
+            assert_eq!(v["share"], "10.0.2.200:/hainit/wpcontent", "{v}");
             // The web tier's config is valid for hainit: an unknown key, a bad value or a missing
             // secret would be exit 2. (A db plan needs this host to be db-a with a data disk.)
             root.write("/usr/share/hainit/defaults.yaml", &format!("web:\n  wordpress_sha256: \"{EMPTY_SHA256}\"\n"));

@@ -16,7 +16,7 @@ def preflight(lab):
     problems = []
     if os.geteuid() != 0:
         problems.append("must run as root (network namespaces, taps)")
-    for tool in ("qemu-system-x86_64", "qemu-img", "socat", "ssh", "nft", "ip", "bridge", "mariadb"):
+    for tool in ("qemu-system-x86_64", "qemu-img", "socat", "ssh", "nft", "ip", "bridge", "mariadb", "ganesha.nfsd"):
         if shutil.which(tool) is None:
             problems.append("%s not installed (.ci/run installs it)" % tool)
     if not os.path.exists("/dev/net/tun"):
@@ -98,6 +98,7 @@ def start_stack(lab, boot):
     log("network: namespace %s, db %s.0/24, web %s.0/24, ILB VIP %s, public LB %s"
         % (lab.net.ns, net.DB_SUBNET, net.WEB_SUBNET, net.VIP, net.PUBLIC_VIP))
     lab.start_lbs()
+    lab.start_nfs()
     boot["t0"] = time.time()
     for spec in lab.specs():
         vm = lab.create_vm(spec)

@@ -50,8 +50,8 @@ def db_tags(cluster, peers, vip):
     return [("hainit-role", "db"), ("hainit-cluster", cluster), ("hainit-peers", peers), ("hainit-vip", vip)]
 
 
-def web_tags(cluster, vip):
-    return [("hainit-role", "web"), ("hainit-cluster", cluster), ("hainit-vip", vip)]
+def web_tags(cluster, vip, share):
+    return [("hainit-role", "web"), ("hainit-cluster", cluster), ("hainit-vip", vip), ("hainit-share", share)]
 
 
 def write(path, doc):

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from . import arm, common, net, topology
+from . import arm, common, net, nfs, topology
 from .vm import VM, VmSpec
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -92,6 +92,7 @@ class Lab:
         self.accel_args = ["-accel", "tcg,thread=multi,tb-size=256", "-cpu", "max"]
         self.tracked = []
         self.lbs = {}
+        self.nfs = None
         self.vms = {}
         self.rss_peak_kib = 0
         self.sampler_stop = threading.Event()
@@ -225,15 +226,24 @@ class Lab:
         self.track(proc.pid, "lb " + name)
         self.lbs[name] = (proc, events)
 
+    # ---- shared storage --------------------------------------------------------------------
+    def start_nfs(self):
+        """The web tier's share (Azure Files NFS on Azure): nfs.py."""
+        self.nfs = nfs.Nfs(self)
+        self.nfs.start()
+
     def lb_events(self, name, since=0.0):
         with open(self.lbs[name][1]) as f:
             return [e for e in map(json.loads, f) if e["t"] >= since]
 
     def check_lbs(self):
+        """The lab's own emulations of Azure (load balancers, the NFS share) still run."""
         for name, (proc, _) in self.lbs.items():
             if proc.poll() is not None:
                 raise common.LabError("load balancer %s exited %s; see %s/lb-%s.log"
                                       % (name, proc.returncode, self.run_dir, name))
+        if self.nfs is not None:
+            self.nfs.check()
 
     # ---- drill clients -------------------------------------------------------------------
     def client(self, args, timeout):
@@ -261,6 +271,8 @@ class Lab:
         for name, (proc, _) in self.lbs.items():
             if proc.poll() is None:
                 proc.terminate()
+        if self.nfs is not None:
+            self.nfs.stop()
         for vm in self.vms.values():
             vm.stopped_by_lab = True
             pid = vm.pid()

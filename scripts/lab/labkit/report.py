@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from . import browser, report_html, rerun
+from . import browser, report_html, rerun, sitecheck
 
 TARGETS = {"lab_minutes": 30, "ram_mib": 8192, "initial_sync_s": 0, "failover_s": 60}
 # Every scenario of `make lab`, in the order a full run takes them.
@@ -327,4 +327,5 @@ def scenario_section(sc):
             lines.append("| %s | %s | %s |" % (st["step"], st.get("seconds"), "yes" if st.get("ok") else "**no**"))
     if sc.get("timings"):
         lines += ["", "Timings: " + ", ".join("%s %s s" % (k, v) for k, v in sc["timings"].items())]
+    lines += sitecheck.report_lines(sc)
     return lines

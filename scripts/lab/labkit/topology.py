@@ -5,7 +5,7 @@ hainit itself (tests/it/lab.rs)."""
 import os
 import subprocess
 
-from . import imds, net
+from . import imds, net, nfs
 from .vm import VmSpec
 
 CLUSTER = "wpcluster"
@@ -16,7 +16,7 @@ SBD_DEVICE = "/dev/disk/by-id/virtio-hainit-sbd"
 def specs(s):
     peers = "db-a=%s.4,db-b=%s.5" % (net.DB_SUBNET, net.DB_SUBNET)
     db = imds.db_tags(CLUSTER, peers, net.VIP)
-    web = imds.web_tags(CLUSTER, net.VIP)
+    web = imds.web_tags(CLUSTER, net.VIP, nfs.SOURCE)
     gw_db, gw_web = net.BRIDGES["db"][1], net.BRIDGES["web"][1]
     return [
         VmSpec("db-a", "db", 1, net.DB_SUBNET + ".4", gw_db, s.db_mem, db, s.data_disk_mib, s.data_disk_mib, s.db_vcpus),

@@ -118,21 +118,7 @@ pub fn is_corosync_of(cluster: &str, text: &str) -> bool {
 
 /// Mounts from `/proc/self/mountinfo` as (source, mount point).
 pub fn mounts(probe: &dyn Probe) -> Result<Vec<(String, String)>> {
-    let text = probe.read_string("/proc/self/mountinfo")?.unwrap_or_default();
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mount_point = pre.split_whitespace().nth(4)?;
-            let source = post.split_whitespace().nth(1)?;
-            Some((unescape(source), unescape(mount_point)))
-        })
-        .collect())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    Ok(crate::system::mounts::mounts(probe)?.into_iter().map(|m| (m.source, m.mount_point)).collect())
 }
 
 /// Where `source` is mounted, if anywhere.

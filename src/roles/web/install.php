@@ -26,12 +26,37 @@ register_shutdown_function(function () {
 });
 require "./wp-load.php";
 require_once ABSPATH . "wp-admin/includes/upgrade.php";
+// A query that fails stops the run (exit 3: the database is failing over, or refuses us; the boot
+// unit runs hainit again), never reads as "not installed": an install over a live site would
+// overwrite siteurl and blogname. Only "no such table" (1146: an empty database) means absent.
+function hainit_query($sql) {
+    global $wpdb;
+    $value = $wpdb->get_var($sql);
+    if ($wpdb->last_error !== "") {
+        $absent = $wpdb->dbh instanceof mysqli && mysqli_errno($wpdb->dbh) === 1146;
+        if (!$absent) {
+            define("HAINIT_DONE", true);
+            fwrite(STDERR, "hainit: query failed: $sql: $wpdb->last_error\n");
+            exit(3);
+        }
+        return null;
+    }
+    return $value;
+}
+// Installed: users and a siteurl. No users: empty, or an install killed before its admin (it is
+// finished). Users without a siteurl is no state wp_install leaves: refuse to touch it (exit 1).
 function hainit_state() {
     global $wpdb;
     $wpdb->suppress_errors(true);
-    $url = $wpdb->get_var("SELECT option_value FROM $wpdb->options WHERE option_name = 'siteurl'");
-    $users = (int) $wpdb->get_var("SELECT COUNT(*) FROM $wpdb->users");
-    return (!empty($url) && $users > 0) ? "installed" : "not-installed";
+    $users = (int) hainit_query("SELECT COUNT(*) FROM $wpdb->users");
+    $url = hainit_query("SELECT option_value FROM $wpdb->options WHERE option_name = 'siteurl'");
+    if ($users > 0 && empty($url)) {
+        define("HAINIT_DONE", true);
+        fwrite(STDERR, "hainit: $wpdb->users has $users users but $wpdb->options has no siteurl: not a database "
+            . "hainit installs into; look at it by hand\n");
+        exit(1);
+    }
+    return $users > 0 ? "installed" : "not-installed";
 }
 if (getenv("HAINIT_MODE") === "install") {
     if ($wpdb->get_var("SELECT GET_LOCK('hainit-wordpress-install', 600)") !== "1") {

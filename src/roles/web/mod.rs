@@ -2,12 +2,14 @@
 //! Steps in order; each module has one job.
 
 mod health;
+pub mod healthz;
 pub mod install;
 pub mod nginx;
 pub mod permissions;
 pub mod php_fpm;
 pub mod selinux;
 pub mod services;
+pub mod share;
 pub mod wait_db;
 pub mod wordpress;
 pub mod wp_config;
@@ -28,6 +30,8 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
         Box::new(php_fpm::PhpFpmStep),
         Box::new(nginx::NginxStep),
         Box::new(permissions::PermissionsStep),
+        Box::new(share::ShareStep),
+        Box::new(healthz::HealthzStep),
     ];
     if cx.platform.selinux {
         steps.push(Box::new(selinux::SelinuxStep));
@@ -48,6 +52,7 @@ pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
     let web = &cx.config.web;
     web.validate()?;
     wp_config::db_host(cx)?;
+    share::share(cx)?;
     if web.wordpress_url.is_none() && !probe.exists(&web.wordpress_tarball)? {
         return Err(Error::input(format!(
             "web.wordpress_tarball {} does not exist and web.wordpress_url is not set: nowhere to get WordPress from",

@@ -64,7 +64,17 @@ fn upstream(listen: &str) -> String {
     }
 }
 
-pub fn render_site(web: &WebPlatform, docroot: &str) -> String {
+/// Closes xmlrpc.php unless `web.xmlrpc` opens it (nginx answers 403; PHP never sees it).
+fn xmlrpc_rule(open: bool) -> &'static str {
+    if open {
+        "    # XML-RPC is open (web.xmlrpc: true).\n"
+    } else {
+        "    # XML-RPC (remote publishing, pingbacks; password guessing that bypasses the login page)\n    \
+         # is closed; web.xmlrpc: true opens it.\n    location = /xmlrpc.php {\n        deny all;\n    }\n"
+    }
+}
+
+pub fn render_site(web: &WebPlatform, docroot: &str, xmlrpc: bool) -> String {
     format!(
         "{HEADER}\
 upstream hainit_php {{
@@ -86,13 +96,27 @@ server {{
     access_log {logs}/hainit-access.log;
     error_log {logs}/hainit-error.log;
 
-    # The public load balancer's probe: answered by nginx alone, without PHP or the database.
+    # The public load balancer's probe: hainit's healthz.php through php-fpm, outside the tree.
+    # It answers 200 only when this node can serve the site (web.healthz); a PHP that hangs (an
+    # NFS server gone) is a 504 within the probe's interval, not a probe left waiting.
     location = /healthz {{
         access_log off;
-        default_type text/plain;
-        return 200 \"ok\\n\";
+        fastcgi_pass hainit_php;
+        fastcgi_connect_timeout 2s;
+        fastcgi_read_timeout 4s;
+        fastcgi_param SCRIPT_FILENAME {healthz};
+        fastcgi_param SCRIPT_NAME /healthz;
+        fastcgi_param REQUEST_METHOD $request_method;
+        fastcgi_param QUERY_STRING \"\";
+        fastcgi_param SERVER_PROTOCOL $server_protocol;
+        fastcgi_param GATEWAY_INTERFACE CGI/1.1;
+        fastcgi_param REMOTE_ADDR $remote_addr;
+        fastcgi_param SERVER_NAME $server_name;
+        fastcgi_param SERVER_PORT $server_port;
+        fastcgi_param REDIRECT_STATUS 200;
     }}
 
+{xmlrpc}
     # Never served: the configuration with the database password, dotfiles (.htaccess, .git …,
     # but ACME's .well-known), and scripts someone managed to upload.
     location = /wp-config.php {{
@@ -148,6 +172,8 @@ server {{
         upstream = upstream(web.php_fpm_listen),
         docroot = docroot.trim_end_matches('/'),
         logs = web.log_dir,
+        healthz = super::healthz::PATH,
+        xmlrpc = xmlrpc_rule(xmlrpc),
     )
 }
 
@@ -159,7 +185,7 @@ impl NginxStep {
         let web = &cx.platform.web;
         vec![
             FileSpec::new(web.nginx_conf, render_main(web), 0o644),
-            FileSpec::new(site_path(web), render_site(web, &cx.config.web.docroot), 0o644),
+            FileSpec::new(site_path(web), render_site(web, &cx.config.web.docroot, cx.config.web.xmlrpc), 0o644),
         ]
     }
 }

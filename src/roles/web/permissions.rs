@@ -1,5 +1,7 @@
-//! web.permissions.tree: the WordPress tree owned by the platform's web user, directories 0755,
-//! files 0644 (never 777); wp-config.php keeps its own root:<web group> 0640.
+//! web.permissions.tree: the WordPress code owned by root, directories 0755 and files 0644, so
+//! PHP (the platform's web user) reads it and never writes it: a hole in a plugin cannot plant
+//! code. Only the uploads (share.rs: the shared storage, PHP's) and wp-config.php (its own
+//! root:<web group> 0640) are left out. Plugins and themes come with the image (docs/web-role.md).
 
 use tracing::debug;
 
@@ -9,17 +11,17 @@ use crate::plan::Action;
 use crate::system::tree::count_differences;
 use crate::system::{Probe, TreeSpec};
 
-use super::wp_config;
+use super::{share, wp_config};
 
 pub fn spec(cx: &Context) -> TreeSpec {
-    let web = &cx.platform.web;
     TreeSpec {
         path: cx.config.web.docroot.trim_end_matches('/').to_string(),
-        owner: web.web_user.into(),
-        group: web.web_group.into(),
+        owner: "root".into(),
+        group: "root".into(),
         dir_mode: 0o755,
         file_mode: 0o644,
-        except: vec![wp_config::path(cx)],
+        // The uploads are not walked: on the share, every node's files (and no chown over NFS).
+        except: vec![wp_config::path(cx), share::uploads(cx)],
     }
 }
 

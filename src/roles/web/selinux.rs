@@ -1,24 +1,50 @@
-//! web.selinux (EL): php-fpm may connect to the remote database, and WordPress may write its
-//! uploads, under the targeted policy (reference §6.6). Only where the platform has SELinux.
+//! web.selinux (EL): php-fpm may connect to the remote database, read hainit's healthz.php and
+//! write the uploads, under the targeted policy (reference §6.6). Only where the platform has
+//! SELinux.
 //!
 //! With SELinux disabled (`getenforce` says so, or the tools are not installed) there is nothing
 //! to converge. Otherwise: the boolean `httpd_can_network_connect_db` on (persistently, `-P`),
-//! a local file-context rule that labels wp-content `httpd_sys_rw_content_t`, and the labels on
-//! disk matching the rules (`restorecon -n -v` lists what it would change).
+//! a local file-context rule per path below, and the labels on disk matching the rules
+//! (`restorecon -n -v` lists what it would change). The shared uploads carry their label as a
+//! mount option (share.rs), so the NFS boolean `httpd_use_nfs` is not needed.
 
 use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
 use crate::system::{Cmd, Probe};
 
+use super::{healthz, share};
+
 const BOOLEAN: &str = "httpd_can_network_connect_db";
-const RW_TYPE: &str = "httpd_sys_rw_content_t";
+
+/// A file-context rule for a path and everything below it.
+struct Rule {
+    path: String,
+    kind: &'static str,
+    why: &'static str,
+    /// Relabel what is below too. Not the uploads: they may be the share, every node's files
+    /// (new ones inherit the directory's label; a mounted share carries its own).
+    recursive: bool,
+}
+
+fn rules(cx: &Context) -> [Rule; 2] {
+    [
+        Rule {
+            path: share::uploads(cx),
+            kind: "httpd_sys_rw_content_t",
+            why: "let WordPress write its uploads",
+            recursive: false,
+        },
+        Rule {
+            path: healthz::DIR.to_string(),
+            kind: "httpd_sys_content_t",
+            why: "let php-fpm run the health check",
+            recursive: true,
+        },
+    ]
+}
 
 pub struct SelinuxStep;
-
-fn wp_content(cx: &Context) -> String {
-    format!("{}/wp-content", cx.config.web.docroot.trim_end_matches('/'))
-}
 
 impl Step for SelinuxStep {
     fn id(&self) -> &'static str {
@@ -36,16 +62,21 @@ impl Step for SelinuxStep {
             let set = Cmd::new("setsebool").args(["-P", BOOLEAN, "1"]).timeout(std::time::Duration::from_secs(900));
             actions.push(Action::run(set, "let php-fpm connect to the database VIP"));
         }
-        let content = wp_content(cx);
-        let rule = probe.query(&Cmd::new("matchpathcon").arg(&content))?;
-        if !rule.stdout.contains(RW_TYPE) {
-            let spec = format!("{content}(/.*)?");
-            let add = Cmd::new("semanage").args(["fcontext", "-a", "-t", RW_TYPE, &spec]);
-            actions.push(Action::run(add, "let WordPress write its uploads"));
-        }
-        let relabel = probe.query(&Cmd::new("restorecon").args(["-R", "-n", "-v", &content]))?;
-        if !rule.stdout.contains(RW_TYPE) || !relabel.stdout.trim().is_empty() {
-            actions.push(Action::run(Cmd::new("restorecon").args(["-R", &content]), "label wp-content by the rules"));
+        for Rule { path, kind, why, recursive } in rules(cx) {
+            let rule = probe.query(&Cmd::new("matchpathcon").arg(&path))?;
+            let has_rule = rule.stdout.contains(kind);
+            if !has_rule {
+                let spec = format!("{path}(/.*)?");
+                actions.push(Action::run(Cmd::new("semanage").args(["fcontext", "-a", "-t", kind, &spec]), why));
+            }
+            let restorecon = |extra: &[&str]| {
+                let r = if recursive { vec!["-R"] } else { Vec::new() };
+                Cmd::new("restorecon").args(r).args(extra.iter().copied()).arg(&path)
+            };
+            let relabel = probe.query(&restorecon(&["-n", "-v"]))?;
+            if !has_rule || !relabel.stdout.trim().is_empty() {
+                actions.push(Action::run(restorecon(&[]), format!("label {path} by the rules")));
+            }
         }
         Ok(actions)
     }

@@ -67,8 +67,10 @@ pub fn render(cx: &Context) -> Result<String> {
     out.push_str(
         "define( 'WP_DEBUG', false );\n\
          // hainit owns the code on every node: an update applied by one node alone would split them.\n\
+         // The code is root's (PHP cannot write it): plugins, themes and updates come with the image.\n\
          define( 'AUTOMATIC_UPDATER_DISABLED', true );\n\
          define( 'DISALLOW_FILE_EDIT', true );\n\
+         define( 'DISALLOW_FILE_MODS', true );\n\
          \n\
          if ( ! defined( 'ABSPATH' ) ) {\n\
          \tdefine( 'ABSPATH', __DIR__ . '/' );\n\

@@ -158,6 +158,54 @@ fn dry_run_prints_the_how_to_topology_with_hainit_contracts() {
     }
     // Availability sets by default, one per tier.
     assert_eq!(printed.iter().filter(|c| c.is("vm availability-set create")).count(), 2);
+
+    assert_the_share(&printed, "Premium_LRS");
+}
+
+/// The web tier's uploads: a premium Azure Files NFS share reached only from the web subnet (its
+/// service endpoint and the account's network rule), no account key, and every web VM tagged with
+/// it as hainit's web role reads the tag.
+fn assert_the_share(calls: &[Call], sku: &str) {
+    let endpoint = calls
+        .iter()
+        .find(|c| c.is("network vnet subnet update") && c.has("--service-endpoints"))
+        .expect("the web subnet's Microsoft.Storage service endpoint");
+    assert_eq!(endpoint.value("-n").as_deref(), Some("web"));
+    assert_eq!(endpoint.values("--service-endpoints"), ["Microsoft.Storage"]);
+    let accounts: Vec<&Call> = calls.iter().filter(|c| c.is("storage account create")).collect();
+    assert_eq!(accounts.len(), 1, "{accounts:#?}");
+    let account = accounts[0];
+    let name = account.value("-n").unwrap();
+    for (flag, want) in [
+        ("--kind", "FileStorage"),
+        ("--sku", sku),
+        ("--https-only", "false"),
+        ("--allow-shared-key-access", "false"),
+        ("--default-action", "Deny"),
+    ] {
+        assert_eq!(account.value(flag).as_deref(), Some(want), "storage account {flag}");
+    }
+    let rule = calls.iter().find(|c| c.is("storage account network-rule add")).expect("the account's network rule");
+    assert_eq!(rule.value("--account-name"), Some(name.clone()));
+    assert_eq!(
+        (rule.value("--vnet-name").as_deref(), rule.value("--subnet").as_deref()),
+        (Some("hainit-vnet"), Some("web"))
+    );
+    let share = calls.iter().find(|c| c.is("storage share-rm create")).expect("the NFS share");
+    assert_eq!(share.value("--storage-account"), Some(name.clone()));
+    assert_eq!(share.value("--enabled-protocols").as_deref(), Some("NFS"));
+    assert_eq!(share.value("--root-squash").as_deref(), Some("NoRootSquash"), "hainit chowns the share's root");
+    assert!(share.value("--quota").unwrap().parse::<u32>().unwrap() >= 100, "premium shares start at 100 GiB");
+    let webs = vm_creates(calls, "web");
+    assert!(!webs.is_empty());
+    for vm in webs {
+        let nic = one(calls, "network nic create", &vm.value("--nics").unwrap());
+        let inv = resolve(vm, &nic.value("--private-ip-address").unwrap());
+        let parsed = hainit::roles::web::share::share_of(&inv).unwrap();
+        let host = format!("{name}.file.core.windows.net");
+        let path = format!("/{name}/{}", share.value("-n").unwrap());
+        assert_eq!(parsed, hainit::roles::web::share::Share::Nfs { host, path }, "{}", vm.value("-n").unwrap());
+    }
 }
 
 /// One real run of the default deployment against a fresh fake (shared: each run costs ~80 fake
@@ -279,8 +327,9 @@ fn flags_flow_into_the_probe_nsg_and_custom_data_and_a_new_secret_is_kept() {
         one(&calls, "network nsg rule create", "allow-mysql-from-web").value("--source-address-prefixes").as_deref(),
         Some("10.0.4.0/24")
     );
-    // Zones instead of availability sets: round robin, disks in their VM's zone.
+    // Zones instead of availability sets: round robin, disks in their VM's zone; a zone-redundant share.
     assert!(!calls.iter().any(|c| c.is("vm availability-set create")));
+    assert_the_share(&calls, "Premium_ZRS");
     for (name, zone) in [("db-a", "1"), ("db-b", "2"), ("web-1", "1"), ("web-2", "2")] {
         let vm = one(&calls, "vm create", name);
         assert_eq!(vm.value("--zone").as_deref(), Some(zone), "{name}");
@@ -418,6 +467,8 @@ fn bad_input_exits_2_and_changes_nothing() {
         (&["--db-subnet", "10.0.2.0/24", "--db-ips", "10.0.2.4 10.0.2.5", "--vip", "10.0.2.10"], &[], "overlap"),
         (&["--bogus", "1"], &[], "--bogus"),
         (&["--stonith", "fence_azure_arm"], &[], "--stonith 'fence_azure_arm': azure-arm or sbd"),
+        (&["--share-account", "Hainit_Share"], &[], "--share-account 'Hainit_Share'"),
+        (&["--share-gb", "50"], &[], "--share-gb '50'"),
         (&[], &[("HAINIT_SECRET", "short")], "at least 32"),
         (&[], &[("HAINIT_SECRET", "has a \"quote\" and is long enough to pass")], "may contain only"),
     ];
@@ -484,6 +535,38 @@ fn drift_that_would_break_hainit_stops_the_run() {
     let attach = az.calls().into_iter().find(|c| c.is("vm disk attach")).expect("db-a's disk attached");
     assert_eq!(attach.value("--vm-name").as_deref(), Some("db-a"));
     assert_eq!((attach.value("--name").as_deref(), attach.value("--lun").as_deref()), (Some("db-a-data"), Some("0")));
+}
+
+/// The share's drift: an account that cannot serve NFS stops the run; a web VM deployed before the
+/// share gets its tag; a missing network rule is added.
+#[test]
+fn share_drift_is_fixed_or_stops_the_run() {
+    let account_key = |state: &serde_json::Value| {
+        state["resources"].as_object().unwrap().keys().find(|k| k.starts_with("storage account|")).unwrap().clone()
+    };
+    let az = FakeAz::new();
+    let mut state = deployed().state.clone();
+    let key = account_key(&state);
+    state["resources"][&key]["args"]["--https-only"] = serde_json::json!(["true"]);
+    az.set_state(&state);
+    let out = az.run(SCRIPT, &[], &with_secret());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("requires secure transfer"), "{}", text(&out.stderr));
+
+    let az = FakeAz::new();
+    let mut state = deployed().state.clone();
+    state["resources"]["vm|g=hainit-wp,n=web-2"]["tags"].as_object_mut().unwrap().remove("hainit-share");
+    state["resources"][&key]["vnet_rules"] = serde_json::json!([]);
+    az.set_state(&state);
+    let out = az.run(SCRIPT, &[], &with_secret());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let changes: Vec<Call> = az.calls().into_iter().filter(|c| c.mutates()).collect();
+    let commands: Vec<String> = changes.iter().map(|c| c.command()).collect();
+    assert_eq!(commands, ["storage account network-rule add", "vm update"], "{changes:#?}");
+    assert_eq!(changes[1].value("-n").as_deref(), Some("web-2"));
+    let tag = changes[1].value("--set").unwrap();
+    let web1 = &deployed().state["resources"]["vm|g=hainit-wp,n=web-1"]["tags"]["hainit-share"];
+    assert_eq!(tag, format!("tags.hainit-share={}", web1.as_str().unwrap()));
 }
 
 #[test]

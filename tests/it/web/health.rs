@@ -8,7 +8,7 @@ use hainit::status::Level;
 use hainit::system::{FakeSystem, HttpReply, Output};
 use serde_json::Value;
 
-use super::{web_yaml, Node};
+use super::{web_yaml, Node, SHARE};
 use crate::common::fake_imds::{Document, FakeImds};
 use crate::common::{hainit, stdout, web_doc, TestRoot};
 
@@ -27,14 +27,65 @@ fn a_healthy_web_node() {
     sys.serve_http("http://127.0.0.1/healthz", reply(200, None, "ok\n"));
     sys.serve_http("http://127.0.0.1/", reply(200, None, "<html>Hello world!</html>"));
     sys.open_port(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 10)), 3306);
+    sys.add_file("/proc/self/mountinfo", mountinfo(SHARE), 0o444);
     let n = node();
     let items = health(&n.inv, n.inv.platform.platform(), &n.config, &sys);
     let names: Vec<&str> = items.iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["tcp-timestamps", "nginx", "php-fpm", "healthz", "db-vip", "wordpress"]);
+    assert_eq!(names, ["tcp-timestamps", "nginx", "php-fpm", "shared-storage", "healthz", "db-vip", "wordpress"]);
     for h in &items[1..] {
         assert_eq!(h.level, Level::Ok, "{h:?}");
     }
-    assert!(items[2].detail.contains("php8.2-fpm") && items[4].detail.contains("10.0.1.10:3306"), "{items:?}");
+    assert!(items[2].detail.contains("php8.2-fpm") && items[5].detail.contains("10.0.1.10:3306"), "{items:?}");
+    assert_eq!(items[3].detail, format!("{SHARE} mounted on {UPLOADS} (nfs4)"));
+}
+
+const UPLOADS: &str = "/var/www/wordpress/wp-content/uploads";
+
+fn mountinfo(source: &str) -> String {
+    format!(
+        "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+         51 22 0:48 / {UPLOADS} rw,relatime shared:30 - nfs4 {source} rw,vers=4.1\n"
+    )
+}
+
+#[test]
+fn the_shared_storage_item_says_what_is_mounted_and_healthz_why_it_fails() {
+    let n = node();
+    let level = |sys: &FakeSystem| {
+        let items = health(&n.inv, n.inv.platform.platform(), &n.config, sys);
+        let h = items.iter().find(|h| h.name == "shared-storage").unwrap();
+        (h.level, h.detail.clone())
+    };
+    let sys = FakeSystem::new("web-1");
+    sys.reply(&["systemctl", "is-active"], Output::ok("active\n"));
+    sys.add_file("/proc/self/mountinfo", "22 1 254:0 / / rw - ext4 /dev/vda rw\n", 0o444);
+    assert_eq!(level(&sys), (Level::Fail, format!("{SHARE} is not mounted on {UPLOADS}")));
+    sys.add_file("/proc/self/mountinfo", mountinfo("10.9.9.9:/other"), 0o444);
+    assert_eq!(level(&sys), (Level::Fail, format!("{UPLOADS} is mounted from 10.9.9.9:/other, not {SHARE}")));
+    // healthz.php's reasons, one line each, end up in the item.
+    let body = format!("shared storage: nothing is mounted on {UPLOADS} (the share {SHARE})\nphp: no mysqli\n");
+    sys.serve_http("http://127.0.0.1/healthz", reply(503, None, &body));
+    let items = health(&n.inv, n.inv.platform.platform(), &n.config, &sys);
+    let healthz = items.iter().find(|h| h.name == "healthz").unwrap();
+    assert_eq!(healthz.level, Level::Fail);
+    assert!(
+        healthz.detail.ends_with(&format!(
+            "answers 503 (the load balancer wants 200): shared storage: nothing is \
+                                            mounted on {UPLOADS} (the share {SHARE}); php: no mysqli"
+        )),
+        "{healthz:?}"
+    );
+
+    // A local share is one node's: a warning, whatever is mounted.
+    let yaml = web_yaml("/usr/share/hainit/wordpress.tar.gz", &"a".repeat(64), "  share: local\n");
+    let tags = [("hainit-role", "web"), ("hainit-cluster", "wpcluster"), ("hainit-vip", "10.0.1.10")];
+    let local = Node::with_tags(OsId::Debian12, "web-1", "10.0.2.4", &tags, &yaml, crate::common::SECRET);
+    let items = health(&local.inv, local.inv.platform.platform(), &local.config, &sys);
+    let h = items.iter().find(|h| h.name == "shared-storage").unwrap();
+    assert_eq!(
+        (h.level, h.detail.as_str()),
+        (Level::Warn, "local: /var/www/wordpress/wp-content/uploads is this node's alone (web.share)")
+    );
 }
 
 #[test]
@@ -65,5 +116,8 @@ fn status_json_lists_the_web_items() {
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     // The test root's config holds the shared secret: a web node warns about that too.
-    assert_eq!(names, ["tcp-timestamps", "nginx", "php-fpm", "healthz", "db-vip", "wordpress", "secrets"]);
+    assert_eq!(
+        names,
+        ["tcp-timestamps", "nginx", "php-fpm", "shared-storage", "healthz", "db-vip", "wordpress", "secrets"]
+    );
 }

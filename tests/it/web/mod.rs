@@ -23,10 +23,18 @@ pub struct Node {
     pub secrets: Secrets,
 }
 
+/// The share of the tests' web nodes: an Azure Files NFS export, as scripts/deploy-azure.sh tags it.
+pub const SHARE: &str = crate::common::SHARE;
+
 impl Node {
     pub fn new(os: OsId, host: &str, ip: &str, vip: &str, yaml: &str, secret: &str) -> Node {
-        let tags = [("hainit-role", "web"), ("hainit-cluster", "wpcluster"), ("hainit-vip", vip)];
-        let doc = InstanceDoc::from_json(&instance_doc(host, ip, &tags)).unwrap();
+        let tags =
+            [("hainit-role", "web"), ("hainit-cluster", "wpcluster"), ("hainit-vip", vip), ("hainit-share", SHARE)];
+        Node::with_tags(os, host, ip, &tags, yaml, secret)
+    }
+
+    pub fn with_tags(os: OsId, host: &str, ip: &str, tags: &[(&str, &str)], yaml: &str, secret: &str) -> Node {
+        let doc = InstanceDoc::from_json(&instance_doc(host, ip, tags)).unwrap();
         let config = Config::from_yaml(yaml, "test.yaml").unwrap();
         let inv = Inventory::resolve(&doc, &config, &Default::default(), os).unwrap();
         Node { inv, config, secrets: SharedSecret::try_new(secret, "test").unwrap().into() }

@@ -178,3 +178,84 @@ fn the_install_program_is_valid_php() {
     let (ok, out) = run(Command::new("php").arg("-l").arg(&file));
     assert!(ok, "{out}");
 }
+
+#[test]
+fn systemd_accepts_the_mount_unit_under_the_name_it_escapes_to() {
+    for (os, name) in OSES {
+        let dir = render(&node(os));
+        let units = dir.path().join("etc/systemd/system");
+        let files: Vec<_> = std::fs::read_dir(&units).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1, "{name}: {files:?}");
+        let unit = &files[0];
+        let (ok, escaped) = run(Command::new("systemd-escape").args([
+            "--path",
+            "--suffix=mount",
+            "/var/www/wordpress/wp-content/uploads",
+        ]));
+        assert!(ok, "{escaped}");
+        assert_eq!(unit.file_name().unwrap().to_str().unwrap(), escaped.trim(), "{name}");
+        let (ok, out) = run(Command::new("systemd-analyze").arg("verify").arg(unit));
+        assert!(ok && out.trim().is_empty(), "{name}: systemd-analyze verify:\n{out}");
+        let text = std::fs::read_to_string(unit).unwrap();
+        assert!(text.contains(&format!("What={}\n", super::SHARE)) && text.contains("Type=nfs4\n"), "{text}");
+        let options = text.lines().find_map(|l| l.strip_prefix("Options=")).unwrap();
+        let options: Vec<&str> = options.split(',').collect();
+        for want in ["vers=4.1", "sec=sys", "hard", "_netdev", "nofail"] {
+            assert!(options.contains(&want), "{name}: {options:?} lacks {want}");
+        }
+        let selinux = options.iter().any(|o| o.starts_with("context=") && o.contains(":httpd_sys_rw_content_t:"));
+        assert_eq!(selinux, os.platform().selinux, "{name}: {options:?}");
+        // The check can fail: a unit whose name does not match its mount point is refused.
+        let wrong = units.join("wrong.mount");
+        std::fs::copy(unit, &wrong).unwrap();
+        assert!(!run(Command::new("systemd-analyze").arg("verify").arg(&wrong)).0, "{name}");
+    }
+}
+
+/// healthz.php, run by the real php: 503 with its reasons where nothing is mounted, 200 on a
+/// mount that takes a write (/dev/shm, a tmpfs below devtmpfs /dev, stands in for the share).
+#[test]
+fn the_health_check_is_valid_php_and_tells_a_mount_from_the_directory_under_it() {
+    let dir = render(&node(OsId::Debian12));
+    let healthz = dir.path().join("var/lib/hainit/www/healthz.php");
+    let (ok, out) = run(Command::new("php").arg("-l").arg(&healthz));
+    assert!(ok, "php -l: {out}");
+    let text = std::fs::read_to_string(&healthz).unwrap();
+    let config = dir.path().join("var/www/wordpress/wp-config.php");
+    let plain = tempfile::tempdir().unwrap();
+    let probe = |uploads: &Path| {
+        let script = plain.path().join("healthz-test.php");
+        let t = text
+            .replace("'/var/www/wordpress/wp-config.php'", &format!("'{}'", config.display()))
+            .replace("'/var/www/wordpress/wp-content/uploads'", &format!("'{}'", uploads.display()))
+            .replace("http_response_code(503);", "echo \"503\\n\";");
+        std::fs::write(&script, t).unwrap();
+        run(Command::new("php").arg(&script)).1
+    };
+    // A directory of the same filesystem as its parent: not mounted.
+    let out = probe(plain.path());
+    assert!(out.starts_with("503\nshared storage: nothing is mounted on "), "{out}");
+    assert!(out.contains(super::SHARE), "the reason names the share: {out}");
+    // A mount point (/dev/shm is one) that takes a write: healthy (the write is a dotfile, which
+    // nginx never serves; another run of this test may be writing the same one).
+    let shm = Path::new("/dev/shm");
+    assert_eq!(probe(shm), "ok\n");
+    // wp-config.php unreadable: named.
+    std::fs::remove_file(&config).unwrap();
+    assert!(probe(shm).contains(&format!("wordpress: {} is not readable", config.display())));
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    let _ = std::fs::remove_file(shm.join(format!(".hainit-healthz-{host}")));
+}
+
+#[test]
+fn xmlrpc_is_closed_unless_the_config_opens_it() {
+    let yaml = |extra: &str| web_yaml("/usr/share/hainit/wordpress.tar.gz", SHA, extra);
+    for (extra, closed) in [("", true), ("  xmlrpc: true\n", false)] {
+        let dir = render(&Node::standard(OsId::Debian12, &yaml(extra)));
+        sandbox_nginx(dir.path());
+        let (ok, out) = nginx_t(dir.path());
+        assert!(ok, "{extra}: nginx -t:\n{out}");
+        let site = std::fs::read_to_string(dir.path().join("etc/nginx/conf.d/hainit.conf")).unwrap();
+        assert_eq!(site.contains("location = /xmlrpc.php {\n        deny all;\n    }"), closed, "{extra}:\n{site}");
+    }
+}

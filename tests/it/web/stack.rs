@@ -1,8 +1,12 @@
 //! The real stack on loopback: MariaDB, php-fpm and nginx from Debian's packages, WordPress from
 //! scripts/wordpress-tarball.sh, hainit's steps applied with HostSystem under a test root and the
-//! install step run for real (twice at once, as two web nodes would). The site answers, hainit's
-//! nginx rules hold, and a post written through WordPress's REST API appears on the front page.
-//! Everything the test starts listens on its own 127.0.0.x address and is stopped by pid.
+//! install step run for real (twice at once, as two web nodes would). /healthz answers 503 until
+//! the uploads are a mount (a tmpfs stands in for the share), then 200; the site answers, hainit's
+//! nginx rules hold (xmlrpc.php closed), PHP cannot write the code, the install check stops on a
+//! query error instead of installing again, and the lab's own client (scripts/lab/client.py)
+//! writes a post through the REST API and uploads an image as wp-admin does, served back byte for
+//! byte. Everything the test starts listens on its own 127.0.0.x address and is stopped by pid;
+//! the tmpfs is unmounted when the test ends, also on failure.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -65,56 +69,53 @@ fn sandboxed(rendered: &Path, out: &Path, swaps: &[(&str, String)]) {
     std::fs::write(out, text).unwrap();
 }
 
-/// A minimal HTTP client that keeps WordPress's cookies.
-struct Browser {
-    agent: ureq::Agent,
-    base: String,
-    cookies: Vec<String>,
-    location: Option<String>,
+/// GET `base` + `path` without cookies or redirects: (status, body).
+fn get(base: &str, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut r = agent.get(format!("{base}{path}")).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default())
 }
 
-impl Browser {
-    fn new(base: &str) -> Browser {
-        let agent = ureq::Agent::config_builder()
-            .proxy(None)
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let cookies = vec!["wordpress_test_cookie=WP%20Cookie%20check".into()];
-        Browser { agent, base: base.to_string(), cookies, location: None }
-    }
+/// scripts/lab/client.py (the lab's and Azure's drill client) against the loopback site: its JSON.
+fn client(cx: &hainit::engine::Context, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab/client.py");
+    let admin = cx.derive(Purpose::WordpressAdmin);
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env("HLAB_WP_USER", "wpadmin")
+        .env("HLAB_WP_PASSWORD", admin.expose())
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("client.py {args:?}: {e}: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success() && v["ok"] == true, "client.py {args:?}: {v}");
+    v["value"].clone()
+}
 
-    fn keep_cookies(&mut self, r: &ureq::http::Response<ureq::Body>) {
-        self.location = r.headers().get("location").map(|l| l.to_str().unwrap_or_default().to_string());
-        for v in r.headers().get_all("set-cookie") {
-            let pair = v.to_str().unwrap().split(';').next().unwrap().to_string();
-            if !pair.ends_with('=') && !pair.contains("=deleted") {
-                self.cookies.push(pair);
-            }
-        }
-    }
+/// A tmpfs on `path` (the share's stand-in: a mount point over an empty directory), unmounted
+/// when dropped.
+struct Tmpfs(PathBuf);
 
-    fn get(&mut self, path: &str) -> (u16, String) {
-        let mut r =
-            self.agent.get(format!("{}{path}", self.base)).header("Cookie", self.cookies.join("; ")).call().unwrap();
-        self.keep_cookies(&r);
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default())
+impl Tmpfs {
+    fn mount(path: &Path) -> Tmpfs {
+        sh(Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m,mode=0755", "hainit-test-share"]).arg(path));
+        Tmpfs(path.to_path_buf())
     }
+}
 
-    fn post(&mut self, path: &str, content_type: &str, body: &str, extra: &[(&str, &str)]) -> (u16, String) {
-        let mut req = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Cookie", self.cookies.join("; "))
-            .header("Content-Type", content_type);
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let mut r = req.send(body).unwrap();
-        self.keep_cookies(&r);
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default())
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 
@@ -158,12 +159,20 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
     let pick = |ids: &[&str]| -> Vec<Box<dyn Step>> {
         web::steps(&cx).into_iter().filter(|s| ids.contains(&s.id())).collect()
     };
-    let file_steps =
-        ["web.wordpress.tree", "web.config.wp-config", "web.php-fpm.pool", "web.nginx.site", "web.permissions.tree"];
+    let file_steps = [
+        "web.wordpress.tree",
+        "web.config.wp-config",
+        "web.php-fpm.pool",
+        "web.nginx.site",
+        "web.permissions.tree",
+        "web.healthz",
+    ];
     let unpack_started = Instant::now();
     let outcomes = engine::apply(&pick(&file_steps), &cx, &sys).unwrap();
     let unpack_time = unpack_started.elapsed();
-    assert!(outcomes.iter().all(|(_, o)| matches!(o, Outcome::Changed { .. })), "{outcomes:?}");
+    // Root unpacked the tree: it is root's already, the code PHP cannot write.
+    let idle: Vec<&str> = outcomes.iter().filter(|(_, o)| *o == Outcome::Converged).map(|(id, _)| *id).collect();
+    assert_eq!(idle, ["web.permissions.tree"], "{outcomes:?}");
     let recheck_started = Instant::now();
     assert!(engine::plan(&pick(&file_steps), &cx, &sys).unwrap().is_converged(), "a re-run changes nothing");
     let recheck_time = recheck_started.elapsed();
@@ -248,6 +257,12 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
         &t.join("logs/php-fpm.out"),
     );
     let logs = t.join("logs").display().to_string();
+    let healthz = t.join("healthz.php");
+    sandboxed(
+        &r.join("var/lib/hainit/www/healthz.php"),
+        &healthz,
+        &[("'/var/www/wordpress", format!("'{}", wp.display()))],
+    );
     sandboxed(
         &r.join("etc/nginx/conf.d/hainit.conf"),
         &t.join("conf.d/hainit.conf"),
@@ -256,6 +271,7 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
             ("root /var/www/wordpress", format!("root {}", wp.display())),
             ("unix:/run/php/hainit.sock", format!("unix:{}", php_sock.display())),
             ("/var/log/nginx", logs.clone()),
+            ("SCRIPT_FILENAME /var/lib/hainit/www/healthz.php", format!("SCRIPT_FILENAME {}", healthz.display())),
         ],
     );
     let nginx_conf = t.join("nginx.conf");
@@ -273,10 +289,22 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
         Command::new("nginx").arg("-c").arg(&nginx_conf).arg("-p").arg(t).args(["-g", "daemon off;"]),
         &t.join("logs/nginx.out"),
     );
-    let mut browser = Browser::new(&site);
     wait_for("nginx", t, Duration::from_secs(30), || TcpStream::connect(SocketAddr::from((ip, http_port))).is_ok());
     wait_for("php-fpm", t, Duration::from_secs(30), || php_sock.exists());
-    assert_eq!(browser.get("/healthz"), (200, "ok\n".to_string()), "the LB probe needs neither PHP nor the DB");
+
+    // The LB probe runs through php-fpm: 503 while the uploads are the directory underneath (root's,
+    // as web.share.uploads leaves it), 200 once a share is mounted there and PHP may write to it.
+    let uploads = wp.join("wp-content/uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    let (status, body) = get(&site, "/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with(&format!("shared storage: nothing is mounted on {}", uploads.display())), "{body}");
+    let _share = Tmpfs::mount(&uploads);
+    let (status, body) = get(&site, "/healthz");
+    assert!(status == 503 && body.contains("does not take a write"), "a root-owned share: {status} {body}");
+    let www = nix::unistd::User::from_name("www-data").unwrap().unwrap();
+    std::os::unix::fs::chown(&uploads, Some(www.uid.as_raw()), Some(www.gid.as_raw())).unwrap();
+    assert_eq!(get(&site, "/healthz"), (200, "ok\n".to_string()), "the database is not asked\n{}", logs_of(t));
 
     // Two web nodes finish the install at the same moment: both run the install (their checks
     // both saw an empty database), one installs under the lock, the other finds the site.
@@ -308,41 +336,73 @@ fn wordpress_serves_a_post_written_through_its_rest_api() {
     let web2 = Node::new(OsId::Debian12, "web-2", "10.0.2.5", &ip.to_string(), &yaml, SECRET);
     assert!(engine::plan(&again, &web2.cx(), &sys).unwrap().is_converged(), "nor does a second node");
 
-    // The site, and hainit's rules in front of it.
-    let (status, home) = browser.get("/");
-    assert_eq!(status, 200, "{:?} {home}\n{}", browser.location, logs_of(t));
-    assert!(home.contains("hainit loopback") && home.contains("Hello world!"), "front page:\n{home}");
-    assert_eq!(browser.get("/wp-config.php").0, 403);
-    assert_eq!(browser.get("/wp-content/plugins/akismet/.htaccess").0, 403, "dotfiles are denied");
-    std::fs::create_dir_all(wp.join("wp-content/uploads")).unwrap();
-    std::fs::write(wp.join("wp-content/uploads/evil.php"), "<?php echo 'executed';").unwrap();
-    let (status, body) = browser.get("/wp-content/uploads/evil.php");
-    assert!(status == 403 && !body.contains("executed"), "uploaded PHP ran: {status} {body}");
-    std::fs::remove_file(wp.join("wp-content/uploads/evil.php")).unwrap();
-    let www = nix::unistd::User::from_name("www-data").unwrap().unwrap();
-    std::os::unix::fs::chown(wp.join("wp-content/uploads"), Some(www.uid.as_raw()), Some(www.gid.as_raw())).unwrap();
-    assert_eq!(browser.get("/no-such-script.php").0, 404, "only scripts that exist reach PHP");
-
-    // Log in as the admin hainit created, and write a post through the REST API.
-    let admin_pw = cx.derive(Purpose::WordpressAdmin);
-    let form = format!("log=wpadmin&pwd={}&wp-submit=Log+In&testcookie=1", admin_pw.expose());
-    let (status, body) = browser.post("/wp-login.php", "application/x-www-form-urlencoded", &form, &[]);
-    assert_eq!(status, 302, "login with the derived admin password failed: {body}");
-    let (status, nonce) = browser.get("/wp-admin/admin-ajax.php?action=rest-nonce");
-    assert_eq!(status, 200, "{nonce}");
-    let title = format!("Written through the REST API {}", std::process::id());
-    let post = serde_json::json!({"title": title, "content": "Posted by hainit's loopback test.", "status": "publish"});
-    let (status, body) = browser.post(
-        "/index.php?rest_route=/wp/v2/posts",
-        "application/json",
-        &post.to_string(),
-        &[("X-WP-Nonce", nonce.trim())],
+    // A query that fails is an error (exit 3, retried), never "not installed": the wordpress user
+    // loses SELECT on a live site, and neither the check nor an install touches it.
+    sql(&socket, "REVOKE SELECT ON wordpress.* FROM 'wordpress'@'%';");
+    let err = web::install::InstallStep.check(&cx, &sys).expect_err("a check whose query fails");
+    assert_eq!(err.kind, hainit::error::ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("query failed") && err.message().contains("command denied"), "{err}");
+    let err =
+        engine::execute(&sys, &web::install::InstallStep::install(&cx)).expect_err("an install on a failing query");
+    assert_eq!(err.kind, hainit::error::ErrorKind::Timeout, "{err}");
+    sql(&socket, "GRANT SELECT ON wordpress.* TO 'wordpress'@'%';");
+    // Users but no siteurl (the options table gone): no state an install leaves; refused, exit 1.
+    sql(&socket, "RENAME TABLE wordpress.wp_options TO wordpress.wp_options_away;");
+    let err = web::install::InstallStep.check(&cx, &sys).expect_err("a site without options");
+    assert_eq!(err.kind, hainit::error::ErrorKind::Step, "{err}");
+    assert!(err.message().contains("has 1 users but") && err.message().contains("no siteurl"), "{err}");
+    sql(&socket, "RENAME TABLE wordpress.wp_options_away TO wordpress.wp_options;");
+    assert_eq!(sql(&socket, "SELECT COUNT(*) FROM wordpress.wp_users"), "1", "nothing was installed again");
+    assert_eq!(
+        sql(&socket, "SELECT option_value FROM wordpress.wp_options WHERE option_name = 'blogname'"),
+        "hainit loopback"
     );
-    assert_eq!(status, 201, "REST API: {body}");
-    let mut reader = Browser::new(&site); // a visitor without cookies
-    let (status, home) = reader.get("/");
+    assert!(engine::plan(&again, &cx, &sys).unwrap().is_converged(), "and the site is found again");
+
+    // The site, and hainit's rules in front of it.
+    let (status, home) = get(&site, "/");
+    assert_eq!(status, 200, "{home}\n{}", logs_of(t));
+    assert!(home.contains("hainit loopback") && home.contains("Hello world!"), "front page:\n{home}");
+    assert_eq!(get(&site, "/wp-config.php").0, 403);
+    assert_eq!(get(&site, "/wp-content/plugins/akismet/.htaccess").0, 403, "dotfiles are denied");
+    let (status, body) = get(&site, "/xmlrpc.php");
+    assert!(status == 403 && !body.contains("XML-RPC"), "xmlrpc.php is closed: {status} {body}");
+    std::fs::write(uploads.join("evil.php"), "<?php echo 'executed';").unwrap();
+    let (status, body) = get(&site, "/wp-content/uploads/evil.php");
+    assert!(status == 403 && !body.contains("executed"), "uploaded PHP ran: {status} {body}");
+    std::fs::remove_file(uploads.join("evil.php")).unwrap();
+    assert_eq!(get(&site, "/no-such-script.php").0, 404, "only scripts that exist reach PHP");
+    // PHP (www-data) cannot write the code, only the uploads.
+    for path in [wp.join("index.php"), wp.join("wp-includes"), wp.join("wp-content/themes"), uploads.clone()] {
+        let writable =
+            Command::new("runuser").args(["-u", "www-data", "--", "test", "-w"]).arg(&path).status().unwrap();
+        assert_eq!(writable.success(), path == uploads, "{} writable by PHP: {}", path.display(), writable.success());
+    }
+
+    // The lab's client, as the drill uses it: log in, a post through the REST API, an image through
+    // wp-admin's uploader; the image is on the share and served back with the same bytes.
+    let title = format!("Written through the REST API {}", std::process::id());
+    let post_id = client(&cx, &["post", "--url", &site, "--title", &title, "--deadline", "30"]);
+    assert!(post_id.as_u64().is_some_and(|id| id > 1), "{post_id}");
+    let (status, home) = get(&site, "/");
     assert_eq!(status, 200);
     assert!(home.contains(&title), "the new post is not on the front page:\n{home}");
+    let image = client(&cx, &["upload", "--url", &site, "--name", "loopback-cat", "--deadline", "30"]);
+    let url = image["url"].as_str().unwrap();
+    let path = url.strip_prefix(&site).unwrap_or_else(|| panic!("{url} is not below {site}"));
+    assert!(path.starts_with("/wp-content/uploads/") && path.ends_with(".png"), "{path}");
+    let on_share = std::fs::read(wp.join(path.trim_start_matches('/'))).unwrap();
+    assert_eq!(hainit::system::archive::sha256_hex(&on_share), image["sha256"].as_str().unwrap());
+    let fetched = client(&cx, &["fetch", "--url", url, "--sha256", image["sha256"].as_str().unwrap()]);
+    assert_eq!(fetched["bytes"], image["bytes"]);
+    let attachment = sql(&socket, &format!("SELECT post_type FROM wordpress.wp_posts WHERE ID = {}", image["id"]));
+    assert_eq!(attachment, "attachment", "in the media library");
+    let meta = std::fs::metadata(wp.join(path.trim_start_matches('/'))).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), www.uid.as_raw(), "written by PHP");
+    // The client's check can fail: other bytes are refused.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab/client.py");
+    let wrong = Command::new("python3").arg(script).args(["fetch", "--url", url, "--sha256", &"0".repeat(64)]).output();
+    assert!(!wrong.unwrap().status.success(), "client.py fetch accepted other bytes");
     // Neither the install (run as root) nor the running site left files hainit would now fix.
     let drift = engine::plan(&pick(&file_steps), &cx, &sys).unwrap();
     assert!(drift.is_converged(), "the tree drifted:\n{}", drift.to_text());

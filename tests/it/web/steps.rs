@@ -9,12 +9,14 @@ use hainit::engine::{self, Outcome};
 use hainit::error::ErrorKind;
 use hainit::platform::OsId;
 use hainit::roles::web::{self, services};
-use hainit::system::{Cmd, FakeSystem, Output, Probe};
+use hainit::system::{Cmd, Executor, FakeSystem, Output, Probe};
 
-use super::{mini_wordpress, sha256, web_yaml, Node};
+use super::{mini_wordpress, sha256, web_yaml, Node, SHARE};
 use crate::common::assert_golden;
 
 const TARBALL: &str = "/usr/share/hainit/wordpress.tar.gz";
+const UPLOADS: &str = "/var/www/wordpress/wp-content/uploads";
+const MOUNT_UNIT: &str = "var-www-wordpress-wp\\x2dcontent-uploads.mount";
 const OSES: [(OsId, &str); 3] = [(OsId::Centos7, "centos7"), (OsId::El9, "el9"), (OsId::Debian12, "debian12")];
 
 fn node(os: OsId) -> Node {
@@ -90,20 +92,39 @@ fn brand_new_vm(os: OsId) -> FakeSystem {
         f.set_fact("sebool", "on");
         Output::ok("")
     });
+    // semanage remembers each rule's type; matchpathcon answers it (else the policy's default);
+    // restorecon -n lists a path until restorecon labelled it after its rule was added.
     f.on(&["matchpathcon"], |f, c| {
-        let t = if f.fact("fcontext").is_some() { "httpd_sys_rw_content_t" } else { "httpd_sys_content_t" };
-        Output::ok(format!("{}\tsystem_u:object_r:{t}:s0\n", c.argv_redacted()[1]))
+        let path = c.argv_redacted()[1].clone();
+        let t = f.fact(&format!("fcontext:{path}")).unwrap_or("httpd_sys_content_t".into());
+        Output::ok(format!("{path}\tsystem_u:object_r:{t}:s0\n"))
     });
-    f.on(&["semanage", "fcontext"], |f, _| {
-        f.set_fact("fcontext", "1");
+    f.on(&["semanage", "fcontext"], |f, c| {
+        let argv = c.argv_redacted();
+        let path = argv.last().unwrap().trim_end_matches("(/.*)?").to_string();
+        f.set_fact(&format!("fcontext:{path}"), &argv[4]);
         Output::ok("")
     });
-    f.on(&["restorecon", "-R", "-n"], |f, _| match (f.fact("fcontext"), f.fact("relabeled")) {
-        (Some(_), None) => Output::ok("Would relabel /var/www/wordpress/wp-content\n"),
-        _ => Output::ok(""),
+    f.on(&["restorecon"], |f, c| {
+        let argv = c.argv_redacted();
+        let path = argv.last().unwrap().clone();
+        if argv.contains(&"-n".to_string()) {
+            return match (f.fact(&format!("fcontext:{path}")), f.fact(&format!("relabeled:{path}"))) {
+                (Some(_), None) => Output::ok(format!("Would relabel {path}\n")),
+                _ => Output::ok(""),
+            };
+        }
+        f.set_fact(&format!("relabeled:{path}"), "1");
+        Output::ok("")
     });
-    f.on(&["restorecon", "-R", "/var/www/wordpress/wp-content"], |f, _| {
-        f.set_fact("relabeled", "1");
+    // Nothing mounted but the root; `systemctl start` of the uploads' mount unit mounts the share.
+    f.add_file("/proc/self/mountinfo", "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n", 0o444);
+    f.reply(&["systemctl", "daemon-reload"], Output::ok(""));
+    f.on(&["systemctl", "start", MOUNT_UNIT], |f, _| {
+        let mut text = f.read_string("/proc/self/mountinfo").unwrap().unwrap();
+        text += &format!("51 22 0:48 / {UPLOADS} rw,relatime shared:30 - nfs4 {SHARE} rw,vers=4.1\n");
+        f.add_file("/proc/self/mountinfo", text, 0o444);
+        f.set_fact("mounts", &(f.fact("mounts").map_or(0, |n| n.parse().unwrap()) + 1).to_string());
         Output::ok("")
     });
     f.reply(&["firewall-cmd", "--state"], Output::ok("running\n"));
@@ -157,7 +178,8 @@ fn apply_converges_and_a_second_run_changes_nothing() {
         let steps = web::steps(&cx);
         let first = engine::apply(&steps, &cx, &sys).unwrap();
         let idle: Vec<&str> = first.iter().filter(|(_, o)| *o == Outcome::Converged).map(|(id, _)| *id).collect();
-        assert_eq!(idle, ["web.db.vip"], "{name}: every step but the open VIP's had work: {first:?}");
+        // Root unpacked the tree, so it is root's already; the VIP is open.
+        assert_eq!(idle, ["web.permissions.tree", "web.db.vip"], "{name}: the other steps had work: {first:?}");
         assert!(engine::plan(&steps, &cx, &sys).unwrap().is_converged(), "{name}");
         let second = engine::apply(&steps, &cx, &sys).unwrap();
         assert!(second.iter().all(|(_, o)| *o == Outcome::Converged), "{name}: {second:?}");
@@ -166,8 +188,15 @@ fn apply_converges_and_a_second_run_changes_nothing() {
         assert_eq!(sys.fact("wp.installs").as_deref(), Some("1"), "{name}");
         let cfg = sys.meta("/var/www/wordpress/wp-config.php").unwrap().unwrap();
         assert_eq!((cfg.mode, cfg.uid, cfg.gid), (0o640, 0, if web.web_group == "www-data" { 33 } else { 48 }));
+        let web_uid = if web.web_user == "www-data" { 33 } else { 48 };
         let index = sys.meta("/var/www/wordpress/index.php").unwrap().unwrap();
-        assert_eq!((index.mode, index.uid), (0o644, if web.web_user == "www-data" { 33 } else { 48 }), "{name}");
+        assert_eq!((index.mode, index.uid, index.gid), (0o644, 0, 0), "{name}: the code is root's");
+        let uploads = sys.meta(UPLOADS).unwrap().unwrap();
+        assert_eq!((uploads.mode, uploads.uid), (0o755, web_uid), "{name}: the mounted uploads are PHP's");
+        let unit = format!("/etc/systemd/system/{MOUNT_UNIT}");
+        assert_eq!(sys.fact(&format!("{MOUNT_UNIT}.enabled")).as_deref(), Some("enabled"), "{name}");
+        assert!(sys.read_string(&unit).unwrap().unwrap().contains(&format!("What={SHARE}\n")), "{name}");
+        assert_eq!(sys.fact("mounts").as_deref(), Some("1"), "{name}: mounted once");
     }
 }
 
@@ -182,7 +211,12 @@ fn killed_anywhere(os: OsId) {
     let node = node(os);
     let cx = node.cx();
     let steps = web::steps(&cx);
-    let total = engine::plan(&steps, &cx, &brand_new_vm(os)).unwrap().steps.iter().map(|s| s.actions.len()).sum();
+    // The actions a whole first run executes (fewer than its plan: a plan before the unpack cannot
+    // see that root already owns the tree).
+    let whole = brand_new_vm(os);
+    let counting = crate::common::dies_after::DiesAfter::new(&whole, usize::MAX);
+    engine::apply(&steps, &cx, &counting).unwrap();
+    let total = usize::MAX - counting.left.get();
     for n in 0..total {
         let sys = brand_new_vm(os);
         let dying = crate::common::dies_after::DiesAfter::new(&sys, n);
@@ -311,6 +345,22 @@ fn bad_web_inputs_are_exit_2_before_anything_is_touched() {
         assert!(e.to_string().contains(want), "{yaml}: {e}");
         assert!(sys.commands().is_empty(), "validation ran commands");
     }
+    // The share: required (the tag, else web.share), and an NFS export or `local`.
+    let yaml = web_yaml(TARBALL, &sha, "");
+    let no_share = [("hainit-role", "web"), ("hainit-cluster", "wpcluster"), ("hainit-vip", "10.0.1.10")];
+    let bad_share = [
+        ("hainit-role", "web"),
+        ("hainit-cluster", "wpcluster"),
+        ("hainit-vip", "10.0.1.10"),
+        ("hainit-share", "nfs://st/x"),
+    ];
+    for (tags, want) in [(&no_share[..], "tag hainit-share is missing"), (&bad_share[..], "\"nfs://st/x\"")] {
+        let node = Node::with_tags(OsId::Debian12, "web-1", "10.0.2.4", tags, &yaml, crate::common::SECRET);
+        let sys = brand_new_vm(OsId::Debian12);
+        let e = hainit::roles::validate(&node.cx(), &sys).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Input, "{tags:?}: {e}");
+        assert!(e.to_string().contains(want), "{tags:?}: {e}");
+    }
     let node = node(OsId::Debian12);
     hainit::roles::validate(&node.cx(), &brand_new_vm(OsId::Debian12)).unwrap();
 }
@@ -340,5 +390,112 @@ fn the_web_tier_secrets_alone_converge_the_same_node() {
         engine::apply(&web::steps(&cx), &cx, &sys).unwrap();
         assert!(engine::plan(&web::steps(&cx), &cx, &sys).unwrap().is_converged(), "{name}");
         assert_eq!(sys.fact("wp.installs").as_deref(), Some("1"), "{name}");
+    }
+}
+
+/// The shared uploads' decision matrix: what is on the mount point decides mount, refuse or leave.
+#[test]
+fn the_share_is_mounted_only_over_an_empty_root_owned_directory() {
+    let os = OsId::Debian12;
+    let node = node(os);
+    let cx = node.cx();
+    let steps = web::steps(&cx);
+    let share_step = |sys: &FakeSystem| {
+        let plan = engine::plan(&steps, &cx, sys);
+        plan.map(|p| p.steps.into_iter().find(|s| s.name == "web.share.uploads").unwrap().actions)
+    };
+
+    // Files on the local disk where the share would go: mounting would hide them; refused.
+    let sys = brand_new_vm(os);
+    engine::apply(&steps[..6], &cx, &sys).unwrap(); // up to the tree's permissions
+    sys.add_file(&format!("{UPLOADS}/2026/05/cat.png"), "png", 0o644);
+    let e = share_step(&sys).unwrap_err();
+    assert!(e.to_string().contains("holds files on this node's own disk") && e.to_string().contains(UPLOADS), "{e}");
+    assert!(sys.commands().iter().all(|c| c[..2] != ["systemctl", "start"]), "nothing mounted");
+
+    // Something else mounted there: named, not unmounted.
+    let sys = brand_new_vm(os);
+    sys.add_file(
+        "/proc/self/mountinfo",
+        format!("22 1 254:0 / / rw - ext4 /dev/vda rw\n51 22 0:48 / {UPLOADS} rw - nfs4 10.9.9.9:/old rw\n"),
+        0o444,
+    );
+    let e = share_step(&sys).unwrap_err();
+    assert!(
+        e.to_string().contains("mounted from 10.9.9.9:/old (nfs4), not from") && e.to_string().contains(SHARE),
+        "{e}"
+    );
+
+    // The share does not answer: exit 3 (the boot unit retries), and the directory underneath
+    // stays root's, so PHP cannot write uploads to this node's disk meanwhile.
+    let sys = brand_new_vm(os);
+    sys.reply(&["systemctl", "start", MOUNT_UNIT], Output::fail(1, "Job failed. See journalctl -xe.\n"));
+    let e = engine::apply(&steps, &cx, &sys).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("web.share.uploads") && e.to_string().contains("mount"), "{e}");
+    let under = sys.meta(UPLOADS).unwrap().unwrap();
+    assert_eq!((under.uid, under.mode), (0, 0o755), "the mount point is root's while unmounted");
+    assert!(sys.read("/var/lib/hainit/www/healthz.php").unwrap().is_none(), "later steps did not run");
+
+    // Mounted: a changed unit is reloaded, never remounted under a running site.
+    let sys = brand_new_vm(os);
+    engine::apply(&steps, &cx, &sys).unwrap();
+    let unit = format!("/etc/systemd/system/{MOUNT_UNIT}");
+    sys.add_file(&unit, "[Mount]\nOptions=vers=4.0\n", 0o644);
+    let lines: Vec<String> = share_step(&sys).unwrap().iter().map(|a| a.describe()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with(&format!("file  {unit}")) && lines[1].contains("daemon-reload"), "{lines:?}");
+}
+
+/// `web.share: local` (one web node): a plain directory of this node, PHP's; no mount unit.
+#[test]
+fn a_local_share_is_a_directory_of_this_node() {
+    let os = OsId::El9;
+    let yaml = web_yaml(TARBALL, &sha256(&mini_wordpress("6.1.9")), "  share: local\n");
+    let tags = [("hainit-role", "web"), ("hainit-cluster", "wpcluster"), ("hainit-vip", "10.0.1.10")];
+    let node = Node::with_tags(os, "web-1", "10.0.2.4", &tags, &yaml, crate::common::SECRET);
+    let cx = node.cx();
+    let sys = brand_new_vm(os);
+    engine::apply(&web::steps(&cx), &cx, &sys).unwrap();
+    let uploads = sys.meta(UPLOADS).unwrap().unwrap();
+    assert_eq!((uploads.kind, uploads.uid, uploads.mode), (hainit::system::FileKind::Dir, 48, 0o755));
+    assert!(sys.commands().iter().all(|c| !c.iter().any(|a| a.ends_with(".mount"))), "no mount unit");
+    assert!(engine::plan(&web::steps(&cx), &cx, &sys).unwrap().is_converged());
+    let healthz = sys.read_string("/var/lib/hainit/www/healthz.php").unwrap().unwrap();
+    assert!(!healthz.contains("nothing is mounted") && healthz.contains("does not take a write"), "{healthz}");
+}
+
+/// The code is root's: a tree that PHP owned (an older hainit, a hand-made site) is handed to root,
+/// except the uploads (PHP's) and wp-config.php (root:<web group> 0640).
+#[test]
+fn php_cannot_write_the_code() {
+    let os = OsId::Debian12;
+    let node = node(os);
+    let cx = node.cx();
+    let sys = brand_new_vm(os);
+    let steps = web::steps(&cx);
+    engine::apply(&steps, &cx, &sys).unwrap();
+    let www = hainit::system::TreeSpec {
+        path: "/var/www/wordpress".into(),
+        owner: "www-data".into(),
+        group: "www-data".into(),
+        dir_mode: 0o775,
+        file_mode: 0o664,
+        except: vec![],
+    };
+    sys.fix_tree(&www).unwrap();
+    let plan = engine::plan(&steps, &cx, &sys).unwrap();
+    let changed: Vec<&str> = plan.steps.iter().filter(|s| !s.actions.is_empty()).map(|s| s.name).collect();
+    assert_eq!(changed, ["web.config.wp-config", "web.permissions.tree", "web.share.uploads"], "{}", plan.to_text());
+    engine::apply(&steps, &cx, &sys).unwrap();
+    for (path, want) in [
+        ("/var/www/wordpress/index.php", (0, 0, 0o644)),
+        ("/var/www/wordpress/wp-includes", (0, 0, 0o755)),
+        ("/var/www/wordpress/wp-content/themes/index.php", (0, 0, 0o644)),
+        ("/var/www/wordpress/wp-config.php", (0, 33, 0o640)),
+        (UPLOADS, (33, 33, 0o755)),
+    ] {
+        let m = sys.meta(path).unwrap().unwrap();
+        assert_eq!((m.uid, m.gid, m.mode), want, "{path}");
     }
 }

@@ -23,8 +23,10 @@ $table_prefix = 'wp_';
 
 define( 'WP_DEBUG', false );
 // hainit owns the code on every node: an update applied by one node alone would split them.
+// The code is root's (PHP cannot write it): plugins, themes and updates come with the image.
 define( 'AUTOMATIC_UPDATER_DISABLED', true );
 define( 'DISALLOW_FILE_EDIT', true );
+define( 'DISALLOW_FILE_MODS', true );
 
 if ( ! defined( 'ABSPATH' ) ) {
 	define( 'ABSPATH', __DIR__ . '/' );
