@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-CACHE = os.environ.get("LAB_CACHE", "/var/tmp/hainit-lab/cache")
+CACHE = os.environ.get("HAINIT_IMAGE_CACHE", "/var/tmp/hainit-image")
 RUNS = os.environ.get("LAB_RUNS", "/var/tmp/hainit-lab/runs")
 
 

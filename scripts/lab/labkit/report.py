@@ -35,10 +35,14 @@ def figures(result):
     howto = result.get("howto") or {}
     image = result.get("image") or {}
     t = drill.get("timings", {})
+    base = image.get("base") or {}
     f = {
+        "image_sha256": base.get("vhd_sha256"),
+        "azure_image_build_s": (base.get("seconds") or {}).get("total"),
         "image_build_s": (image.get("seconds") or {}).get("total"),
         "image_cached": result.get("image_cached"),
         "boot_to_wordpress_s": boot.get("wordpress_s"),
+        "boot_to_ssh_s": boot_to_ssh(boot),
         "initial_sync_s": boot.get("initial_sync", {}).get("seconds"),
         "howto_full_initial_sync_s": howto.get("full_initial_sync_s"),
         "failover_kill_to_vip_write_s": t.get("failover_kill_to_vip_write_s"),
@@ -101,6 +105,7 @@ def write(result, run_dir):
     lines.append("**%s** — %s, %s, %d s in all; run directory `%s`." % (
         verdict, result.get("started", ""), "accelerator " + str(s.get("accel")), result.get("seconds") or 0,
         result["run_dir"]))
+    lines += [""] + image_lines(result.get("image") or {})
     if result.get("error"):
         lines.append("")
         lines.append("Stopped early: `%s`" % result["error"])
@@ -111,8 +116,13 @@ def write(result, run_dir):
         lines.append("| %s | %s | %s |" % (sc["name"], sc["status"], sc.get("seconds")))
     lines += ["", "## Timings: hainit beside the how-to's manual path (same run)", "",
               "| measure | hainit | how-to manual path | gain |", "|---|---|---|---|"]
-    cached = " (cached image; built in this time on %s)" % result.get("image", {}).get("built_at", "?")
-    lines.append("| image build | %s%s | – | – |" % (fmt(f["image_build_s"]), cached if f.get("image_cached") else ""))
+    base = (result.get("image") or {}).get("base") or {}
+    lines.append("| Azure image build (`make azure-image`, built %s) | %s | – | – |" % (
+        base.get("built_at", "?"), fmt(f["azure_image_build_s"])))
+    cached = " (cached; built in this time on %s)" % result.get("image", {}).get("built_at", "?")
+    lines.append("| lab layer over it (`make lab-image`) | %s%s | – | – |" % (
+        fmt(f["image_build_s"]), cached if f.get("image_cached") else ""))
+    lines.append("| VM start -> ssh (UEFI firmware, GRUB, kernel, first boot) | %s | – | – |" % fmt_range(f["boot_to_ssh_s"]))
     lines.append("| boot -> WordPress served through the public LB | %s | – | – |" % fmt(f["boot_to_wordpress_s"]))
     lines.append("| DRBD initial sync of a new pair (%s MiB) | %s | %s (full sync) | %s |" % (
         s.get("data_disk_mib"), fmt(f["initial_sync_s"]), fmt(f["howto_full_initial_sync_s"]),
@@ -139,6 +149,31 @@ def write(result, run_dir):
         fh.write("\n".join(lines) + "\n")
     report_html.write(result, run_dir, TARGETS["failover_s"])
     return path
+
+
+def boot_to_ssh(boot):
+    """[min, max] seconds from starting the VMs to ssh answering, over the first boots; None before."""
+    times = [v["ssh_s"] for v in (boot.get("vms") or {}).values() if v.get("ssh_s") is not None]
+    return [min(times), max(times)] if times else None
+
+
+def fmt_range(r):
+    return "–" if not r else ("%s s" % r[0] if r[0] == r[1] else "%s–%s s" % (r[0], r[1]))
+
+
+def image_lines(image):
+    """Which image the run proved: the Azure VHD by its sha256, and the lab's layer over it."""
+    base = image.get("base") or {}
+    if not base.get("vhd_sha256"):
+        return ["Image: unknown (no image.json in the lab image)."]
+    layer = image.get("lab_layer") or {}
+    lines = ["Image: `hainit-debian12.vhd` sha256 `%s` (`make azure-image`, %s, %s), booted as Azure boots it: "
+             "UEFI firmware (OVMF), its own GRUB and kernel. The lab's layer over it (a qcow2 overlay of %s "
+             "bytes; the VHD is not written) changes:" % (base["vhd_sha256"], base.get("built_at", "?"),
+                                                         base.get("kernel", "?"), layer.get("qcow2_bytes", "?")), ""]
+    for c in layer.get("changes", []):
+        lines.append("- %s" % c["what"])
+    return lines
 
 
 def failure_lines(result, run_dir, journal_lines=8):
