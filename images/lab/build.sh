@@ -4,8 +4,8 @@
 #   images/lab/build.sh          (as root, after make azure-image)
 #
 # The layer (images/lab/layer.py: each change and its reason; docs/lab.md) is written with debugfs
-# into a sparse copy of the VHD, and `qemu-img convert -B` keeps only the clusters that differ: a
-# qcow2 overlay whose backing file is the VHD in the image cache. The lab's VMs boot it the way
+# into a sparse copy of the VHD; the clusters that differ go into a qcow2 overlay whose backing file
+# is the VHD in the image cache (qemu-img compare proves the overlay reads as the edited copy). The lab's VMs boot it the way
 # Azure boots the image, through its own boot loader under UEFI firmware (OVMF), and each VM's
 # disk is an overlay of this one. The VHD is never written: the lab's report names its sha256,
 # the same as target/images/hainit-debian12.vhd.sha256.
@@ -71,13 +71,15 @@ log "layer $key on $vhd (sha256 $vhd_sha)"
 cp --sparse=always "$vhd" "$out.new/lab.raw"
 truncate -s -512 "$out.new/lab.raw"
 python3 "$here/layer.py" apply "$out.new/lab.raw" "$offset" "$CACHE/id_lab.pub" || die "the lab layer failed"
-qemu-img convert -f raw -O qcow2 -B "$vhd" -F vpc "$out.new/lab.raw" "$out.new/lab.qcow2"
+python3 "$here/layer.py" overlay "$out.new/lab.raw" "$vhd" "$out.new/lab.qcow2" >"$out.new/overlay.json" ||
+  die "the lab layer's overlay failed"
 rm -f "$out.new/lab.raw"
 [ "$(cut -d' ' -f1 "$vhd.sha256")" = "$vhd_sha" ] || die "$vhd.sha256 changed during the build"
 seconds=$(since "$T0")
 python3 - "$base/image.json" "$out.new" "$vhd" "$key" "$seconds" "$here/layer.py" <<'EOF'
 import json, os, subprocess, sys, time
 base_json, out, vhd, key, seconds, layer = sys.argv[1:]
+overlay = json.load(open(os.path.join(out, "overlay.json")))
 base = json.load(open(base_json))
 changes = json.loads(subprocess.run([sys.executable, layer, "list"], capture_output=True, text=True,
                                     check=True).stdout)
@@ -85,7 +87,8 @@ image = {"key": key, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime
          "base": {"vhd": vhd, "vhd_sha256": base["vhd_sha256"], "key": base["key"],
                   "built_at": base["built_at"], "seconds": base["seconds"], "kernel": base["kernel"],
                   "versions": base.get("versions", {})},
-         "lab_layer": {"qcow2_bytes": os.path.getsize(os.path.join(out, "lab.qcow2")), "changes": changes},
+         "lab_layer": {"qcow2_bytes": os.path.getsize(os.path.join(out, "lab.qcow2")),
+                       "changed_bytes": overlay["bytes"], "changed_runs": overlay["runs"], "changes": changes},
          "hainit_sha256": base["hainit_sha256"], "wordpress_sha256": base["wordpress_sha256"],
          "seconds": {"lab_layer": float(seconds), "total": float(seconds)}}
 json.dump(image, open(os.path.join(out, "image.json"), "w"), indent=2)

@@ -3,17 +3,21 @@
 
   layer.py apply  IMAGE.raw OFFSET PUBKEY    write the changes into the ext4 root file system that
                                              starts at byte OFFSET of IMAGE.raw (a copy of the VHD)
+  layer.py overlay IMAGE.raw VHD OUT.qcow2    a qcow2 overlay of VHD holding only the clusters in
+                                             which IMAGE.raw differs from it
   layer.py list                              the changes and their reasons, as JSON
 
 No mounts: debugfs edits the file system inside the image file, e2fsck -fn judges the result, and
-every change is read back. images/lab/build.sh turns the edited copy into a qcow2 overlay whose base
-is the VHD, so the VHD itself stays as `make azure-image` built it (docs/lab.md lists these).
+every change is read back. The overlay is then OUT.qcow2 over the VHD, with only the clusters the
+changes touched (qemu-io writes them; qemu-img compare proves the overlay reads as the edited
+copy), so the VHD itself stays as `make azure-image` built it (docs/lab.md lists the changes).
 """
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUEST = os.path.join(HERE, "guest")
@@ -215,6 +219,63 @@ def verify(fs, files, links, gone):
         raise LayerError("%s.distrib missing after the diversion" % DIVERTED)
 
 
+CLUSTER = 64 * 1024
+
+
+def changed_runs(raw, vhd):
+    """[(offset, length)] of the CLUSTER-aligned runs in which `raw` differs from the first bytes of
+    `vhd` (a fixed VHD is the raw disk plus a footer). Only the data extents of `raw` are read: `raw`
+    is a sparse copy of the VHD, so a hole in it is zeros in the VHD as well."""
+    runs = []
+    size = os.path.getsize(raw)
+    with open(raw, "rb") as a, open(vhd, "rb") as b:
+        fd = a.fileno()
+        pos = 0
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: no data after pos
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            off = start - start % CLUSTER
+            while off < end:
+                a.seek(off)
+                b.seek(off)
+                n = min(CLUSTER, size - off)
+                if a.read(n) != b.read(n):
+                    if runs and runs[-1][0] + runs[-1][1] == off:
+                        runs[-1] = (runs[-1][0], runs[-1][1] + n)
+                    else:
+                        runs.append((off, n))
+                off += CLUSTER
+            pos = max(end, off)
+    return runs
+
+
+def overlay(raw, vhd, out, tmpdir):
+    """OUT.qcow2 backed by the VHD, holding the runs in which `raw` differs; proven by qemu-img compare."""
+    if os.path.getsize(raw) + 512 != os.path.getsize(vhd):
+        raise LayerError("%s is not %s without its 512-byte footer" % (raw, vhd))
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "vpc", "-b", vhd, out], check=True)
+    runs = changed_runs(raw, vhd)
+    cmds = []
+    with open(raw, "rb") as f:
+        for i, (off, n) in enumerate(runs):
+            chunk = os.path.join(tmpdir, "run%d" % i)
+            f.seek(off)
+            with open(chunk, "wb") as c:
+                c.write(f.read(n))
+            cmds += ["-c", "write -q -s %s %d %d" % (chunk, off, n)]
+    if cmds:
+        r = subprocess.run(["qemu-io", "-f", "qcow2"] + cmds + [out], capture_output=True, text=True)
+        if r.returncode != 0 or r.stderr.strip():
+            raise LayerError("qemu-io writing the lab layer: %s" % (r.stderr.strip() or r.returncode))
+    r = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, out], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise LayerError("the overlay does not read as the edited copy: %s" % (r.stdout + r.stderr).strip())
+    return {"runs": len(runs), "bytes": sum(n for _, n in runs)}
+
+
 def summary():
     return [{"what": c["what"], "why": c["why"]} for c in CHANGES]
 
@@ -223,13 +284,15 @@ def main(argv):
     if argv[1:2] == ["list"]:
         print(json.dumps(summary(), indent=1))
         return 0
-    if len(argv) != 5 or argv[1] != "apply":
+    if len(argv) != 5 or argv[1] not in ("apply", "overlay"):
         sys.stderr.write(__doc__)
         return 2
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            apply(argv[2], int(argv[3]), argv[4], tmp)
+            if argv[1] == "apply":
+                apply(argv[2], int(argv[3]), argv[4], tmp)
+            else:
+                print(json.dumps(overlay(argv[2], argv[3], argv[4], tmp)))
         except LayerError as e:
             sys.stderr.write("lab layer: %s\n" % e)
             return 1

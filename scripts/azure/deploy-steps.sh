@@ -408,6 +408,6 @@ summary() {
 $SCRIPT_NAME: done$([[ $DRY_RUN -eq 1 ]] && echo " (dry run: nothing was changed)").
   WordPress:  $SITE_URL/   (first boot takes a few minutes; /healthz answers when a web node is up)
   admin user: wpadmin, password hex(HMAC-SHA256(secret, "hainit/wordpress-admin")), secret in $file
-  failover drill: scripts/failover-drill.sh --resource-group $RESOURCE_GROUP
+  failover drill: scripts/azure/drill.py --resource-group $RESOURCE_GROUP
 EOF
 }

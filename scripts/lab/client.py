@@ -5,6 +5,7 @@ rows through the DB VIP. Runs inside the lab's network namespace. Prints one JSO
   client.py post  --url URL --title T [--deadline S]   log in, REST-create a post, until it works
   client.py get   --url URL --id N [--tries K]          REST read of post N (K reads: both web nodes)
   client.py http  --url URL [--deadline S]              first HTTP 200 for GET URL
+  client.py fetch --url URL [--deadline S]              one GET URL that got an answer: status, body
   client.py vip   --host VIP --defaults FILE [--deadline S] [--note TEXT]
                                                         INSERT through the VIP until it succeeds
   client.py vip-loop --host VIP --defaults FILE --log FILE --stop FILE
@@ -71,15 +72,18 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def wp_post(url, title, content):
+def wp_post(url, title, content, user=None, password=None):
     """Log in as the admin like a browser (cookies), take the REST nonce, create a published post.
     Each request is a new connection, so the LB may send each to a different web node: the login
-    cookie works on every node only because they share WordPress's keys and salts."""
+    cookie works on every node only because they share WordPress's keys and salts. The login comes
+    from the arguments or the environment (HLAB_WP_USER, HLAB_WP_PASSWORD), never argv."""
+    user = user or os.environ["HLAB_WP_USER"]
+    password = password or os.environ["HLAB_WP_PASSWORD"]
     base = url.rstrip("/")
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(Handler(), urllib.request.HTTPCookieProcessor(jar), NoRedirect())
     opener.open(base + "/wp-login.php", timeout=ATTEMPT_TIMEOUT).read()
-    form = urllib.parse.urlencode({"log": os.environ["HLAB_WP_USER"], "pwd": os.environ["HLAB_WP_PASSWORD"],
+    form = urllib.parse.urlencode({"log": user, "pwd": password,
                                    "wp-submit": "Log In", "testcookie": "1",
                                    "redirect_to": base + "/wp-admin/"}).encode()
     try:  # 302 to the dashboard on success; not followed (the dashboard is slow under emulation)
@@ -88,7 +92,7 @@ def wp_post(url, title, content):
         if e.code != 302:
             raise
     if not any(c.name.startswith("wordpress_logged_in_") for c in jar):
-        raise RuntimeError("login as %s refused" % os.environ["HLAB_WP_USER"])
+        raise RuntimeError("login as %s refused" % user)
     nonce = opener.open(base + "/wp-admin/admin-ajax.php?action=rest-nonce",
                         timeout=ATTEMPT_TIMEOUT).read().decode().strip()
     body = json.dumps({"title": title, "content": content, "status": "publish"}).encode()
@@ -116,6 +120,12 @@ def wp_get(url, post_id):
     if status != 200:
         raise RuntimeError("HTTP %d for post %d: %s" % (status, post_id, body[:200]))
     return json.loads(body)["title"]["rendered"]
+
+
+def fetch(url, limit=65536):
+    """One GET: {"status", "body"} (text, at most `limit` bytes), whatever the status."""
+    status, body = http_get(url)
+    return {"status": status, "body": body[:limit].decode(errors="replace")}
 
 
 def http_ok(url):
@@ -159,11 +169,11 @@ def vip_loop(host, defaults, log, stop, pause):
 def main(argv=None):
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("post", "get", "http", "vip", "vip-loop"):
+    for name in ("post", "get", "http", "fetch", "vip", "vip-loop"):
         s = sub.add_parser(name)
         s.add_argument("--deadline", type=float, default=0)
         s.add_argument("--pause", type=float, default=1.0)
-        if name in ("post", "get", "http"):
+        if name in ("post", "get", "http", "fetch"):
             s.add_argument("--url", required=True)
     sub.choices["post"].add_argument("--title", required=True)
     sub.choices["post"].add_argument("--content", default="written by the hainit lab drill")
@@ -182,6 +192,8 @@ def main(argv=None):
         result = {"ok": all(r["ok"] for r in reads), "value": reads[-1].get("value"), "reads": reads}
     elif a.cmd == "http":
         result = retry(lambda: http_ok(a.url), a.deadline, a.pause)
+    elif a.cmd == "fetch":
+        result = retry(lambda: fetch(a.url), a.deadline, a.pause)
     elif a.cmd == "vip":
         result = retry(lambda: vip_insert(a.host, a.defaults, a.note), a.deadline, a.pause)
     else:

@@ -100,20 +100,37 @@ def write(result, run_dir):
     with open(os.path.join(run_dir, "report.json"), "w") as fh:
         json.dump(result, fh, indent=2)
     s = result.get("settings", {})
-    lines = ["# hainit lab report — run %s" % result["run_id"], ""]
+    lab = result.get("kind", "lab") == "lab"
     verdict = "PASS" if result.get("ok") else "FAIL"
+    if lab:
+        lines = ["# hainit lab report — run %s" % result["run_id"], ""]
+        where = "accelerator " + str(s.get("accel"))
+    else:
+        lines = ["# hainit Azure drill report — run %s" % result["run_id"], ""]
+        where = "%s (resource group %s)" % (s.get("url"), s.get("resource_group"))
     lines.append("**%s** — %s, %s, %d s in all; run directory `%s`." % (
-        verdict, result.get("started", ""), "accelerator " + str(s.get("accel")), result.get("seconds") or 0,
-        result["run_dir"]))
-    lines += [""] + image_lines(result.get("image") or {})
+        verdict, result.get("started", ""), where, result.get("seconds") or 0, result["run_dir"]))
+    if lab:
+        lines += [""] + image_lines(result.get("image") or {})
     if result.get("error"):
         lines.append("")
         lines.append("Stopped early: `%s`" % result["error"])
     lines += ["", "## Scenarios", "", "| scenario | result | seconds |", "|---|---|---|"]
-    lines.append("| bring-up (4 VMs, first boot, WordPress through the LB) | %s | %s |" % (
-        "pass" if result.get("boot", {}).get("wordpress_s") else "fail", fmt(result.get("boot", {}).get("wordpress_s"), "")))
+    if lab:
+        lines.append("| bring-up (4 VMs, first boot, WordPress through the LB) | %s | %s |" % (
+            "pass" if result.get("boot", {}).get("wordpress_s") else "fail",
+            fmt(result.get("boot", {}).get("wordpress_s"), "")))
     for sc in result.get("scenarios", []):
         lines.append("| %s | %s | %s |" % (sc["name"], sc["status"], sc.get("seconds")))
+    if not lab:
+        lines += drill_timings(result)
+        for sc in result.get("scenarios", []):
+            lines += scenario_section(sc)
+        lines += ["", "## Settings", "", "```", json.dumps(s, indent=1), "```"]
+        path = os.path.join(run_dir, "report.md")
+        with open(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return path
     lines += ["", "## Timings: hainit beside the how-to's manual path (same run)", "",
               "| measure | hainit | how-to manual path | gain |", "|---|---|---|---|"]
     base = (result.get("image") or {}).get("base") or {}
@@ -149,6 +166,28 @@ def write(result, run_dir):
         fh.write("\n".join(lines) + "\n")
     report_html.write(result, run_dir, TARGETS["failover_s"])
     return path
+
+
+DRILL_TIMINGS = [("standby_stop_to_post_s", "standby stopped -> post through the public LB"),
+                 ("standby_restart_to_uptodate_s", "standby started -> DRBD UpToDate/UpToDate"),
+                 ("failover_stop_api_s", "power-off of the primary (the call itself)"),
+                 ("failover_kill_to_post_s", "**primary powered off -> post through the public LB**"),
+                 ("killed_primary_restart_to_uptodate_s", "killed primary started -> resynced")]
+
+
+def drill_timings(result):
+    """The drill's timings as a table (the Azure report; the lab's has them in its own table)."""
+    drill = scenario(result, "drill") or {}
+    t = drill.get("timings", {})
+    lines = ["", "## Timings", "", "| measure | seconds |", "|---|---|"]
+    for key, label in DRILL_TIMINGS:
+        lines.append("| %s | %s |" % (label, fmt(t.get(key))))
+    k = 1
+    while "web%d_stop_to_post_s" % k in t:
+        lines.append("| web VM %d stopped -> post | %s |" % (k, fmt(t.get("web%d_stop_to_post_s" % k))))
+        lines.append("| web VM %d started -> in the LB again | %s |" % (k, fmt(t.get("web%d_start_to_lb_up_s" % k))))
+        k += 1
+    return lines
 
 
 def boot_to_ssh(boot):
@@ -203,8 +242,11 @@ def failure_lines(result, run_dir, journal_lines=8):
         lines.append("lab: %s: hainit %s (exit %s)%s" % (name, state, vm.get("hainit_exit"),
                                                         "; its journal ends:" if tail else ""))
         lines += ["  " + clip(t) for t in tail]
-    lines.append("lab: FAILED (%s) — logs: %s (lab.log, vms/*/console.log, vms/*/diagnostics.txt)"
-                 % (", ".join(reasons) or "unknown", run_dir))
+    if result.get("kind", "lab") == "lab":
+        lines.append("lab: FAILED (%s) — logs: %s (lab.log, vms/*/console.log, vms/*/diagnostics.txt)"
+                     % (", ".join(reasons) or "unknown", run_dir))
+    else:
+        lines.append("drill: FAILED (%s) — logs: %s (drill.log, report.md)" % (", ".join(reasons) or "unknown", run_dir))
     return lines
 
 

@@ -20,6 +20,8 @@ class FakeVM:
     def __init__(self, name, fenced, said="", role="db"):
         self.name, self.spec, self._fenced, self.said = name, Spec(role), fenced, said
         self.exited_at = 1700000000.0 if fenced else None
+        # VM.note_kernel: the host time the kernel printed its first line (not seen here).
+        self.kernel_at, self.started_at = None, None
 
     def fenced(self):
         return self._fenced

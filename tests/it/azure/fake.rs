@@ -75,10 +75,11 @@ impl FakeAz {
         self.dir.path().join("home")
     }
 
-    /// Run `bash scripts/<script> ARGS` with the fake first on PATH; `env` adds variables.
+    /// Run `bash scripts/<script> ARGS` (`python3` for a .py) with the fake first on PATH; `env`
+    /// adds variables.
     pub fn run(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let path = format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap());
-        let mut cmd = Command::new("bash");
+        let mut cmd = Command::new(if script.ends_with(".py") { "python3" } else { "bash" });
         cmd.arg(repo(script)).args(args).env("PATH", path).env("FAKE_AZ_DIR", self.dir.path());
         cmd.env("HOME", self.home()).env_remove("XDG_CONFIG_HOME").env("TMPDIR", self.dir.path());
         for (k, _) in std::env::vars() {
