@@ -125,9 +125,12 @@ source "azure-arm" "rocky9" {
   managed_image_resource_group_name = var.image_resource_group
   managed_image_name                = var.image_name
 
+  # hainit-plan: a VM from this image needs the source's Marketplace plan (scripts/deploy-azure.sh
+  # reads it and refuses to create one without --image-plan).
   azure_tags = {
-    project = "hainit"
-    os      = "el9"
+    project       = "hainit"
+    os            = "el9"
+    "hainit-plan" = "${var.source_publisher}:${var.source_offer}:${var.source_sku}"
   }
 }
 

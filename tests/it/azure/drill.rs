@@ -217,8 +217,7 @@ fn a_failover_slower_than_the_timeout_fails_the_drill() {
     let secret_file = az.dir.path().join("stack.secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let url = wp.url();
-    let args =
-        ["--url", &url, "--secret-file", secret_file.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
+    let args = ["--url", &url, "--secret-file", secret_file.to_str().unwrap(), "--out", out_dir.to_str().unwrap()];
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--timeout", "1", "--poll", "0", "--lb-settle", "0"]);
     let out = az.run(SCRIPT, &all, &[]);
