@@ -19,12 +19,14 @@ root inside the image file. Exit 0 when every check passes, 1 otherwise (each fa
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import re
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zlib
 
@@ -268,6 +270,28 @@ def root_checks(root, c, wordpress_sha256, hainit_bin):
         c.check("nothing of the lab's layer: no %s" % f, not root.exists(f))
 
 
+def module_version(root, kver, module):
+    """`modinfo -F version` of a module in the image (dumped with debugfs), or None."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, os.path.basename(module))
+        root.debugfs("dump /lib/modules/%s/kernel/%s %s" % (kver, module, path))
+        if not os.path.exists(path):
+            return None
+        r = subprocess.run(["modinfo", "-F", "version", path], capture_output=True, text=True)
+        return r.stdout.strip() or None
+
+
+def wordpress_version(tarball):
+    """$wp_version of wp-includes/version.php in a WordPress tarball's bytes, or None."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tarball or b""), mode="r:gz") as t:
+            f = t.extractfile("wordpress/wp-includes/version.php")
+            m = re.search(rb"\$wp_version = '([^']+)'", f.read() if f else b"")
+            return m.group(1).decode() if m else None
+    except (tarfile.TarError, KeyError, OSError):
+        return None
+
+
 def versions(root):
     status = (root.read("/var/lib/dpkg/status") or b"").decode(errors="replace")
     found = {}
@@ -275,7 +299,12 @@ def versions(root):
         fields = dict(re.findall(r"^([A-Za-z-]+): (.*)$", para, re.M))
         if fields.get("Package") in VERSIONS and fields.get("Status", "").endswith(" installed"):
             found[fields["Package"]] = fields.get("Version")
-    return {p: found.get(p) for p in VERSIONS}
+    out = {p: found.get(p) for p in VERSIONS}
+    out["wordpress (baked tarball)"] = wordpress_version(root.read("/usr/share/hainit/wordpress.tar.gz"))
+    vmlinuz = root.link("/vmlinuz") or ""
+    if "vmlinuz-" in vmlinuz:
+        out["drbd kernel module"] = module_version(root, vmlinuz.split("vmlinuz-", 1)[1], "drivers/block/drbd/drbd.ko")
+    return out
 
 
 def check(path, wordpress_sha256=None, hainit_bin=None):

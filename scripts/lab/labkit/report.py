@@ -130,6 +130,7 @@ def write(result, run_dir):
         path = os.path.join(run_dir, "report.md")
         with open(path, "w") as fh:
             fh.write("\n".join(lines) + "\n")
+        report_html.write(result, run_dir, TARGETS["failover_s"])
         return path
     lines += ["", "## Timings: hainit beside the how-to's manual path (same run)", "",
               "| measure | hainit | how-to manual path | gain |", "|---|---|---|---|"]

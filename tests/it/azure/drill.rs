@@ -182,6 +182,7 @@ fn the_drill_fails_over_and_reports_in_the_labs_format() {
     assert!(steps.iter().any(|s| s["step"] == "db-b is the primary"), "the failover check ran");
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(md.contains("**PASS**") && md.contains("primary powered off -> post through the public LB"), "{md}");
+    assert!(out_dir.join("report.html").exists(), "report.html beside report.md, as in the lab");
 }
 
 #[test]
