@@ -37,7 +37,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@if [ -n "$(SCRIPTS)" ]; then shellcheck -x $(SCRIPTS); fi
-	pyflakes3 scripts/lab scripts/bench.py scripts/azure images tests/fixtures/azure/fake-az tests/fixtures/azure/fake-wordpress
+	pyflakes3 scripts/lab scripts/bench.py scripts/azure images tests/fixtures/azure/fake-az tests/fixtures/azure/fake-wordpress \
+	  tests/fixtures/azure/fake-azcopy
 
 fmt:
 	$(CARGO) fmt --all

@@ -166,6 +166,12 @@ build {
     destination = "${local.stage}/hainit.service"
   }
 
+  # /dev/disk/azure/data/by-lun/N for SCSI and NVMe data disks (the Debian image carries the same).
+  provisioner "file" {
+    source      = "${path.root}/../azure/rootfs/etc/udev/rules.d/80-hainit-azure-data-disks.rules"
+    destination = "${local.stage}/80-hainit-azure-data-disks.rules"
+  }
+
   provisioner "file" {
     source      = "${path.root}/provision/packages-centos7.txt"
     destination = "${local.stage}/packages.txt"

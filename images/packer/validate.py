@@ -6,8 +6,8 @@
 The templates need packer >= 1.14 and packer-plugin-azure >= 2.3.0 (their `packer` block). Debian
 12's packer is 1.6.6: it predates `required_plugins` and its built-in azure-arm builder predates
 `public_ip_sku`. When the packer here is older than 1.7, each template is validated without those
-two — the `packer` block and the `public_ip_sku` line, nothing else — from a copy of images/packer
-and images/systemd in a temporary directory (so ${path.root} resolves as in the repository); the
+two — the `packer` block and the `public_ip_sku` line, nothing else — from a copy of images/ in a
+temporary directory (so ${path.root} resolves as in the repository); the
 plugin pin is judged by tests/it/azure/images.rs instead. With a newer packer the templates are
 validated as they are. Exit: packer's.
 """
@@ -81,17 +81,17 @@ def main(argv):
         return max(subprocess.run(["packer", "validate"] + args + [t], cwd=HERE).returncode for t in templates)
     rc = 0
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(HERE, os.path.join(tmp, "packer"))
-        shutil.copytree(os.path.join(IMAGES, "systemd"), os.path.join(tmp, "systemd"))
+        shutil.copytree(IMAGES, os.path.join(tmp, "images"), symlinks=True)
         for t in templates:
-            path = os.path.join(tmp, "packer", os.path.basename(t))
+            path = os.path.join(tmp, "images", "packer", os.path.basename(t))
             with open(path) as f:
                 text = f.read()
             with open(path, "w") as f:
                 f.write(for_old_packer(text))
             print("validate.py: packer %s: %s without its packer block and %s" % (
                 ".".join(map(str, version)), t, ", ".join(NEWER_THAN_1_6)), flush=True)
-            r = subprocess.run(["packer", "validate"] + args + [os.path.basename(t)], cwd=os.path.join(tmp, "packer"))
+            r = subprocess.run(["packer", "validate"] + args + [os.path.basename(t)],
+                               cwd=os.path.join(tmp, "images", "packer"))
             rc = max(rc, r.returncode)
     return rc
 

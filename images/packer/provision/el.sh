@@ -4,7 +4,8 @@
 # at first boot (ILB-only VMs may have none, reference §4.4):
 #   - the repositories (CentOS 7: vault 7.9.2009, SCL, EPEL archive, ELRepo; EL9: highavailability,
 #     ELRepo) and the packages BOTH roles need (packages-<os>.txt, kept equal to the platform table);
-#   - /usr/local/sbin/hainit, /usr/local/libexec/hainit-boot and hainit.service, enabled;
+#   - /usr/local/sbin/hainit, /usr/local/libexec/hainit-boot and hainit.service, enabled; the udev
+#     rules for /dev/disk/azure/data/by-lun/N (WALinuxAgent's give only /dev/disk/azure/scsi1/lunN);
 #   - the WordPress release tarball, checked against a pinned sha256, and its hash in
 #     /usr/share/hainit/defaults.yaml (hainit refuses an unpinned WordPress);
 #   - cloud-init as the provisioning agent with the Azure datasource (custom-data is processed on
@@ -12,7 +13,7 @@
 # Azure's deprovision step is the template's last provisioner.
 #
 # Inputs (Packer environment_vars): HAINIT_OS (centos7 | el9), STAGE (uploaded files: hainit,
-# hainit-boot, hainit.service, packages.txt), WORDPRESS_URL, WORDPRESS_SHA256, OS_UPDATE (yes|no),
+# hainit-boot, hainit.service, 80-hainit-azure-data-disks.rules, packages.txt), WORDPRESS_URL, WORDPRESS_SHA256, OS_UPDATE (yes|no),
 # ELREPO_BASEURL, ELREPO_GPGKEYS; centos7 also VAULT_BASEURL, SCLO_GPGKEY, EPEL_BASEURL, EPEL_GPGKEY.
 # Sourcing the file only defines the functions (tests use them).
 set -euo pipefail
@@ -157,6 +158,7 @@ install_hainit() {
   install -D -m 0755 "$stage/hainit" /usr/local/sbin/hainit
   install -D -m 0755 "$stage/hainit-boot" /usr/local/libexec/hainit-boot
   install -D -m 0644 "$stage/hainit.service" /etc/systemd/system/hainit.service
+  install -D -m 0644 "$stage/80-hainit-azure-data-disks.rules" /etc/udev/rules.d/80-hainit-azure-data-disks.rules
   /usr/local/sbin/hainit --version >/dev/null || die "/usr/local/sbin/hainit does not run on this OS"
   systemctl enable hainit.service
 }

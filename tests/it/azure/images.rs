@@ -159,6 +159,10 @@ fn templates_bake_pinned_wordpress_and_deprovision_last() {
             hcl.contains("${path.root}/../systemd/hainit.service")
                 && hcl.contains("${path.root}/../systemd/hainit-boot")
         );
+        assert!(
+            hcl.contains("${path.root}/../azure/rootfs/etc/udev/rules.d/80-hainit-azure-data-disks.rules"),
+            "{template}: the /dev/disk/azure/data/by-lun rules, as the Debian image has them"
+        );
         let provision = hcl.find("provision/el.sh").unwrap();
         let deprovision = hcl.find("waagent -force -deprovision+user").expect("Azure's deprovision step");
         assert!(deprovision > provision, "{template}: deprovision must be the last step");
