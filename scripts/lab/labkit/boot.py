@@ -121,9 +121,10 @@ def wait_converged(lab, boot, result):
     for vm in lab.vms.values():
         vm.wait_ssh(timeout=900)
         boot["vms"][vm.name] = {"ssh_s": round(time.time() - t0, 1)}
-        if vm.kernel_at is not None:
-            # The VMs are started one after the other: firmware and GRUB time from this VM's own start.
-            boot["vms"][vm.name]["firmware_and_loader_s"] = round(vm.kernel_at - vm.started_at, 1)
+        kernel = vm.kernel_started_at()
+        if kernel is not None:
+            # From this VM's own start (the VMs are started one after the other).
+            boot["vms"][vm.name]["firmware_and_loader_s"] = round(kernel - vm.started_at, 1)
         lab.log("%s: ssh up after %.0f s" % (vm.name, time.time() - t0))
     pending = list(lab.vms.values())
     deadline = time.time() + lab.settings.converge_timeout

@@ -61,10 +61,6 @@ class VM:
         self.exited_at = None
         # The ssh connection kept open to this VM while it runs (see start_master).
         self.master = None
-        # Where this boot's console output starts (console.log is appended to), and the host time
-        # the kernel's first line appeared there: firmware and boot loader took until then.
-        self.console_offset = 0
-        self.kernel_at = None
 
     # ---- paths -----------------------------------------------------------------------------
     def path(self, leaf):
@@ -190,11 +186,6 @@ class VM:
             pass
         self.started_at = time.time()
         self.stopped_by_lab, self.exited_at, self.was_running = False, None, False
-        try:
-            self.console_offset = os.path.getsize(self.path("console.log"))
-        except FileNotFoundError:
-            self.console_offset = 0
-        self.kernel_at = None
         common.run(self.lab.net.cmd(self.qemu_argv()), timeout=60, log=self.lab.log)
         pid = self.pid()
         if pid is None:
@@ -316,23 +307,21 @@ class VM:
             return None
         return r.stdout if r.returncode == 0 else None
 
-    def note_kernel(self):
-        """Record when this boot's kernel printed its first line (polled while waiting for ssh)."""
-        if self.kernel_at is not None:
-            return
+    def kernel_started_at(self):
+        """Host time this boot's kernel started (now minus the guest's uptime): from the VM's start
+        until then, qemu, the UEFI firmware and GRUB ran. None when the VM cannot be asked."""
+        t0 = time.time()
+        out = self.try_ssh("cat /proc/uptime", timeout=20)
+        t1 = time.time()
         try:
-            with open(self.path("console.log"), "rb") as f:
-                f.seek(self.console_offset)
-                if b"Linux version" in f.read():
-                    self.kernel_at = time.time()
-        except FileNotFoundError:
-            pass
+            return (t0 + t1) / 2 - float(out.split()[0])
+        except (AttributeError, IndexError, ValueError):
+            return None
 
     def wait_ssh(self, timeout=600):
         def up():
             if not self.running():
                 raise common.LabError("%s died while booting; see %s" % (self.name, self.path("console.log")))
-            self.note_kernel()
             return self.try_ssh("true", timeout=20) is not None
         waited = common.wait_until(up, timeout, "ssh on " + self.name, interval=2)[1]
         self.start_master()
