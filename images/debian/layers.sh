@@ -18,7 +18,7 @@ REPO=$(cd "$(dirname "$LAYERS_SELF")/../.." && pwd)
 CACHE=${HAINIT_IMAGE_CACHE:-/var/tmp/hainit-image}
 HAINIT_BIN=${HAINIT_BIN:-$REPO/target/x86_64-unknown-linux-musl/release/hainit}
 WP_SCRIPT=${WORDPRESS_TARBALL_SCRIPT:-$REPO/scripts/wordpress-tarball.sh}
-REFRESH=${HAINIT_IMAGE_REFRESH:-${LAB_REFRESH:-0}}
+REFRESH=${HAINIT_IMAGE_REFRESH:-0}
 SUITE=bookworm
 # Seconds per layer, for image.json (the build script writes it).
 declare -A SECS=()
