@@ -10,7 +10,7 @@ SCRIPTS := $(shell for f in $$(find scripts images cloud-init .ci -type f 2>/dev
              head -n1 "$$f" | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done)
 
 .PHONY: print-scripts build test lint fmt unit golden bench install clean check-static
-.PHONY: lab lab-image lab-clean lab-check
+.PHONY: lab lab-image lab-clean lab-check azure-image check-azure-image
 FAKE_IMDS := target/release/examples/fake-imds
 
 ## build: stripped static musl binary (adds the rustup target when missing)
@@ -37,7 +37,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@if [ -n "$(SCRIPTS)" ]; then shellcheck -x $(SCRIPTS); fi
-	pyflakes3 scripts/lab scripts/bench.py
+	pyflakes3 scripts/lab scripts/bench.py scripts/azure images tests/fixtures/azure/fake-az tests/fixtures/azure/fake-wordpress \
+	  tests/fixtures/azure/fake-azcopy
 
 fmt:
 	$(CARGO) fmt --all
@@ -57,8 +58,16 @@ install: build
 clean:
 	$(CARGO) clean
 
-## lab-image: the lab's Debian 12 qcow2 with hainit baked in (images/lab/build.sh; cached by input hash)
-lab-image: build
+## azure-image: the Debian 12 image for Azure, target/images/hainit-debian12.vhd + .sha256 (root; cached by input hash)
+azure-image: build
+	images/azure/build.sh
+
+## check-azure-image: judge the built VHD (footer, GPT/ESP, kernel modules, cloud-init, hainit, WordPress pin)
+check-azure-image:
+	python3 images/azure/check-image.py target/images/hainit-debian12.vhd --hainit $(BIN) --versions
+
+## lab-image: the lab's layer over that VHD, a qcow2 overlay (images/lab/build.sh; the VHD stays untouched)
+lab-image: azure-image
 	images/lab/build.sh
 
 $(FAKE_IMDS): Cargo.toml Cargo.lock examples/fake-imds.rs tests/common/fake_imds.rs
@@ -76,15 +85,19 @@ lab-clean:
 lab-check:
 	python3 -m unittest discover -s scripts/lab/tests -v
 
-## validate: packer validate both Azure images and cloud-init schema on the custom-data (no Azure needed)
+## validate: packer validate the EL templates (as far as this packer can: images/packer/validate.py),
+## cloud-init schema on the custom-data and the Azure image's cloud-init config (no Azure needed)
 .PHONY: validate images
 validate: build
-	cd images/packer && for t in centos7 rocky9; do packer validate $$t.pkr.hcl; done
+	python3 images/packer/validate.py -var hainit_binary=$(abspath $(BIN)) centos7.pkr.hcl rocky9.pkr.hcl
 	for f in cloud-init/db.yaml cloud-init/web.yaml; do cloud-init schema --config-file $$f; done
+	cloud-init schema --config-file <(echo '#cloud-config'; cat images/azure/rootfs/etc/cloud/cloud.cfg.d/99-hainit-azure.cfg)
 
-## images: build both Azure images (needs `az login` and the resource group hainit-images)
+## images: build the EL images with packer >= 1.14 (needs `az login` and the resource group hainit-images)
 images: build
+	packer init images/packer/rocky9.pkr.hcl
 	packer build images/packer/rocky9.pkr.hcl
+	packer init images/packer/centos7.pkr.hcl
 	packer build images/packer/centos7.pkr.hcl
 
 print-scripts:

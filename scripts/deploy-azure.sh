@@ -3,7 +3,9 @@
 #
 #   scripts/deploy-azure.sh [--dry-run] [options]        (README "Deploy to Azure")
 #
-# Creates, in one resource group, what the how-to built by hand, for today's Azure: a VNet with a
+# Every VM boots hainit's Debian 12 image by default (make azure-image; uploaded once, reused by
+# its sha256: scripts/azure/image.sh). Creates, in one resource group, what the how-to built by
+# hand, for today's Azure: a VNet with a
 # db and a web subnet, an NSG per subnet, a NAT gateway on both (outbound for package mirrors and
 # for fence_azure_arm, which must reach Azure Resource Manager from VMs that sit only behind the
 # internal load balancer), availability sets (or zones), the internal load balancer for MariaDB
@@ -39,10 +41,15 @@ HAINIT_RESOURCE_GROUP; a flag wins. Defaults are the how-to's topology.
   --resource-group RG     hainit-wp
   --location LOC          westeurope
   --cluster NAME          wpcluster (tag hainit-cluster)
-  --image IMAGE           hainit-rocky9: a managed image name in --image-group, an image ID, or a
-                          Marketplace URN (stock image: then set --hainit-url and --hainit-sha256)
+  --image IMAGE           default: hainit's Debian 12 image (make azure-image), uploaded once to
+                          --image-group as hainit-debian12-<sha256 prefix> (scripts/azure/image.sh);
+                          else a managed image name in --image-group, an image ID, or a Marketplace
+                          URN (stock image: then set --hainit-url and --hainit-sha256)
+  --image-vhd FILE        target/images/hainit-debian12.vhd (with its .sha256 beside it)
   --image-group RG        hainit-images
-  --image-plan P:O:N      Marketplace plan of the image (Rocky 9: resf:rockylinux-x86_64:9-base)
+  --image-plan P:O:N      Marketplace plan of the image (Rocky 9: resf:rockylinux-x86_64:9-base);
+                          an image that needs one is refused without it
+  --os-disk-gb N          30 (hainit's Debian 12 image: its root grows to the OS disk)
   --vm-size SIZE          Standard_D2s_v5
   --admin-user USER       azops
   --ssh-key FILE          public key (default ~/.ssh/id_ed25519.pub or id_rsa.pub, else generated)
@@ -80,7 +87,9 @@ env_or() { local v="HAINIT_$1"; printf '%s' "${!v:-$2}"; }
 RESOURCE_GROUP=$(env_or RESOURCE_GROUP hainit-wp)
 LOCATION=$(env_or LOCATION westeurope)
 CLUSTER=$(env_or CLUSTER wpcluster)
-IMAGE=$(env_or IMAGE hainit-rocky9)
+IMAGE=$(env_or IMAGE "")
+IMAGE_VHD=$(env_or IMAGE_VHD "$HERE/../target/images/hainit-debian12.vhd")
+OS_DISK_GB=$(env_or OS_DISK_GB 30)
 IMAGE_GROUP=$(env_or IMAGE_GROUP hainit-images)
 IMAGE_PLAN=$(env_or IMAGE_PLAN "")
 VM_SIZE=$(env_or VM_SIZE Standard_D2s_v5)
@@ -131,6 +140,8 @@ while [[ $# -gt 0 ]]; do
   --location) LOCATION=$val ;;
   --cluster) CLUSTER=$val ;;
   --image) IMAGE=$val ;;
+  --image-vhd) IMAGE_VHD=$val ;;
+  --os-disk-gb) OS_DISK_GB=$val ;;
   --image-group) IMAGE_GROUP=$val ;;
   --image-plan) IMAGE_PLAN=$val ;;
   --vm-size) VM_SIZE=$val ;;
@@ -161,6 +172,8 @@ done
 
 # shellcheck source=scripts/azure/deploy-steps.sh
 . "$HERE/azure/deploy-steps.sh"
+# shellcheck source=scripts/azure/image.sh
+. "$HERE/azure/image.sh"
 
 validate_inputs
 validate_share_inputs
@@ -169,6 +182,8 @@ WORK=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/hainit-deploy.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 connect
+choose_image
+deploy_resource_group
 deploy_network
 deploy_share
 deploy_load_balancers

@@ -6,10 +6,25 @@
 #   az vm image terms accept --urn resf:rockylinux-x86_64:9-base:latest   # once per subscription
 #   packer build images/packer/rocky9.pkr.hcl    # after `az login`
 #
-# HCL2 for the packer in Debian 12 (1.6.6, azure-arm builder built in). Every VM of the stack boots
-# this image; cloud-init custom-data (cloud-init/*.yaml) and the VM's tags decide its role.
+# Needs packer >= 1.14.0 and packer-plugin-azure >= 2.3.0 (the `packer` block below; `packer init
+# images/packer/rocky9.pkr.hcl` installs the plugin): since 2025-03-31 Azure creates no Basic public IP,
+# and the plugin's build VM gets a Standard one from 2.3.0 on (public_ip_sku, #416; Standard by
+# default, #469). Debian's packer 1.6.6 predates `required_plugins`: `make validate` checks the rest
+# of the template with it (images/packer/validate.py), a test checks the pin (docs/support-matrix.md).
+# Every VM of the stack boots this image; cloud-init custom-data (cloud-init/*.yaml) and the VM's
+# tags decide its role.
 # The Rocky Linux image on Azure is a Marketplace image with a (free) plan: accept its terms once,
 # and create VMs from this image with the same plan (scripts/deploy-azure.sh --image-plan).
+
+packer {
+  required_version = ">= 1.14.0"
+  required_plugins {
+    azure = {
+      source  = "github.com/hashicorp/azure"
+      version = ">= 2.3.0, < 3.0.0"
+    }
+  }
+}
 
 variable "location" {
   type    = string
@@ -103,12 +118,19 @@ source "azure-arm" "rocky9" {
     plan_publisher = var.source_publisher
   }
 
+  # The build VM's public IP: Azure creates no Basic one since 2025-03-31 (packer-plugin-azure
+  # >= 2.3.0 defaults to Standard; said here all the same).
+  public_ip_sku = "Standard"
+
   managed_image_resource_group_name = var.image_resource_group
   managed_image_name                = var.image_name
 
+  # hainit-plan: a VM from this image needs the source's Marketplace plan (scripts/deploy-azure.sh
+  # reads it and refuses to create one without --image-plan).
   azure_tags = {
-    project = "hainit"
-    os      = "el9"
+    project       = "hainit"
+    os            = "el9"
+    "hainit-plan" = "${var.source_publisher}:${var.source_offer}:${var.source_sku}"
   }
 }
 
@@ -132,6 +154,12 @@ build {
   provisioner "file" {
     source      = "${path.root}/../systemd/hainit.service"
     destination = "${local.stage}/hainit.service"
+  }
+
+  # /dev/disk/azure/data/by-lun/N for SCSI and NVMe data disks (the Debian image carries the same).
+  provisioner "file" {
+    source      = "${path.root}/../azure/rootfs/etc/udev/rules.d/80-hainit-azure-data-disks.rules"
+    destination = "${local.stage}/80-hainit-azure-data-disks.rules"
   }
 
   provisioner "file" {

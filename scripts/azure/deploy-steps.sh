@@ -76,6 +76,7 @@ validate_inputs() {
   [[ $DATA_DISK_GB =~ ^[0-9]+$ ]] && ((DATA_DISK_GB >= 4 && DATA_DISK_GB <= 32767)) || bad_input "--data-disk-gb '$DATA_DISK_GB': 4..32767"
   [[ $STONITH == azure-arm || $STONITH == sbd ]] || bad_input "--stonith '$STONITH': azure-arm or sbd"
   [[ -z $IMAGE_PLAN || $IMAGE_PLAN =~ ^[^:]+:[^:]+:[^:]+$ ]] || bad_input "--image-plan '$IMAGE_PLAN': publisher:product:name"
+  [[ $OS_DISK_GB =~ ^[0-9]+$ ]] && ((OS_DISK_GB >= 4 && OS_DISK_GB <= 4095)) || bad_input "--os-disk-gb '$OS_DISK_GB': 4..4095"
   if [[ -n $HAINIT_URL_OPT ]]; then
     [[ $HAINIT_URL_OPT =~ ^https?://[^[:space:]\"]+$ ]] || bad_input "--hainit-url '$HAINIT_URL_OPT' is not an http(s) URL"
     [[ $HAINIT_SHA256_OPT =~ ^[0-9a-f]{64}$ ]] || bad_input "--hainit-url needs --hainit-sha256 (64 lowercase hex digits)"
@@ -99,7 +100,7 @@ validate_inputs() {
   if [[ ${#ZONE_LIST[@]} -eq 0 ]]; then SBD_SKU=Premium_LRS; else SBD_SKU=Premium_ZRS; fi
 }
 
-# Log in check, subscription, image, resource group.
+# Log in check and subscription.
 connect() {
   local sub=""
   if command -v az >/dev/null && sub=$(az account show --query id -o tsv 2>/dev/null) && [[ -n $sub ]]; then
@@ -112,21 +113,10 @@ connect() {
     die "az account show failed: install the Azure CLI and run 'az login' (or try --dry-run)"
   fi
   RG_ID="/subscriptions/$SUBSCRIPTION/resourceGroups/$RESOURCE_GROUP"
-  if [[ $IMAGE == */* || $IMAGE == *:* ]]; then
-    IMAGE_REF=$IMAGE
-  else
-    IMAGE_REF="/subscriptions/$SUBSCRIPTION/resourceGroups/$IMAGE_GROUP/providers/Microsoft.Compute/images/$IMAGE"
-    if [[ $OFFLINE -eq 0 ]] && ! present image show -g "$IMAGE_GROUP" -n "$IMAGE"; then
-      local msg="image $IMAGE not found in resource group $IMAGE_GROUP: build it (packer build images/packer/rocky9.pkr.hcl) or pass --image"
-      [[ $DRY_RUN -eq 1 ]] && say "warning: $msg" || die "$msg"
-    fi
-  fi
-  PLAN_ARGS=()
-  if [[ -n $IMAGE_PLAN ]]; then
-    local pub prod name
-    IFS=: read -r pub prod name <<<"$IMAGE_PLAN"
-    PLAN_ARGS=(--plan-publisher "$pub" --plan-product "$prod" --plan-name "$name")
-  fi
+}
+
+# The deployment's resource group (a dry run asks nothing more about a new one).
+deploy_resource_group() {
   if present group show -n "$RESOURCE_GROUP"; then
     say "resource group $RESOURCE_GROUP: exists"
   else
@@ -335,7 +325,7 @@ vm_create() {
   [[ $role == web ]] || tags+=("hainit-peers=$PEERS_TAG")
   [[ $role != web ]] || tags+=("hainit-share=$SHARE_SOURCE")
   az_do vm create -g "$RESOURCE_GROUP" -n "$name" -l "$LOCATION" --computer-name "$name" \
-    --image "$IMAGE_REF" "${PLAN_ARGS[@]}" --size "$VM_SIZE" --nics "$nic" "${placement[@]}" \
+    --image "$IMAGE_REF" "${IMAGE_ARGS[@]}" --size "$VM_SIZE" --nics "$nic" "${placement[@]}" \
     --admin-username "$ADMIN_USER" "${SSH_ARGS[@]}" --os-disk-name "$name-os" "$@" \
     --custom-data "@$data" --tags "${tags[@]}" -o none
 }
@@ -456,7 +446,7 @@ $SCRIPT_NAME: done$([[ $DRY_RUN -eq 1 ]] && echo " (dry run: nothing was changed
   WordPress:  $SITE_URL/   (first boot takes a few minutes; /healthz answers when a web node is up)
   uploads:    NFS share $SHARE_SOURCE (tag hainit-share), mounted by every web node
   admin user: wpadmin, password hex(HMAC-SHA256(secret, "hainit/wordpress-admin")), secret in $file
-  failover drill: scripts/failover-drill.sh --resource-group $RESOURCE_GROUP
+  failover drill: scripts/azure/drill.py --resource-group $RESOURCE_GROUP
 EOF
 }
 

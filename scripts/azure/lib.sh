@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/deploy-azure.sh and scripts/failover-drill.sh (sourced, not run).
+# Helpers of scripts/deploy-azure.sh (sourced, not run; so are deploy-steps.sh and image.sh).
 #
 # Every az call goes through az_do (changes something: printed instead of run under --dry-run),
 # az_get (read-only: runs in both modes) or present (does a resource exist?). All three refuse an

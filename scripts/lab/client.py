@@ -10,6 +10,7 @@ Runs inside the lab's network namespace (and against Azure). Prints one JSON obj
                                                         nonce of media-new.php): {id, url, sha256, bytes}
   client.py fetch --url URL --sha256 HEX [--deadline S] GET URL until it answers 200 with these bytes
   client.py http  --url URL [--deadline S]              first HTTP 200 for GET URL
+  client.py fetch --url URL [--deadline S]              one GET URL that got an answer: status, body
   client.py vip   --host VIP --defaults FILE [--deadline S] [--note TEXT]
                                                         INSERT through the VIP until it succeeds
   client.py vip-loop --host VIP --defaults FILE --log FILE --stop FILE
@@ -81,14 +82,17 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def login(base):
+def login(base, user=None, password=None):
     """Log in as the admin like a browser: an opener that keeps the cookies. Each request is a new
     connection, so the LB may send each to a different web node: the login cookie works on every
-    node only because they share WordPress's keys and salts."""
+    node only because they share WordPress's keys and salts. The login comes from the arguments or
+    the environment (HLAB_WP_USER, HLAB_WP_PASSWORD), never argv."""
+    user = user or os.environ["HLAB_WP_USER"]
+    password = password or os.environ["HLAB_WP_PASSWORD"]
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(Handler(), urllib.request.HTTPCookieProcessor(jar), NoRedirect())
     opener.open(base + "/wp-login.php", timeout=ATTEMPT_TIMEOUT).read()
-    form = urllib.parse.urlencode({"log": os.environ["HLAB_WP_USER"], "pwd": os.environ["HLAB_WP_PASSWORD"],
+    form = urllib.parse.urlencode({"log": user, "pwd": password,
                                    "wp-submit": "Log In", "testcookie": "1",
                                    "redirect_to": base + "/wp-admin/"}).encode()
     try:  # 302 to the dashboard on success; not followed (the dashboard is slow under emulation)
@@ -97,14 +101,14 @@ def login(base):
         if e.code != 302:
             raise
     if not any(c.name.startswith("wordpress_logged_in_") for c in jar):
-        raise RuntimeError("login as %s refused" % os.environ["HLAB_WP_USER"])
+        raise RuntimeError("login as %s refused" % user)
     return opener
 
 
-def wp_post(url, title, content):
+def wp_post(url, title, content, user=None, password=None):
     """Log in, take the REST nonce (admin-ajax), create a published post: its id."""
     base = url.rstrip("/")
-    opener = login(base)
+    opener = login(base, user, password)
     nonce = opener.open(base + "/wp-admin/admin-ajax.php?action=rest-nonce",
                         timeout=ATTEMPT_TIMEOUT).read().decode().strip()
     body = json.dumps({"title": title, "content": content, "status": "publish"}).encode()
@@ -171,7 +175,7 @@ def wp_upload(url, name):
             "bytes": len(data)}
 
 
-def fetch(url, sha256):
+def fetch_exact(url, sha256):
     """GET url: 200 with exactly the bytes of this sha256, else an error saying what came."""
     status, body = http_get(url)
     got = hashlib.sha256(body).hexdigest()
@@ -196,6 +200,12 @@ def wp_get(url, post_id):
     if status != 200:
         raise RuntimeError("HTTP %d for post %d: %s" % (status, post_id, body[:200]))
     return json.loads(body)["title"]["rendered"]
+
+
+def fetch(url, limit=65536):
+    """One GET: {"status", "body"} (text, at most `limit` bytes), whatever the status."""
+    status, body = http_get(url)
+    return {"status": status, "body": body[:limit].decode(errors="replace")}
 
 
 def http_ok(url):
@@ -250,7 +260,7 @@ def main(argv=None):
     sub.choices["get"].add_argument("--id", type=int, required=True)
     sub.choices["get"].add_argument("--tries", type=int, default=1)
     sub.choices["upload"].add_argument("--name", required=True)
-    sub.choices["fetch"].add_argument("--sha256", required=True)
+    sub.choices["fetch"].add_argument("--sha256", help="200 with exactly these bytes, else an error")
     sub.choices["vip"].add_argument("--host", required=True)
     sub.choices["vip"].add_argument("--defaults", required=True)
     sub.choices["vip"].add_argument("--note", default="drill")
@@ -265,7 +275,10 @@ def main(argv=None):
     elif a.cmd == "upload":
         result = retry(lambda: wp_upload(a.url, a.name), a.deadline, a.pause)
     elif a.cmd == "fetch":
-        result = retry(lambda: fetch(a.url, a.sha256), a.deadline, a.pause)
+        if a.sha256:
+            result = retry(lambda: fetch_exact(a.url, a.sha256), a.deadline, a.pause)
+        else:
+            result = retry(lambda: fetch(a.url), a.deadline, a.pause)
     elif a.cmd == "http":
         result = retry(lambda: http_ok(a.url), a.deadline, a.pause)
     elif a.cmd == "vip":

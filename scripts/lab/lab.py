@@ -65,6 +65,8 @@ def run(args):
             result["image"] = json.load(f)
     except (OSError, ValueError):
         result["image"] = {}
+    # The image this run proves, by the sha256 `make azure-image` wrote beside the VHD.
+    result["image_sha256"] = (result["image"].get("base") or {}).get("vhd_sha256")
     try:
         with open(os.path.join(os.path.dirname(lab.image), "last-run.json")) as f:
             last = json.load(f)

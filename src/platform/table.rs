@@ -204,6 +204,7 @@ static CENTOS7: Platform = Platform {
             "rh-php73-php-fpm",
             "rh-php73-php-cli",
             "rh-php73-php-mysqlnd",
+            "rh-php73-php-xml",
             "mariadb",
             "policycoreutils-python",
             "nfs-utils",
@@ -319,7 +320,7 @@ const EL_DB: DbPlatform = DbPlatform {
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
-    packages: &["nginx", "php-fpm", "php-cli", "php-mysqlnd", "mariadb", "policycoreutils-python-utils", "nfs-utils"],
+    packages: &["nginx", "php-fpm", "php-cli", "php-mysqlnd", "php-xml", "mariadb", "policycoreutils-python-utils", "nfs-utils"],
     nginx_service: "nginx",
     nginx_conf_dir: "/etc/nginx/conf.d",
     php_fpm_service: "php-fpm",
@@ -386,7 +387,7 @@ static DEBIAN12: Platform = Platform {
         sbd_config: "/etc/default/sbd",
     },
     web: WebPlatform {
-        packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "mariadb-client", "nfs-common"],
+        packages: &["nginx", "php8.2-fpm", "php8.2-cli", "php8.2-mysql", "php8.2-xml", "mariadb-client", "nfs-common"],
         nginx_service: "nginx",
         nginx_conf_dir: "/etc/nginx/conf.d",
         php_fpm_service: "php8.2-fpm",

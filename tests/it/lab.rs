@@ -19,13 +19,13 @@ fn repo() -> &'static Path {
 
 #[test]
 fn the_lab_image_has_every_package_of_both_roles() {
-    let text = std::fs::read_to_string(repo().join("images/lab/packages.txt")).unwrap();
+    let text = std::fs::read_to_string(repo().join("images/debian/packages.txt")).unwrap();
     let baked: Vec<&str> =
         text.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()).collect();
     let platform = OsId::Debian12.platform();
     let missing: Vec<&str> =
         platform.db.packages.iter().chain(platform.web.packages).copied().filter(|p| !baked.contains(p)).collect();
-    assert!(missing.is_empty(), "images/lab/packages.txt lacks {missing:?} (the lab VMs cannot download them)");
+    assert!(missing.is_empty(), "images/debian/packages.txt lacks {missing:?} (the lab VMs cannot download them)");
 }
 
 const LAB_SECRET: &str = "lab-test-secret-0123456789abcdefghijklmnopqrstuv";

@@ -4,13 +4,16 @@
 # at first boot (ILB-only VMs may have none, reference §4.4):
 #   - the repositories (CentOS 7: vault 7.9.2009, SCL, EPEL archive, ELRepo; EL9: highavailability,
 #     ELRepo) and the packages BOTH roles need (packages-<os>.txt, kept equal to the platform table);
-#   - /usr/local/sbin/hainit, /usr/local/libexec/hainit-boot and hainit.service, enabled;
+#   - /usr/local/sbin/hainit, /usr/local/libexec/hainit-boot and hainit.service, enabled; the udev
+#     rules for /dev/disk/azure/data/by-lun/N (WALinuxAgent's give only /dev/disk/azure/scsi1/lunN);
 #   - the WordPress release tarball, checked against a pinned sha256, and its hash in
-#     /usr/share/hainit/defaults.yaml (hainit refuses an unpinned WordPress).
+#     /usr/share/hainit/defaults.yaml (hainit refuses an unpinned WordPress);
+#   - cloud-init as the provisioning agent with the Azure datasource (custom-data is processed on
+#     CentOS 7 too, whose OpenLogic image provisions with WALinuxAgent), no swap.
 # Azure's deprovision step is the template's last provisioner.
 #
 # Inputs (Packer environment_vars): HAINIT_OS (centos7 | el9), STAGE (uploaded files: hainit,
-# hainit-boot, hainit.service, packages.txt), WORDPRESS_URL, WORDPRESS_SHA256, OS_UPDATE (yes|no),
+# hainit-boot, hainit.service, 80-hainit-azure-data-disks.rules, packages.txt), WORDPRESS_URL, WORDPRESS_SHA256, OS_UPDATE (yes|no),
 # ELREPO_BASEURL, ELREPO_GPGKEYS; centos7 also VAULT_BASEURL, SCLO_GPGKEY, EPEL_BASEURL, EPEL_GPGKEY.
 # Sourcing the file only defines the functions (tests use them).
 set -euo pipefail
@@ -111,11 +114,51 @@ check_drbd_module() {
   log "drbd $version for kernel $kernel"
 }
 
+# set_conf FILE KEY VALUE: KEY=VALUE in an agent-style config file, replacing the key's line or
+# appending one.
+set_conf() {
+  local file=$1 key=$2 value=$3 re
+  re="^${key//./\\.}="
+  if grep -q "$re" "$file"; then
+    sed -i "s|$re.*|$key=$value|" "$file"
+  else
+    printf '%s=%s\n' "$key" "$value" >>"$file"
+  fi
+}
+
+# azure_cloud_init CLOUD_CFG_DIR WAAGENT_CONF: cloud-init provisions the VM (its Azure datasource
+# writes the custom-data, cloud-init/*.yaml, and reports ready); WALinuxAgent keeps extensions
+# (run command) and its /dev/disk/azure udev rules. The OpenLogic CentOS 7.9 images provision with
+# the agent, which never runs a #cloud-config: without this, custom-data would be ignored there.
+# Agents from 2.2.45 on read Provisioning.Agent; older ones Provisioning.Enabled/UseCloudInit.
+azure_cloud_init() {
+  local dir=$1 conf=$2
+  [[ -f $conf ]] || die "$conf not found: the image has no WALinuxAgent"
+  mkdir -p "$dir"
+  cat >"$dir/91-hainit-azure.cfg" <<'EOF'
+# hainit (images/packer/provision/el.sh): Azure only; no swap file on the OS disk.
+datasource_list: [ Azure ]
+swap:
+  size: 0
+EOF
+  chmod 0644 "$dir/91-hainit-azure.cfg"
+  if grep -q '^Provisioning\.Agent=' "$conf"; then
+    set_conf "$conf" Provisioning.Agent cloud-init
+  else
+    set_conf "$conf" Provisioning.Enabled n
+    set_conf "$conf" Provisioning.UseCloudInit y
+  fi
+  # The resource disk is cloud-init's (Azure's defaults mount it at /mnt), with no swap.
+  set_conf "$conf" ResourceDisk.Format n
+  set_conf "$conf" ResourceDisk.EnableSwap n
+}
+
 install_hainit() {
   local stage=$1
   install -D -m 0755 "$stage/hainit" /usr/local/sbin/hainit
   install -D -m 0755 "$stage/hainit-boot" /usr/local/libexec/hainit-boot
   install -D -m 0644 "$stage/hainit.service" /etc/systemd/system/hainit.service
+  install -D -m 0644 "$stage/80-hainit-azure-data-disks.rules" /etc/udev/rules.d/80-hainit-azure-data-disks.rules
   /usr/local/sbin/hainit --version >/dev/null || die "/usr/local/sbin/hainit does not run on this OS"
   systemctl enable hainit.service
 }
@@ -147,6 +190,8 @@ main() {
   # yum exits 0 when some names were not found: check each one.
   rpm -q "${packages[@]}" cloud-init >/dev/null || die "packages missing after install: $(rpm -q "${packages[@]}" | grep 'not installed')"
   check_drbd_module "$drbd_major"
+  azure_cloud_init /etc/cloud/cloud.cfg.d /etc/waagent.conf
+  systemctl enable cloud-init-local.service cloud-init.service cloud-config.service cloud-final.service
 
   install_hainit "$STAGE"
   fetch_verified "$WORDPRESS_URL" "$WORDPRESS_SHA256" /usr/share/hainit/wordpress.tar.gz

@@ -9,6 +9,7 @@ import tempfile
 import time
 
 from . import common, net, rerun, stack, steps, steptimes
+from .vm import OVMF_CODE, OVMF_VARS, uefi_args
 
 
 def preflight(lab):
@@ -21,9 +22,12 @@ def preflight(lab):
             problems.append("%s not installed (.ci/run installs it)" % tool)
     if not os.path.exists("/dev/net/tun"):
         problems.append("/dev/net/tun missing: no tap devices for the VMs' private network")
-    for f in ("base.qcow2", "vmlinuz", "initrd.gz"):
+    for f in ("lab.qcow2", "image.json"):
         if not os.path.exists(os.path.join(lab.image, f)):
             problems.append("lab image incomplete (%s/%s): run make lab-image" % (lab.image, f))
+    for f in (OVMF_CODE, OVMF_VARS):
+        if not os.path.exists(f):
+            problems.append("%s missing: the VMs boot through UEFI firmware (apt-get install ovmf)" % f)
     if not os.access(lab.fake_imds, os.X_OK):
         problems.append("%s missing: cargo build --release --example fake-imds" % lab.fake_imds)
     return problems
@@ -57,20 +61,23 @@ def choose_accel(lab):
 
 
 def kvm_boots(lab, accel):
-    """Boot the lab kernel + initramfs without a disk: reaching the initramfs's message proves userspace."""
+    """Boot the lab image (firmware, its boot loader, its kernel; -snapshot writes nothing): the
+    initramfs's first message proves the kernel reached userspace."""
     with tempfile.TemporaryDirectory() as d:
         console = os.path.join(d, "console.log")
+        vars_file = os.path.join(d, "ovmf-vars.fd")
+        shutil.copyfile(OVMF_VARS, vars_file)
         argv = ["timeout", "45", "qemu-system-x86_64"] + accel + [
-            "-m", "256", "-nodefaults", "-display", "none", "-no-reboot",
-            "-kernel", os.path.join(lab.image, "vmlinuz"), "-initrd", os.path.join(lab.image, "initrd.gz"),
-            "-append", "console=ttyS0 panic=-1", "-serial", "file:" + console]
+            "-m", "512", "-nodefaults", "-display", "none", "-no-reboot", "-snapshot"] + uefi_args(vars_file) + [
+            "-drive", "file=%s,if=virtio,format=qcow2" % os.path.join(lab.image, "lab.qcow2"),
+            "-serial", "file:" + console]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 45
         ok = False
         while time.time() < deadline and proc.poll() is None:
             with open(console, "a+") as f:
                 f.seek(0)
-                if "INITRAMFS:" in f.read():
+                if "Loading, please wait" in f.read():
                     ok = True
                     break
             time.sleep(0.5)
@@ -115,6 +122,10 @@ def wait_converged(lab, boot, result):
     for vm in lab.vms.values():
         vm.wait_ssh(timeout=900)
         boot["vms"][vm.name] = {"ssh_s": round(time.time() - t0, 1)}
+        kernel = vm.kernel_started_at()
+        if kernel is not None:
+            # From this VM's own start (the VMs are started one after the other).
+            boot["vms"][vm.name]["firmware_and_loader_s"] = round(kernel - vm.started_at, 1)
         lab.log("%s: ssh up after %.0f s" % (vm.name, time.time() - t0))
     pending = list(lab.vms.values())
     deadline = time.time() + lab.settings.converge_timeout
@@ -152,8 +163,24 @@ def step_times(lab, boot):
             f.write(out)
         steps = steptimes.durations(out)
         boot["vms"][vm.name]["steps_s"] = steptimes.totals(steps)
+        # systemd's own split of this boot (kernel, initrd, userspace up to multi-user, which waits
+        # for hainit.service); firmware and GRUB are not in it (firmware_and_loader_s).
+        analyze = vm.try_ssh("systemd-analyze time --no-pager", timeout=60) or ""
+        boot["vms"][vm.name]["systemd_analyze"] = parse_analyze(analyze)
         lab.log("%s: slowest hainit steps: %s" % (vm.name, ", ".join(
             "%s %.0f s" % s for s in steptimes.slowest(list(steptimes.totals(steps).items())))))
+
+
+UNITS = {"h": 3600, "min": 60, "s": 1, "ms": 0.001, "us": 0.000001}
+
+
+def parse_analyze(text):
+    """`systemd-analyze time`'s first line -> {"kernel": s, "initrd": s, "userspace": s, ...}."""
+    line = text.splitlines()[0] if text else ""
+    out = {}
+    for value, part in re.findall(r"((?:[\d.]+(?:h|min|ms|us|s) ?)+)\((\w+)\)", line):
+        out[part] = round(sum(float(n) * UNITS[u] for n, u in re.findall(r"([\d.]+)(h|min|ms|us|s)", value)), 1)
+    return out
 
 
 def collect_all_diagnostics(lab):

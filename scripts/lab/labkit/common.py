@@ -1,12 +1,14 @@
 """Logging, commands, waits and the run directory shared by the lab's modules."""
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
 import sys
 import time
 
-CACHE = os.environ.get("LAB_CACHE", "/var/tmp/hainit-lab/cache")
+CACHE = os.environ.get("HAINIT_IMAGE_CACHE", "/var/tmp/hainit-image")
 RUNS = os.environ.get("LAB_RUNS", "/var/tmp/hainit-lab/runs")
 
 
@@ -15,10 +17,11 @@ class LabError(Exception):
 
 
 class Log:
-    """Timestamped progress lines on stdout and in RUN/lab.log."""
+    """Timestamped progress lines on stdout (or `stream`) and in RUN/lab.log."""
 
-    def __init__(self, path):
+    def __init__(self, path, stream=None):
         self.t0 = time.time()
+        self.stream = stream
         self.file = open(path, "a", buffering=1)
         # The newest progress line: what the run was doing when it was interrupted.
         self.last = ""
@@ -26,7 +29,7 @@ class Log:
     def __call__(self, msg):
         line = "[%7.1fs] %s" % (time.time() - self.t0, msg)
         self.last = line
-        print(line, flush=True)
+        print(line, file=self.stream or sys.stdout, flush=True)
         self.file.write(time.strftime("%H:%M:%S ") + line + "\n")
 
     def detail(self, msg):
@@ -69,6 +72,11 @@ def wait_until(pred, timeout, what, interval=2.0):
         if time.time() - start > timeout:
             raise LabError("timed out after %ds waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def derive(secret, purpose):
+    """hainit's secret derivation (README "Secrets"): hex(HMAC-SHA256(secret, "hainit/" + purpose))."""
+    return hmac.new(secret.encode(), ("hainit/" + purpose).encode(), hashlib.sha256).hexdigest()
 
 
 def write_json(path, data):

@@ -5,8 +5,6 @@ against its command line, which contains the run directory or namespace) when th
 or is interrupted; `lab.py clean` does the same for runs whose orchestrator died.
 """
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -15,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from . import arm, common, net, nfs, topology
+from . import arm, common, lab_backend, net, nfs, topology
 from .vm import VM, VmSpec
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -98,6 +96,8 @@ class Lab:
         self.sampler_stop = threading.Event()
         threading.Thread(target=self.sample_rss, daemon=True).start()
         threading.Thread(target=self.watch_vms, daemon=True).start()
+        # What the drill talks to (drill.py; the Azure drill has its own backend).
+        self.backend = lab_backend.LabBackend(self)
         self.arm = None
         if settings.stonith == "arm":
             self.arm = arm.Arm(self.arm_socket(), lambda: dict(self.vms),
@@ -115,8 +115,8 @@ class Lab:
         common.write_json(os.path.join(self.run_dir, "pids.json"), self.tracked)
 
     def derive(self, purpose):
-        """hainit's secret derivation (README "Secrets"), for the drill's logins."""
-        return hmac.new(self.secret.encode(), ("hainit/" + purpose).encode(), hashlib.sha256).hexdigest()
+        """hainit's secret derivation, for the drill's logins."""
+        return common.derive(self.secret, purpose)
 
     def wp_admin(self):
         """(user, password) of WordPress's admin: hainit's default admin_user and derived password."""
@@ -235,6 +235,10 @@ class Lab:
     def lb_events(self, name, since=0.0):
         with open(self.lbs[name][1]) as f:
             return [e for e in map(json.loads, f) if e["t"] >= since]
+
+    def after_step(self):
+        """Steps (drill.Steps) call this after each step."""
+        self.check_lbs()
 
     def check_lbs(self):
         """The lab's own emulations of Azure (load balancers, the NFS share) still run."""

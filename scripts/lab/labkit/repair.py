@@ -14,7 +14,8 @@ import shlex
 import time
 
 from . import common, stack
-from .steps import Steps, boot_vm, db_roles, read_posts, vip_write, wait_fenced, wait_hainit, wait_pair_healthy
+from .drill import Steps
+from .steps import boot_vm, db_roles, read_posts, vip_write, wait_fenced, wait_hainit, wait_pair_healthy
 
 KILL_FRACTIONS = (0.15, 0.4, 0.65, 0.9)
 

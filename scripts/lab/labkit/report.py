@@ -35,10 +35,15 @@ def figures(result):
     howto = result.get("howto") or {}
     image = result.get("image") or {}
     t = drill.get("timings", {})
+    base = image.get("base") or {}
     f = {
+        "image_sha256": base.get("vhd_sha256"),
+        "azure_image_build_s": (base.get("seconds") or {}).get("total"),
         "image_build_s": (image.get("seconds") or {}).get("total"),
         "image_cached": result.get("image_cached"),
         "boot_to_wordpress_s": boot.get("wordpress_s"),
+        "boot_to_ssh_s": boot_range(boot, "ssh_s"),
+        "firmware_and_loader_s": boot_range(boot, "firmware_and_loader_s"),
         "initial_sync_s": boot.get("initial_sync", {}).get("seconds"),
         "howto_full_initial_sync_s": howto.get("full_initial_sync_s"),
         "failover_kill_to_vip_write_s": t.get("failover_kill_to_vip_write_s"),
@@ -96,23 +101,48 @@ def write(result, run_dir):
     with open(os.path.join(run_dir, "report.json"), "w") as fh:
         json.dump(result, fh, indent=2)
     s = result.get("settings", {})
-    lines = ["# hainit lab report — run %s" % result["run_id"], ""]
+    lab = result.get("kind", "lab") == "lab"
     verdict = "PASS" if result.get("ok") else "FAIL"
+    if lab:
+        lines = ["# hainit lab report — run %s" % result["run_id"], ""]
+        where = "accelerator " + str(s.get("accel"))
+    else:
+        lines = ["# hainit Azure drill report — run %s" % result["run_id"], ""]
+        where = "%s (resource group %s)" % (s.get("url"), s.get("resource_group"))
     lines.append("**%s** — %s, %s, %d s in all; run directory `%s`." % (
-        verdict, result.get("started", ""), "accelerator " + str(s.get("accel")), result.get("seconds") or 0,
-        result["run_dir"]))
+        verdict, result.get("started", ""), where, result.get("seconds") or 0, result["run_dir"]))
+    if lab:
+        lines += [""] + image_lines(result.get("image") or {})
     if result.get("error"):
         lines.append("")
         lines.append("Stopped early: `%s`" % result["error"])
     lines += ["", "## Scenarios", "", "| scenario | result | seconds |", "|---|---|---|"]
-    lines.append("| bring-up (4 VMs, first boot, WordPress through the LB) | %s | %s |" % (
-        "pass" if result.get("boot", {}).get("wordpress_s") else "fail", fmt(result.get("boot", {}).get("wordpress_s"), "")))
+    if lab:
+        lines.append("| bring-up (4 VMs, first boot, WordPress through the LB) | %s | %s |" % (
+            "pass" if result.get("boot", {}).get("wordpress_s") else "fail",
+            fmt(result.get("boot", {}).get("wordpress_s"), "")))
     for sc in result.get("scenarios", []):
         lines.append("| %s | %s | %s |" % (sc["name"], sc["status"], sc.get("seconds")))
+    if not lab:
+        lines += drill_timings(result)
+        for sc in result.get("scenarios", []):
+            lines += scenario_section(sc)
+        lines += ["", "## Settings", "", "```", json.dumps(s, indent=1), "```"]
+        path = os.path.join(run_dir, "report.md")
+        with open(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        report_html.write(result, run_dir, TARGETS["failover_s"])
+        return path
     lines += ["", "## Timings: hainit beside the how-to's manual path (same run)", "",
               "| measure | hainit | how-to manual path | gain |", "|---|---|---|---|"]
-    cached = " (cached image; built in this time on %s)" % result.get("image", {}).get("built_at", "?")
-    lines.append("| image build | %s%s | – | – |" % (fmt(f["image_build_s"]), cached if f.get("image_cached") else ""))
+    base = (result.get("image") or {}).get("base") or {}
+    lines.append("| Azure image build (`make azure-image`, built %s) | %s | – | – |" % (
+        base.get("built_at", "?"), fmt(f["azure_image_build_s"])))
+    cached = " (cached; built in this time on %s)" % result.get("image", {}).get("built_at", "?")
+    lines.append("| lab layer over it (`make lab-image`) | %s%s | – | – |" % (
+        fmt(f["image_build_s"]), cached if f.get("image_cached") else ""))
+    lines.append("| VM start -> its kernel (qemu, UEFI firmware, GRUB) | %s | – | – |" % fmt_range(f["firmware_and_loader_s"]))
+    lines.append("| VMs started -> ssh (firmware, GRUB, kernel, first boot) | %s | – | – |" % fmt_range(f["boot_to_ssh_s"]))
     lines.append("| boot -> WordPress served through the public LB | %s | – | – |" % fmt(f["boot_to_wordpress_s"]))
     lines.append("| DRBD initial sync of a new pair (%s MiB) | %s | %s (full sync) | %s |" % (
         s.get("data_disk_mib"), fmt(f["initial_sync_s"]), fmt(f["howto_full_initial_sync_s"]),
@@ -139,6 +169,54 @@ def write(result, run_dir):
         fh.write("\n".join(lines) + "\n")
     report_html.write(result, run_dir, TARGETS["failover_s"])
     return path
+
+
+DRILL_TIMINGS = [("standby_stop_to_post_s", "standby stopped -> post through the public LB"),
+                 ("standby_restart_to_uptodate_s", "standby started -> DRBD UpToDate/UpToDate"),
+                 ("failover_stop_api_s", "power-off of the primary (the call itself)"),
+                 ("failover_kill_to_post_s", "**primary powered off -> post through the public LB**"),
+                 ("killed_primary_restart_to_uptodate_s", "killed primary started -> resynced")]
+
+
+def drill_timings(result):
+    """The drill's timings as a table (the Azure report; the lab's has them in its own table)."""
+    drill = scenario(result, "drill") or {}
+    t = drill.get("timings", {})
+    lines = ["", "## Timings", "", "| measure | seconds |", "|---|---|"]
+    for key, label in DRILL_TIMINGS:
+        lines.append("| %s | %s |" % (label, fmt(t.get(key))))
+    k = 1
+    while "web%d_stop_to_post_s" % k in t:
+        lines.append("| web VM %d stopped -> post | %s |" % (k, fmt(t.get("web%d_stop_to_post_s" % k))))
+        lines.append("| web VM %d started -> in the LB again | %s |" % (k, fmt(t.get("web%d_start_to_lb_up_s" % k))))
+        k += 1
+    return lines
+
+
+def boot_range(boot, key):
+    """[min, max] of a first-boot measure over the VMs (ssh_s: from starting the VMs to ssh
+    answering; firmware_and_loader_s: from a VM's start to its kernel's); None when none has it."""
+    times = [v[key] for v in (boot.get("vms") or {}).values() if v.get(key) is not None]
+    return [min(times), max(times)] if times else None
+
+
+def fmt_range(r):
+    return "–" if not r else ("%s s" % r[0] if r[0] == r[1] else "%s–%s s" % (r[0], r[1]))
+
+
+def image_lines(image):
+    """Which image the run proved: the Azure VHD by its sha256, and the lab's layer over it."""
+    base = image.get("base") or {}
+    if not base.get("vhd_sha256"):
+        return ["Image: unknown (no image.json in the lab image)."]
+    layer = image.get("lab_layer") or {}
+    lines = ["Image: `hainit-debian12.vhd` sha256 `%s` (`make azure-image`, %s, %s), booted as Azure boots it: "
+             "UEFI firmware (OVMF), its own GRUB and kernel. The lab's layer over it (a qcow2 overlay of %s "
+             "bytes; the VHD is not written) changes:" % (base["vhd_sha256"], base.get("built_at", "?"),
+                                                         base.get("kernel", "?"), layer.get("qcow2_bytes", "?")), ""]
+    for c in layer.get("changes", []):
+        lines.append("- %s" % c["what"])
+    return lines
 
 
 def failure_lines(result, run_dir, journal_lines=8):
@@ -168,8 +246,11 @@ def failure_lines(result, run_dir, journal_lines=8):
         lines.append("lab: %s: hainit %s (exit %s)%s" % (name, state, vm.get("hainit_exit"),
                                                         "; its journal ends:" if tail else ""))
         lines += ["  " + clip(t) for t in tail]
-    lines.append("lab: FAILED (%s) — logs: %s (lab.log, vms/*/console.log, vms/*/diagnostics.txt)"
-                 % (", ".join(reasons) or "unknown", run_dir))
+    if result.get("kind", "lab") == "lab":
+        lines.append("lab: FAILED (%s) — logs: %s (lab.log, vms/*/console.log, vms/*/diagnostics.txt)"
+                     % (", ".join(reasons) or "unknown", run_dir))
+    else:
+        lines.append("drill: FAILED (%s) — logs: %s (drill.log, report.md)" % (", ".join(reasons) or "unknown", run_dir))
     return lines
 
 

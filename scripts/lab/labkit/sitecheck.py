@@ -19,7 +19,7 @@ import os
 import shlex
 import time
 
-from . import common, steps
+from . import common, net, steps
 
 # hainit's mount point of the shared uploads (web.docroot as the lab leaves it).
 UPLOADS = "/var/www/wordpress/wp-content/uploads"
@@ -30,13 +30,16 @@ SLACK_S = 1.0
 
 
 class WebTier:
-    """The lab's web tier: the public LB at PUBLIC_URL, web-1 and web-2 at their addresses."""
+    """The lab's web tier: the public LB at public address, each web VM at its address."""
 
     def __init__(self, lab):
         self.lab = lab
-        self.lb_url = steps.PUBLIC_URL
+        self.lb_url = "http://%s" % net.PUBLIC_VIP
         self.interval = lab.settings.probe_interval
         self.threshold = lab.settings.probe_threshold
+
+    def node_url(self, name):
+        return "http://%s" % self.lab.vms[name].spec.ip
 
     def nodes(self):
         """{name: direct base URL} of the web VMs that run now."""

@@ -24,7 +24,8 @@ import time
 
 from . import common, net, stack
 from .lab import CLIENT_SCRIPT
-from .steps import Steps, db_roles, fenced_vms, start_fenced, wait_pair_healthy
+from .drill import Steps
+from .steps import db_roles, fenced_vms, start_fenced, wait_pair_healthy
 
 # After the heal: a fenced VM boots (3-5 min under emulation), rejoins and resyncs.
 HEAL_TIMEOUT_FENCED = 1500

@@ -4,6 +4,8 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
+from . import dbpair
+
 DRBD_LINE = re.compile(r"^\s*(\d+): cs:(\S+) ro:(\S+)/(\S+) ds:(\S+)/(\S+)")
 
 
@@ -61,43 +63,33 @@ def cluster(vm):
     return {"nodes": nodes, "resources": resources, "failures": failures}
 
 
+def pair_states(dbs, with_cluster=True):
+    """{name: dbpair state or None} of the lab's db VMs: DRBD from /proc/drbd, and (when both have
+    DRBD up) the cluster's view of its nodes from the first one."""
+    states = {}
+    for vm in dbs:
+        st = drbd(vm) if vm.running() else None
+        states[vm.name] = dict(st, running=True) if st else None
+    if with_cluster and all(states.values()):
+        c = cluster(dbs[0])
+        states[dbs[0].name]["nodes"] = c["nodes"] if c else {}
+    return states
+
+
 def primary(dbs):
     """The db VM whose DRBD is Primary, or None."""
-    for vm in dbs:
-        if vm.running():
-            st = drbd(vm)
-            if st and st["role"] == "Primary":
-                return vm
-    return None
+    name = dbpair.primary(pair_states(dbs, with_cluster=False))
+    return next((vm for vm in dbs if vm.name == name), None)
 
 
 def pair_status(dbs):
-    """One line per db VM: DRBD state and what the cluster runs where (for logs and the report)."""
-    parts = []
-    for vm in dbs:
-        st = drbd(vm) if vm.running() else None
-        if st is None:
-            parts.append("%s: %s" % (vm.name, "DRBD down" if vm.running() else "off"))
-        else:
-            parts.append("%s: %s %s/%s %s/%s" % (vm.name, st["cs"], st["role"], st["peer_role"], st["disk"],
-                                                 st["peer_disk"]))
-    return "; ".join(parts)
+    """One line per db VM: DRBD state (for logs and the report)."""
+    return dbpair.status(pair_states(dbs, with_cluster=False))
 
 
 def pair_healthy(dbs):
-    """Both running, Connected, UpToDate/UpToDate, exactly one Primary, both cluster nodes online."""
-    states = []
-    for vm in dbs:
-        if not vm.running():
-            return False
-        st = drbd(vm)
-        if not st or st["cs"] != "Connected" or st["disk"] != "UpToDate" or st["peer_disk"] != "UpToDate":
-            return False
-        states.append(st)
-    if sorted(s["role"] for s in states) != ["Primary", "Secondary"]:
-        return False
-    c = cluster(dbs[0])
-    return bool(c) and all(c["nodes"].get(vm.name) for vm in dbs)
+    """dbpair.healthy: both running, Connected, UpToDate/UpToDate, one Primary, both cluster nodes online."""
+    return dbpair.healthy(pair_states(dbs))
 
 
 def journal(vm, since_guest_epoch, units=None, grep=None):

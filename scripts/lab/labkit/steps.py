@@ -2,63 +2,17 @@
 
 import time
 
-from . import common, failover, net, stack
-
-PUBLIC_URL = "http://%s" % net.PUBLIC_VIP
-
-
-class Steps:
-    """Runs named steps, records each one's seconds and outcome in the scenario's `steps`."""
-
-    def __init__(self, lab, out):
-        self.lab, self.out = lab, out
-
-    def __call__(self, name, fn, *args, **kw):
-        self.lab.log("%s: %s" % (self.out["name"], name))
-        t0 = time.time()
-        entry = {"step": name, "start": round(t0, 3)}
-        self.out["steps"].append(entry)
-        try:
-            value = fn(*args, **kw)
-            entry["ok"] = True
-            return value
-        except Exception as e:
-            entry["ok"] = False
-            entry["error"] = str(e)
-            raise
-        finally:
-            entry["seconds"] = round(time.time() - t0, 1)
-            self.lab.check_lbs()
+from . import common, drill, failover, net, stack
 
 
 def write_post(lab, out, n, deadline=300):
-    """Post n through the public LB (XML-RPC as the admin): {id, title, t, seconds, attempts}."""
-    title = "hainit lab %s post %d" % (lab.run_id, n)
-    r = lab.client(["post", "--url", PUBLIC_URL, "--title", title, "--deadline", str(deadline), "--pause", "1"],
-                   deadline)
-    if not r["ok"]:
-        raise common.LabError("post %d not written through the public LB within %ds: %s"
-                              % (n, deadline, r["errors"][-2:]))
-    post = {"n": n, "id": r["value"], "title": title, "t": r["t"], "attempts": r["attempts"],
-            "seconds": r["seconds"]}
-    out.setdefault("posts", []).append(post)
-    lab.log("post %d written (id %d, %d attempt(s), %.1f s)" % (n, post["id"], r["attempts"], r["seconds"]))
-    return post
+    """Post n through the public LB (drill.post with the lab's backend)."""
+    return drill.post(lab.backend, out, n, deadline)
 
 
 def read_posts(lab, posts, tries=4):
-    """Every post readable through the public LB; `tries` reads each (new flows hash to both web nodes)."""
-    bad = []
-    for p in posts:
-        # Each read may retry for 120 s: the first request to a web node just restarted under
-        # emulation can take longer than one 30 s attempt (seen: post 1's first read, data intact).
-        r = lab.client(["get", "--url", PUBLIC_URL, "--id", str(p["id"]), "--tries", str(tries),
-                        "--deadline", "120"], 160 * tries)
-        if not r["ok"] or r["value"] != p["title"]:
-            bad.append("post %d (id %d): %s" % (p["n"], p["id"], r.get("value") or r))
-    if bad:
-        raise common.LabError("not readable through the public LB: " + "; ".join(bad))
-    return len(posts)
+    """Every post readable through the public LB (drill.read_posts with the lab's backend)."""
+    return drill.read_posts(lab.backend, posts, tries)
 
 
 def vip_write(lab, note, deadline):
@@ -108,26 +62,8 @@ def wait_fenced(lab, survivor, name, since):
 
 
 def wait_pair_healthy(lab, timeout):
-    dbs = [lab.vms["db-a"], lab.vms["db-b"]]
-    t0 = time.time()
-
-    def healthy():
-        for vm in dbs:
-            if vm.fenced():
-                # Nobody would start it again here: say so now instead of waiting out the deadline.
-                raise common.LabError("%s was fenced (its qemu exited on its own) while waiting for the pair"
-                                      % vm.name)
-        ok = stack.pair_healthy(dbs)
-        if not ok:
-            lab.log.detail("pair: " + stack.pair_status(dbs))
-        return ok
-    try:
-        # Every 2 s: a look is two channels on the VMs' ssh masters (VM.start_master), not two logins.
-        common.wait_until(healthy, timeout, "the DB pair to be healthy (Connected, UpToDate/UpToDate)",
-                          interval=2)
-    except common.LabError as e:
-        raise common.LabError("%s; last: %s" % (e, stack.pair_status(dbs)))
-    return time.time() - t0
+    """drill.wait_pair_healthy with the lab's backend (a fenced db VM ends the wait at once)."""
+    return drill.wait_pair_healthy(lab.backend, timeout)
 
 
 def fence_reason(lab, vm, exited):

@@ -32,6 +32,15 @@ EXTRA_PCI_ADDR = "0x0f"
 LUN0_SERIAL = "hainit-lun0"
 # In the VM's directory (a unix socket path: keep RUNS short, under ~90 characters in all).
 CONTROL_SOCKET = "ssh.ctl"
+# Debian's OVMF (package ovmf): the firmware, read-only, and the template of each VM's variables.
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+
+def uefi_args(vars_file):
+    """qemu arguments for UEFI firmware with a VM's own variable store."""
+    return ["-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMF_CODE,
+            "-drive", "if=pflash,format=raw,unit=1,file=" + vars_file]
 
 
 class VmSpec:
@@ -85,8 +94,11 @@ class VM:
         """Fresh disks and seed files (a new VM: blank data disk, same tags)."""
         os.makedirs(self.dir, exist_ok=True)
         img = self.lab.image
+        # The OS disk: an overlay of the lab's layer, itself an overlay of the Azure image's VHD.
         common.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                    os.path.join(img, "base.qcow2"), self.path("root.qcow2")])
+                    os.path.join(img, "lab.qcow2"), self.path("root.qcow2")])
+        # The VM's own UEFI variable store, as every Azure VM has its own NVRAM.
+        shutil.copyfile(OVMF_VARS, self.path("ovmf-vars.fd"))
         for leaf, mib in (("data.raw", self.spec.data_disk_mib), ("extra.raw", self.spec.extra_disk_mib)):
             if mib:
                 with open(self.path(leaf), "wb") as f:
@@ -128,13 +140,13 @@ class VM:
         return self.spec.role == "db" and self.lab.settings.stonith == "arm"
 
     def qemu_argv(self):
-        s, img = self.spec, self.lab.image
+        s = self.spec
         n = s.index
         argv = ["qemu-system-x86_64", "-name", s.name] + self.lab.accel_args + [
             "-machine", "pc", "-smp", str(s.vcpus), "-m", str(s.mem_mib), "-nodefaults", "-display", "none",
             "-no-reboot", "-daemonize", "-pidfile", self.path("qemu.pid"),
-            "-kernel", os.path.join(img, "vmlinuz"), "-initrd", os.path.join(img, "initrd.gz"),
-            "-append", "console=ttyS0 root=/dev/vda net.ifnames=0 loglevel=4 panic=-1",
+            # As Azure boots a generation 2 VM: UEFI firmware, then the image's own boot loader.
+        ] + uefi_args(self.path("ovmf-vars.fd")) + [
             # writeback (the default): guest flushes reach the host file, so a killed VM's disks
             # are what a power cut leaves, not qemu's lost caches.
             "-drive", "file=%s,if=virtio,format=qcow2,cache=writeback,discard=unmap" % self.path("root.qcow2"),
@@ -160,9 +172,10 @@ class VM:
         argv += [
             "-netdev", "user,id=n0,net=169.254.0.0/16,host=169.254.0.2,restrict=on,"
             "hostfwd=tcp:127.0.0.1:%d-169.254.0.15:22,%s" % (self.ssh_port, guestfwd),
-            "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:%02x,addr=0x3" % n,
+            # romfile=: no iPXE option ROM, so the firmware never tries to boot from the network.
+            "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:%02x,addr=0x3,romfile=" % n,
             "-netdev", "tap,id=n1,ifname=%s,script=no,downscript=no" % self.lab.net_tap(s.name, s.role),
-            "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:01:00:%02x,addr=0x4" % n,
+            "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:01:00:%02x,addr=0x4,romfile=" % n,
             "-fw_cfg", "name=opt/hainit-lab/net,file=%s" % self.path("net.env"),
             "-fw_cfg", "name=opt/hainit-lab/hainit.yaml,file=%s" % self.path("hainit.yaml"),
             "-chardev", "file,id=ser0,path=%s,append=on" % self.path("console.log"),
@@ -303,6 +316,17 @@ class VM:
         except common.LabError:
             return None
         return r.stdout if r.returncode == 0 else None
+
+    def kernel_started_at(self):
+        """Host time this boot's kernel started (now minus the guest's uptime): from the VM's start
+        until then, qemu, the UEFI firmware and GRUB ran. None when the VM cannot be asked."""
+        t0 = time.time()
+        out = self.try_ssh("cat /proc/uptime", timeout=20)
+        t1 = time.time()
+        try:
+            return (t0 + t1) / 2 - float(out.split()[0])
+        except (AttributeError, IndexError, ValueError):
+            return None
 
     def wait_ssh(self, timeout=600):
         def up():

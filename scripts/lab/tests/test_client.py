@@ -59,5 +59,44 @@ class ConnectTimeout(unittest.TestCase):
         self.assertGreater(time.time() - t0, 1.5, "the read used the connect timeout")
 
 
+class Fetch(unittest.TestCase):
+    """client.fetch, what a drill check uses to compare the LB's answer with each node's: any status
+    is an answer (a 404 too), with the body cut to the limit."""
+
+    def setUp(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                code, body = (200, b"x" * 100) if self.path == "/big" else (404, b"not here")
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def tearDown(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def test_status_and_body_whatever_the_status(self):
+        self.assertEqual(client.fetch(self.base + "/big", limit=10), {"status": 200, "body": "x" * 10})
+        self.assertEqual(client.fetch(self.base + "/nope"), {"status": 404, "body": "not here"})
+
+    def test_no_answer_is_an_error_not_a_status(self):
+        port = self.server.server_address[1]
+        self.tearDown()
+        with self.assertRaises(OSError):
+            client.fetch("http://127.0.0.1:%d/" % port)
+        self.setUp()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -20,6 +20,10 @@ class FakeVM:
     def __init__(self, name, fenced, said="", role="db"):
         self.name, self.spec, self._fenced, self.said = name, Spec(role), fenced, said
         self.exited_at = 1700000000.0 if fenced else None
+        self.started_at = None
+
+    def kernel_started_at(self):
+        return None  # the guest's uptime is not known here
 
     def fenced(self):
         return self._fenced

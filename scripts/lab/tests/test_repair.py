@@ -37,7 +37,7 @@ class FakeLab:
     def log(self, _):
         pass
 
-    def check_lbs(self):
+    def after_step(self):
         pass
 
     def replace_vm(self, name):
