@@ -1,5 +1,7 @@
 """Logging, commands, waits and the run directory shared by the lab's modules."""
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -69,6 +71,11 @@ def wait_until(pred, timeout, what, interval=2.0):
         if time.time() - start > timeout:
             raise LabError("timed out after %ds waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def derive(secret, purpose):
+    """hainit's secret derivation (README "Secrets"): hex(HMAC-SHA256(secret, "hainit/" + purpose))."""
+    return hmac.new(secret.encode(), ("hainit/" + purpose).encode(), hashlib.sha256).hexdigest()
 
 
 def write_json(path, data):

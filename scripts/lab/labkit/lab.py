@@ -5,8 +5,6 @@ against its command line, which contains the run directory or namespace) when th
 or is interrupted; `lab.py clean` does the same for runs whose orchestrator died.
 """
 
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -76,6 +74,11 @@ class Settings:
         return dict(self.__dict__)
 
 
+def wp_admin(secret):
+    """(user, password) of WordPress's admin: hainit's default admin_user and derived password."""
+    return "wpadmin", common.derive(secret, "wordpress-admin")
+
+
 class Lab:
     def __init__(self, settings):
         self.settings = settings
@@ -101,8 +104,10 @@ class Lab:
                                os.path.join(self.run_dir, "arm.jsonl")).start()
         self.secret = secrets.token_hex(24)
         common.write_private(os.path.join(self.run_dir, "secret"), self.secret + "\n")
-        common.write_json(os.path.join(self.run_dir, "lab.json"),
-                          {"pid": os.getpid(), "netns": self.net.ns, "run_dir": self.run_dir})
+        # What `lab.py clean`/`down` stop this run by: its orchestrator, namespace and host link.
+        self.meta = {"pid": os.getpid(), "netns": self.net.ns, "run_dir": self.run_dir,
+                     "host_link": self.net.host_link, "host_ns": None, "kept": False}
+        common.write_json(os.path.join(self.run_dir, "lab.json"), self.meta)
 
     # ---- bookkeeping ---------------------------------------------------------------------
     def track(self, pid, what):
@@ -110,12 +115,11 @@ class Lab:
         common.write_json(os.path.join(self.run_dir, "pids.json"), self.tracked)
 
     def derive(self, purpose):
-        """hainit's secret derivation (README "Secrets"), for the drill's logins."""
-        return hmac.new(self.secret.encode(), ("hainit/" + purpose).encode(), hashlib.sha256).hexdigest()
+        """hainit's secret derivation, for the drill's logins."""
+        return common.derive(self.secret, purpose)
 
     def wp_admin(self):
-        """(user, password) of WordPress's admin: hainit's default admin_user and derived password."""
-        return "wpadmin", self.derive("wordpress-admin")
+        return wp_admin(self.secret)
 
     def net_tap(self, name, role):
         return net.tap_name(name) if self.net.has_tap(name) else self.net.add_tap(name, role)
@@ -154,8 +158,7 @@ class Lab:
         return topology.hosts(self.settings)
 
     def arm_socket(self):
-        """The emulated ARM's socket (in RUN: a unix socket path, keep it short)."""
-        return os.path.join(self.run_dir, "arm.sock")
+        return arm.socket_path(self.run_dir)
 
     def sbd_disk(self):
         """RUN/sbd.raw: the db VMs' shared SBD disk, created zeroed once per run (a replaced VM gets
