@@ -218,8 +218,10 @@ class Lab:
     def start_lb(self, name, args):
         events = os.path.join(self.run_dir, "lb-%s.jsonl" % name)
         out = open(os.path.join(self.run_dir, "lb-%s.log" % name), "a")
+        # Each long-lived process in a session of its own (here and in vm.py): a stack that make lab
+        # keeps up must not get the SIGHUP of the terminal make ran in; the lab stops them by pid.
         proc = subprocess.Popen(self.net.cmd(["python3", LB_SCRIPT, "--name", name, "--events", events] + args),
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.track(proc.pid, "lb " + name)
         self.lbs[name] = (proc, events)
 
