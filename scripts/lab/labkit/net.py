@@ -120,7 +120,13 @@ def remove_host_link(name, host_ns=None):
     deletion takes it too, but only once no process is left inside; this does not wait for that.
     True when there was one."""
     host = ["ip"] + (["-n", host_ns] if host_ns else [])
-    if common.run(host + ["link", "show", name], check=False).returncode != 0:
+
+    def exists():
+        return common.run(host + ["link", "show", name], check=False).returncode == 0
+    if not exists():
         return False
-    common.run(host + ["link", "del", name])
+    # The namespace's deletion may take the pair between the look and the delete.
+    r = common.run(host + ["link", "del", name], check=False)
+    if r.returncode != 0 and exists():
+        raise common.LabError("%s exited %d: %s" % (" ".join(r.args), r.returncode, r.stderr.strip()))
     return True
