@@ -17,11 +17,9 @@ packages=(
 rust_target=x86_64-unknown-linux-musl
 rust_components=(clippy rustfmt)
 
+# Root's commands through sudo when not root (needed only when something is missing).
 SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "deps: not root and no sudo: run this as root" >&2; exit 1; }
-  SUDO=(sudo)
-fi
+[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
 
 missing_packages() {
   # One dpkg-query for all of them; a package dpkg has never heard of is not listed, so missing.
@@ -46,6 +44,10 @@ trap drop_policy EXIT
 
 mapfile -t missing < <(missing_packages)
 if [ ${#missing[@]} -gt 0 ]; then
+  if [ ${#SUDO[@]} -gt 0 ] && ! command -v sudo >/dev/null; then
+    echo "deps: missing ${missing[*]}, and not root without sudo: run this as root" >&2
+    exit 1
+  fi
   enabled_before=$(enabled_units)
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
