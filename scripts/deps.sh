@@ -81,12 +81,14 @@ fi
 
 # Rust is per user: under sudo, the toolchain of the user who called it (the one who builds).
 as_builder=()
+builder=$(id -un)
 if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+  builder=$SUDO_USER
   home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
   as_builder=(sudo -u "$SUDO_USER" -H env "PATH=$home/.cargo/bin:$PATH")
 fi
 if ! "${as_builder[@]}" rustup --version >/dev/null 2>&1; then
-  echo "deps: no rustup${SUDO_USER:+ for $SUDO_USER}: hainit needs Rust >= 1.85 (Cargo.toml rust-version)" \
+  echo "deps: no rustup for $builder: hainit needs Rust >= 1.85 (Cargo.toml rust-version)" \
     "through rustup, the Rust project's installer (Debian 12's rustc is 1.63); install it, then run" \
     "this again" >&2
   exit 1
