@@ -39,23 +39,32 @@ def tracked(run_dir):
         return []
 
 
-def running(run_dir, meta):
+def live_namespaces():
+    """Namespaces of runs in progress. A namespace name has 4 hex digits of its run's id, so an old
+    run can share it with a live one: what carries that name is then the live run's, not to touch."""
+    return {meta["netns"] for _, _, meta in runs() if orchestrator_alive(meta)}
+
+
+def running(run_dir, meta, live_ns=()):
     """The run's recorded processes still alive: qemu's command line holds the run directory; IMDS,
     LB, NFS and ssh processes the namespace name or the run directory."""
+    ns = meta["netns"] if meta["netns"] not in live_ns else None
     return [e for e in tracked(run_dir)
-            if common.pid_alive(e["pid"], run_dir) or common.pid_alive(e["pid"], meta["netns"])]
+            if common.pid_alive(e["pid"], run_dir) or (ns and common.pid_alive(e["pid"], ns))]
 
 
 def namespaces():
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
 
 
-def stop_run(run_dir, meta):
+def stop_run(run_dir, meta, live_ns):
     """SIGKILL every recorded process, delete the namespace and the host link; what was stopped."""
     stopped = []
-    for entry in running(run_dir, meta):
+    for entry in running(run_dir, meta, live_ns):
         os.kill(entry["pid"], signal.SIGKILL)
         stopped.append("%s (pid %d)" % (entry["what"], entry["pid"]))
+    if meta["netns"] in live_ns:
+        return stopped
     if meta["netns"] in namespaces():
         subprocess.run(["ip", "netns", "del", meta["netns"]], check=False)
         stopped.append("namespace " + meta["netns"])
@@ -64,10 +73,12 @@ def stop_run(run_dir, meta):
     return stopped
 
 
-def left(run_dir, meta):
+def left(run_dir, meta, live_ns):
     """What of a stopped run still exists (processes, namespace, host link)."""
     host = ["ip"] + (["-n", meta["host_ns"]] if meta.get("host_ns") else [])
-    still = ["%s (pid %d)" % (e["what"], e["pid"]) for e in running(run_dir, meta)]
+    still = ["%s (pid %d)" % (e["what"], e["pid"]) for e in running(run_dir, meta, live_ns)]
+    if meta["netns"] in live_ns:
+        return still
     if meta["netns"] in namespaces():
         still.append("namespace " + meta["netns"])
     if meta.get("host_link") and subprocess.run(host + ["link", "show", meta["host_link"]],
@@ -77,12 +88,13 @@ def left(run_dir, meta):
 
 
 def clean(run_ids, force):
+    live_ns = live_namespaces() if not force else set()
     for run_id, run_dir, meta in runs(run_ids):
         if orchestrator_alive(meta) and not force:
             if run_ids:
                 print("lab clean: %s is still running (pid %d); --force to stop it" % (run_id, meta["pid"]))
             continue
-        stopped = stop_run(run_dir, meta)
+        stopped = stop_run(run_dir, meta, live_ns)
         if stopped:
             print("lab clean: %s: stopped %s" % (run_id, ", ".join(stopped)), flush=True)
     return 0
@@ -94,15 +106,16 @@ def down(settle_s=20):
     if os.geteuid() != 0:
         common.die("lab down needs root (sudo make lab-down)", 2)
     gone = [(run_id, run_dir, meta) for run_id, run_dir, meta in runs() if not orchestrator_alive(meta)]
+    live_ns = live_namespaces()
     any_stopped = False
     for run_id, run_dir, meta in gone:
-        stopped = stop_run(run_dir, meta)
+        stopped = stop_run(run_dir, meta, live_ns)
         if stopped:
             any_stopped = True
             print("lab down: %s: stopped %s" % (run_id, ", ".join(stopped)), flush=True)
     deadline = time.time() + settle_s
     while True:
-        still = [(run_id, left(run_dir, meta)) for run_id, run_dir, meta in gone]
+        still = [(run_id, left(run_dir, meta, live_ns)) for run_id, run_dir, meta in gone]
         still = [(run_id, what) for run_id, what in still if what]
         if not still or time.time() > deadline:
             break

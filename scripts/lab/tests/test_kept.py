@@ -185,5 +185,40 @@ class KeptStack(unittest.TestCase):
         self.assertIn("no stack was up", again.stdout)
 
 
+
+class ADeadRunSharingALiveRunsNamespace(unittest.TestCase):
+    """A namespace name holds 4 hex digits of the run id: an old run can share it with a live one."""
+
+    def setUp(self):
+        need_root()
+        self.runs = tempfile.mkdtemp(prefix="hlt-runs-")
+        self.ns = "hlab-u%03x" % (os.getpid() & 0xfff)
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        # The live run's orchestrator: a process whose command line names lab.py.
+        self.live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "lab.py", self.ns])
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        self.addCleanup(self.teardown)
+        for run_id, pid in (("20250101-000000-old", gone.pid), ("20260101-000000-live", self.live.pid)):
+            run_dir = os.path.join(self.runs, run_id)
+            os.makedirs(run_dir)
+            common.write_json(os.path.join(run_dir, "pids.json"), [{"pid": self.live.pid, "what": "qemu"}])
+            common.write_json(os.path.join(run_dir, "lab.json"), {"pid": pid, "netns": self.ns, "run_dir": run_dir})
+
+    def teardown(self):
+        self.live.kill()
+        self.live.wait(10)
+        subprocess.run(["ip", "netns", "del", self.ns], check=False, capture_output=True)
+        shutil.rmtree(self.runs, ignore_errors=True)
+
+    def test_down_leaves_the_live_runs_namespace_and_processes_alone(self):
+        r = subprocess.run([sys.executable, LAB_PY, "down"], capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, LAB_RUNS=self.runs))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("a run in progress is not touched: 20260101-000000-live", r.stdout)
+        self.assertIn(self.ns, subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+        self.assertIsNone(self.live.poll())
+
+
 if __name__ == "__main__":
     unittest.main()
