@@ -4,20 +4,25 @@ SHELL := /bin/bash
 
 TARGET  := x86_64-unknown-linux-musl
 BIN     := target/$(TARGET)/release/hainit
-CARGO   ?= cargo
+# Under `sudo make lab`, cargo and rustup run as the user who called sudo: their toolchain, and
+# target/ stays theirs.
+ifneq ($(filter-out root,$(SUDO_USER)),)
+AS_USER := sudo -u $(SUDO_USER) -H env PATH=$(shell getent passwd $(SUDO_USER) | cut -d: -f6)/.cargo/bin:$$PATH
+endif
+CARGO   ?= $(AS_USER) cargo
 # Every shell script in the repository, found by its shebang.
 SCRIPTS := $(shell for f in $$(find scripts images cloud-init .ci -type f 2>/dev/null); do \
              head -n1 "$$f" | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done)
 
-.PHONY: print-scripts build test lint fmt unit golden bench install clean check-static
-.PHONY: lab lab-image lab-clean lab-check azure-image check-azure-image
+.PHONY: print-scripts deps build test lint fmt unit golden bench install clean check-static
+.PHONY: lab lab-all lab-down lab-image lab-clean lab-check azure-image check-azure-image
 FAKE_IMDS := target/release/examples/fake-imds
 
 ## build: stripped static musl binary (adds the rustup target when missing)
 build: $(BIN)
 	@$(MAKE) --no-print-directory check-static
 $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs')
-	@rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@$(AS_USER) rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || $(AS_USER) rustup target add $(TARGET)
 	$(CARGO) build --release --locked --target $(TARGET)
 
 check-static:
@@ -26,8 +31,12 @@ check-static:
 	@size=$$(stat -c %s $(BIN)); echo "size: $$size bytes"; \
 	  [ $$size -lt $$((8 * 1024 * 1024)) ] || { echo "$(BIN) is $$size bytes, over 8 MiB" >&2; exit 1; }
 
-## test: lint, every cargo test (units, fake IMDS, golden plans, real-tool checks), static build, quick bench
-test: lint unit build lab-check
+## deps: every Debian package, the Rust target and components the tests and the lab need (scripts/deps.sh)
+deps:
+	scripts/deps.sh
+
+## test: deps, lint, every cargo test (units, fake IMDS, golden plans, real-tool checks), static build, quick bench
+test: deps lint unit build lab-check
 	@$(MAKE) --no-print-directory bench BENCH_ARGS=--quick
 
 unit:
@@ -73,9 +82,19 @@ lab-image: azure-image
 $(FAKE_IMDS): Cargo.toml Cargo.lock examples/fake-imds.rs tests/common/fake_imds.rs
 	$(CARGO) build --release --locked --example fake-imds
 
-## lab: 2 db + 2 web VMs, emulated IMDS and load balancers, the failover drill, report (scripts/lab/lab.py)
-lab: lab-image $(FAKE_IMDS)
-	python3 scripts/lab/lab.py run
+## lab: (root) 2 db + 2 web VMs, emulated IMDS, ARM and load balancers, the how-to's drill, report;
+## on success the stack stays up at http://10.0.3.10/ until `make lab-down` (LAB_KEEP=0: stopped)
+LAB_KEEP ?= 1
+lab: deps lab-image $(FAKE_IMDS)
+	python3 scripts/lab/lab.py run --scenarios "$${LAB_SCENARIOS:-drill}" $(if $(filter 0,$(LAB_KEEP)),,--keep)
+
+## lab-all: (root) every scenario (drill, repair, crash, splitbrain); nothing stays up
+lab-all: deps lab-image $(FAKE_IMDS)
+	python3 scripts/lab/lab.py run --scenarios all
+
+## lab-down: (root) stop the stack `make lab` left up, and whatever a dead run left (by recorded ids)
+lab-down:
+	python3 scripts/lab/lab.py down
 
 ## lab-clean: stop whatever a lab run whose orchestrator died left behind (by its recorded ids)
 lab-clean:

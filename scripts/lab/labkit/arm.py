@@ -30,6 +30,11 @@ PATH = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/
                   r"/virtualMachines(?:/(?P<vm>[^/]+)(?:/(?P<op>instanceView|powerOff|start))?)?$", re.IGNORECASE)
 
 
+def socket_path(run_dir):
+    """The emulated ARM's socket (in RUN: a unix socket path, keep it short)."""
+    return os.path.join(run_dir, "arm.sock")
+
+
 class Arm:
     """vms() -> {name: VM}: what the resource group holds right now (lab.vms)."""
 

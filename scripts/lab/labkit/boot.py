@@ -102,8 +102,9 @@ def bring_up(lab, result):
 def start_stack(lab, boot):
     log = lab.log
     lab.net.up()
-    log("network: namespace %s, db %s.0/24, web %s.0/24, ILB VIP %s, public LB %s"
-        % (lab.net.ns, net.DB_SUBNET, net.WEB_SUBNET, net.VIP, net.PUBLIC_VIP))
+    lab.net.expose()
+    log("network: namespace %s, db %s.0/24, web %s.0/24, ILB VIP %s, public LB %s (from this machine too: "
+        "host link %s)" % (lab.net.ns, net.DB_SUBNET, net.WEB_SUBNET, net.VIP, net.PUBLIC_VIP, lab.net.host_link))
     lab.start_lbs()
     lab.start_nfs()
     boot["t0"] = time.time()

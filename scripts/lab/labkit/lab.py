@@ -76,6 +76,11 @@ class Settings:
         return dict(self.__dict__)
 
 
+def wp_admin(secret):
+    """(user, password) of WordPress's admin: hainit's default admin_user and derived password."""
+    return "wpadmin", common.derive(secret, "wordpress-admin")
+
+
 class Lab:
     def __init__(self, settings):
         self.settings = settings
@@ -106,8 +111,10 @@ class Lab:
         common.write_private(os.path.join(self.run_dir, "secret"), self.secret + "\n")
         # Web VMs get only these (cloud-init/web.yaml), never the shared secret.
         self.web_secrets = topology.web_secrets(HAINIT, self.secret)
-        common.write_json(os.path.join(self.run_dir, "lab.json"),
-                          {"pid": os.getpid(), "netns": self.net.ns, "run_dir": self.run_dir})
+        # What `lab.py clean`/`down` stop this run by: its orchestrator, namespace and host link.
+        self.meta = {"pid": os.getpid(), "netns": self.net.ns, "run_dir": self.run_dir,
+                     "host_link": self.net.host_link, "host_ns": None, "kept": False}
+        common.write_json(os.path.join(self.run_dir, "lab.json"), self.meta)
 
     # ---- bookkeeping ---------------------------------------------------------------------
     def track(self, pid, what):
@@ -119,8 +126,7 @@ class Lab:
         return common.derive(self.secret, purpose)
 
     def wp_admin(self):
-        """(user, password) of WordPress's admin: hainit's default admin_user and derived password."""
-        return "wpadmin", self.derive("wordpress-admin")
+        return wp_admin(self.secret)
 
     def net_tap(self, name, role):
         return net.tap_name(name) if self.net.has_tap(name) else self.net.add_tap(name, role)
@@ -159,8 +165,7 @@ class Lab:
         return topology.hosts(self.settings)
 
     def arm_socket(self):
-        """The emulated ARM's socket (in RUN: a unix socket path, keep it short)."""
-        return os.path.join(self.run_dir, "arm.sock")
+        return arm.socket_path(self.run_dir)
 
     def sbd_disk(self):
         """RUN/sbd.raw: the db VMs' shared SBD disk, created zeroed once per run (a replaced VM gets
@@ -221,8 +226,10 @@ class Lab:
     def start_lb(self, name, args):
         events = os.path.join(self.run_dir, "lb-%s.jsonl" % name)
         out = open(os.path.join(self.run_dir, "lb-%s.log" % name), "a")
+        # Each long-lived process in a session of its own (here and in vm.py): a stack that make lab
+        # keeps up must not get the SIGHUP of the terminal make ran in; the lab stops them by pid.
         proc = subprocess.Popen(self.net.cmd(["python3", LB_SCRIPT, "--name", name, "--events", events] + args),
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.track(proc.pid, "lb " + name)
         self.lbs[name] = (proc, events)
 

@@ -129,7 +129,7 @@ class VM:
         self.imds_proc = subprocess.Popen(
             self.lab.net.cmd([self.lab.fake_imds, "--listen", "127.0.0.1:%d" % self.imds_port,
                               "--document", self.path("imds.json")] + identity),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         out.close()  # the child has its own
         self.lab.track(self.imds_proc.pid, "fake-imds " + self.name)
 
@@ -295,7 +295,7 @@ class VM:
         err = open(self.path("ssh-master.log"), "a")
         self.master = subprocess.Popen(
             self.lab.net.cmd(["ssh", "-M", "-N", "-o", "ControlPersist=no"] + self.ssh_options() + ["root@127.0.0.1"]),
-            stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, start_new_session=True)
         self.lab.track(self.master.pid, "ssh master " + self.name)
 
     def stop_master(self):
