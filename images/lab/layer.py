@@ -63,6 +63,11 @@ CHANGES = [
             "hainit-lab-guest's, so it would wait its full 2 min (measured 157 s under TCG) for a "
             "link it never manages",
      "symlinks": {"etc/systemd/system/systemd-networkd-wait-online.service": "/dev/null"}},
+    {"what": "the data disk's LUN 0 links for a virtio disk (udev rule 66-hainit-lab-azure-lun.rules)",
+     "why": "on Azure waagent's 66-azure-storage.rules link the SCSI data disk at LUN 0 as "
+            "/dev/disk/azure/scsi1/lun0; the lab's data disk is virtio (serial hainit-lun0), which "
+            "those rules do not see, and hainit takes LUN 0 or nothing",
+     "guest": ["etc/udev/rules.d/66-hainit-lab-azure-lun.rules"]},
     {"what": "root's authorized key (/root/.ssh/authorized_keys, the lab's key)",
      "why": "the lab drives its VMs over ssh as root; on Azure the admin user and its key come from "
             "cloud-init",

@@ -320,7 +320,16 @@ const EL_DB: DbPlatform = DbPlatform {
 };
 
 const EL_WEB: WebPlatform = WebPlatform {
-    packages: &["nginx", "php-fpm", "php-cli", "php-mysqlnd", "php-xml", "mariadb", "policycoreutils-python-utils", "nfs-utils"],
+    packages: &[
+        "nginx",
+        "php-fpm",
+        "php-cli",
+        "php-mysqlnd",
+        "php-xml",
+        "mariadb",
+        "policycoreutils-python-utils",
+        "nfs-utils",
+    ],
     nginx_service: "nginx",
     nginx_conf_dir: "/etc/nginx/conf.d",
     php_fpm_service: "php-fpm",
