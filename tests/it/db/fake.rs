@@ -151,11 +151,17 @@ fn unit_show(sys: &FakeSystem, unit: &str) -> String {
 /// fence devices); `cib.pushed` is a peer that pushed the whole stack into the cluster this node
 /// joined. Exit 102 while Pacemaker is stopped.
 fn crm_mon(sys: &FakeSystem) -> Output {
-    // Right after its start, pacemakerd answers for daemons that are still starting (exit 0).
+    // Right after its start, pacemakerd answers for daemons that are still starting (exit 0),
+    // then once more for running daemons that give no view of the cluster yet (seen in the lab).
+    let path = format!("{}/tests/fixtures/crm_mon/debian12-starting.xml", env!("CARGO_MANIFEST_DIR"));
     if sys.fact("pacemaker.starting").is_some() {
         sys.facts_remove("pacemaker.starting");
-        let path = format!("{}/tests/fixtures/crm_mon/debian12-starting.xml", env!("CARGO_MANIFEST_DIR"));
+        sys.set_fact("pacemaker.no_view", "1");
         return Output::ok(std::fs::read_to_string(path).unwrap());
+    }
+    if sys.fact("pacemaker.no_view").is_some() {
+        sys.facts_remove("pacemaker.no_view");
+        return Output::ok(std::fs::read_to_string(path).unwrap().replace("starting_daemons", "running"));
     }
     if !pacemaker_runs(sys) {
         return Output {
