@@ -113,6 +113,13 @@ pub enum Role {
     Started,
     Unpromoted,
     Promoted,
+    /// An operation in flight (Pacemaker ≥ 2.1 records pending operations by default and shows
+    /// them in place of the role): not yet in the role it is heading for.
+    Starting,
+    Stopping,
+    Promoting,
+    Demoting,
+    Migrating,
 }
 
 impl Role {
@@ -123,6 +130,11 @@ impl Role {
             "Started" => Role::Started,
             "Unpromoted" | "Slave" => Role::Unpromoted,
             "Promoted" | "Master" => Role::Promoted,
+            "Starting" => Role::Starting,
+            "Stopping" => Role::Stopping,
+            "Promoting" => Role::Promoting,
+            "Demoting" => Role::Demoting,
+            "Migrating" => Role::Migrating,
             _ => return None,
         })
     }
@@ -136,6 +148,11 @@ impl fmt::Display for Role {
             Role::Started => "Started",
             Role::Unpromoted => "Unpromoted",
             Role::Promoted => "Promoted",
+            Role::Starting => "Starting",
+            Role::Stopping => "Stopping",
+            Role::Promoting => "Promoting",
+            Role::Demoting => "Demoting",
+            Role::Migrating => "Migrating",
         })
     }
 }
@@ -301,6 +318,24 @@ mod tests {
         assert_eq!(s.stonith_enabled, Some(false));
         assert_eq!(s.failures, ["mysqld_monitor_20000 on db-b: not running"]);
         assert!(s.any_failed());
+    }
+
+    /// A start in flight shows as role "Starting" (lab run 20261206-043704-1759): the resource is
+    /// not Started yet, which is a state, not an error; an unknown role still is one.
+    #[test]
+    fn an_operation_in_flight_is_not_yet_the_role() {
+        let live = fixture("debian12-live.xml");
+        let starting = live.replacen(
+            "id=\"mysqld\" resource_agent=\"ocf:heartbeat:mysql\" role=\"Started\"",
+            "id=\"mysqld\" resource_agent=\"ocf:heartbeat:mysql\" role=\"Starting\"",
+            1,
+        );
+        assert_ne!(starting, live, "the fixture has mysqld Started");
+        let s = running(Output::ok(starting.clone()));
+        assert_eq!(s.node_of("mysqld", Role::Started), None);
+        assert_eq!(s.node_of("mysqld", Role::Starting), Some("db-a"));
+        let odd = starting.replace("role=\"Starting\"", "role=\"Dancing\"");
+        assert!(read(&Output::ok(odd)).unwrap_err().to_string().contains("unknown role \"Dancing\""));
     }
 
     #[test]
