@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy-azure.sh: from an empty subscription to the hainit WordPress stack, with the az CLI.
 #
-#   scripts/deploy-azure.sh [--dry-run] [options]        (README "Deploy to Azure")
+#   scripts/deploy-azure.sh [--dry-run] [options]        (docs/azure.md)
 #
 # Every VM boots hainit's Debian 12 image by default (make azure-image; uploaded once, reused by
 # its sha256: scripts/azure/image.sh). Creates, in one resource group, what the how-to built by

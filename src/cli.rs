@@ -1,4 +1,4 @@
-//! The command line (design.md "Command line") and one `run_*` function per command.
+//! The command line (README.md "Command line", docs/usage.md) and one `run_*` function per command.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! IMDS document + config + flags → the validated `Inventory` (pure, no I/O).
 //!
-//! Tag contract (design.md): `hainit-role`, `hainit-cluster`, `hainit-peers` (`name=ip,…`),
+//! Tag contract (README.md "Tags"): `hainit-role`, `hainit-cluster`, `hainit-peers` (`name=ip,…`),
 //! `hainit-vip`, and for web nodes `hainit-share` (docs/web-role.md). Tags are read from
 //! `compute.tagsList` only.
 

@@ -1,5 +1,5 @@
 # hainit image for CentOS 7 (the original how-to's OS: pcs 0.9, DRBD 8.4 from ELRepo, MariaDB 5.5,
-# PHP 7.3 from Software Collections). README "Deploy to Azure":
+# PHP 7.3 from Software Collections). docs/azure.md:
 #
 #   make build                                   # the static hainit binary this image bakes in
 #   az group create -n hainit-images -l westeurope

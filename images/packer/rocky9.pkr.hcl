@@ -1,5 +1,5 @@
 # hainit image for Rocky Linux 9 (pcs 0.11, DRBD 9 from ELRepo, MariaDB 10.5, PHP 8.0).
-# README "Deploy to Azure":
+# docs/azure.md:
 #
 #   make build                                   # the static hainit binary this image bakes in
 #   az group create -n hainit-images -l westeurope

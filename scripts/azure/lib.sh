@@ -126,7 +126,7 @@ load_secret() {
 
 new_secret() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
 
-# derive PURPOSE: hainit's hex(HMAC-SHA256(secret, "hainit/" + PURPOSE)) (README "Secrets"). The
+# derive PURPOSE: hainit's hex(HMAC-SHA256(secret, "hainit/" + PURPOSE)) (docs/configuration.md "Secrets"). The
 # secret goes to python3 on stdin, never in argv.
 derive() {
   python3 -c '

@@ -75,7 +75,7 @@ def wait_until(pred, timeout, what, interval=2.0):
 
 
 def derive(secret, purpose):
-    """hainit's secret derivation (README "Secrets"): hex(HMAC-SHA256(secret, "hainit/" + purpose))."""
+    """hainit's secret derivation (docs/configuration.md "Secrets"): hex(HMAC-SHA256(secret, "hainit/" + purpose))."""
     return hmac.new(secret.encode(), ("hainit/" + purpose).encode(), hashlib.sha256).hexdigest()
 
 

@@ -29,7 +29,7 @@ WEB_STEPS = {"web.packages": 3.1, "web.wordpress.tree": 14.2, "web.config.wp-con
 
 def sample(run_dir="/var/tmp/hainit-lab/runs/20261205-101010-ab12"):
     """A drill run's result with every part report.md and report.html draw: bring-up step times of
-    four VMs, the drill's steps, its failover marks (README: the 54.0 s run) and the browser check."""
+    four VMs, the drill's steps, its failover marks (docs/lab.md "Measured": the 54.0 s run) and the browser check."""
     t = 1796500000.0
     steps, start = [], t
     for name, secs, ok in [("DB pair healthy", 2.1, True), ("post 1", 9.4, True),
