@@ -1,8 +1,9 @@
 """The README stays short and current, and the documentation's links lead somewhere.
 
-README.md: at most 200 lines, no run log (no lab run id, no date), and every page in docs/ is in
-its index. README.md and docs/*.md: every relative link names a file that exists, and a `#anchor`
-names a heading of that file (GitHub's heading ids).
+README.md: at most 200 lines, no run log (no lab run id, no date), every page in docs/ in its
+index, and every `make` target, script and `--flag` it names exists. README.md and docs/*.md:
+every relative link names a file that exists, and a `#anchor` names a heading of that file
+(GitHub's heading ids).
 """
 
 import os
@@ -62,7 +63,7 @@ def anchors(text):
 
 def broken_links(path, text, read=None, exists=os.path.exists):
     """Every relative link in `text` (the file at `path`) that leads nowhere, as messages."""
-    read = read or (lambda p: open(p, encoding="utf-8").read())
+    read = read or globals()["read"]
     problems = []
     for n, line in prose_lines(text):
         for target in LINK.findall(line):
@@ -118,6 +119,44 @@ class TheRepository(unittest.TestCase):
         self.assertEqual(missing, [], "README.md's \"Documentation\" section does not link these pages")
 
 
+def make_targets(makefile):
+    return set(re.findall(r"^([A-Za-z0-9_.-]+):", makefile, re.M))
+
+
+def known_flags():
+    """Every long flag hainit (src/cli.rs fields), deploy-azure.sh and the Azure drill take."""
+    cli = read(os.path.join(REPO, "src", "cli.rs"))
+    flags = {"--" + f.replace("_", "-") for f in re.findall(r"^\s*(?:pub )?([a-z_]+): ", cli, re.M)}
+    for script in ("scripts/deploy-azure.sh", "scripts/azure/drill.py"):
+        flags |= set(re.findall(r"--[a-z][a-z0-9-]*", read(os.path.join(REPO, script))))
+    return flags
+
+
+def unknown_commands(text, targets, flags, exists):
+    """`make` targets, repository paths and flags in `text` that do not exist, as messages."""
+    problems = []
+    for n, line in enumerate(text.splitlines(), 1):
+        for t in re.findall(r"\bmake ([a-z][a-z0-9-]*)", line):
+            if t not in targets:
+                problems.append("%d: make %s: no such target in the Makefile" % (n, t))
+        for path in re.findall(r"(?<![\w/.])((?:scripts|images|cloud-init|src|tests|docs)/[\w./-]*\w)", line):
+            if not exists(path):
+                problems.append("%d: %s does not exist" % (n, path))
+        ours = re.split(r"\baz (?=[a-z])", line)[0]  # the Azure CLI's own flags are not ours to check
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", ours):
+            if flag not in flags:
+                problems.append("%d: %s is no flag of hainit, deploy-azure.sh or drill.py" % (n, flag))
+    return problems
+
+
+class TheReadmesCommands(unittest.TestCase):
+    def test_every_target_script_and_flag_exists(self):
+        targets = make_targets(read(os.path.join(REPO, "Makefile")))
+        problems = unknown_commands(read(os.path.join(REPO, "README.md")), targets, known_flags(),
+                                    lambda p: os.path.exists(os.path.join(REPO, p)))
+        self.assertEqual(problems, [])
+
+
 class TheChecks(unittest.TestCase):
     """The checks above find what they are for (so a green run means something)."""
 
@@ -137,6 +176,12 @@ class TheChecks(unittest.TestCase):
     def test_heading_ids_follow_github(self):
         text = "# The db role: data disk and DRBD\n## `--wipe-data-disk=DEV`\n## Notes\n## Notes\n```\n# not a heading\n```\n"
         self.assertEqual(anchors(text), {"the-db-role-data-disk-and-drbd", "--wipe-data-diskdev", "notes", "notes-1"})
+
+    def test_a_missing_target_script_or_flag_is_found(self):
+        text = "make lab\nmake lab-up\nscripts/deploy-azure.sh --dry-run --dry\nscripts/gone.sh\naz vm list --query x\n"
+        problems = unknown_commands(text, {"lab"}, {"--dry-run"}, lambda p: p == "scripts/deploy-azure.sh")
+        self.assertEqual(problems, ["2: make lab-up: no such target in the Makefile", "3: --dry is no flag of hainit, "
+                                    "deploy-azure.sh or drill.py", "4: scripts/gone.sh does not exist"])
 
     def test_run_ids_and_dates_are_found(self):
         text = "ok\nfailover 54.0 s (…-159f)\nrun 20261206-004728-192f passed\nmeasured 2026-12-03\nsha 9f3c2a1b\n"
