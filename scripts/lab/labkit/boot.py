@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from . import common, net, rerun, stack, steps, steptimes
+from . import common, converge, net, rerun, stack, steps, steptimes
 from .vm import OVMF_CODE, OVMF_VARS, uefi_args
 
 
@@ -88,7 +88,8 @@ def kvm_boots(lab, accel):
 
 def bring_up(lab, result):
     """Network, LBs, 4 VMs, then wait: every VM converged by hainit, WordPress through the public LB;
-    then hainit once more on every VM, as an operator's repair would (report: re-run)."""
+    then hainit once more on every VM, as an operator's repair would (report: re-run), and a changed
+    setting converged on the db leader and back (report: converge)."""
     boot = {"vms": {}}
     result["boot"] = boot
     start_stack(lab, boot)
@@ -96,6 +97,8 @@ def bring_up(lab, result):
     step_times(lab, boot)
     wait_wordpress(lab, boot)
     rerun.run(lab, result)
+    # A changed setting reaches the running cluster as one patch (and back): a failure stops the run.
+    converge.run(lab, result)
     return boot
 
 

@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from . import browser, report_html, rerun, sitecheck
+from . import browser, converge, report_html, rerun, sitecheck
 
 TARGETS = {"lab_minutes": 30, "ram_mib": 8192, "initial_sync_s": 0, "failover_s": 60}
 # Every scenario of `make lab`, in the order a full run takes them.
@@ -58,6 +58,9 @@ def figures(result):
     if runs:
         f["rerun_max_s"] = max(r["seconds"] for r in runs)
         f["rerun_actions"] = sum(r["actions"] for r in runs)
+    conv = result.get("converge") or {}
+    if conv.get("apply"):
+        f["converge_apply_s"] = conv["apply"]["seconds"]
     marks = fo.get("marks_s", {})
     if "ilb_up" in marks and "ilb3306_up" in marks and f["failover_kill_to_vip_write_s"] is not None:
         # The how-to's ILB probes 3306: the same failover, with its probe's up-time instead of ours.
@@ -91,7 +94,22 @@ def targets(result, f):
         measured = "%s action(s), slowest %s" % (fmt(f.get("rerun_actions"), ""), fmt(f.get("rerun_max_s")))
         rows.append(("re-run of hainit on each converged VM", "0 actions, <= %.0f s" % rerun.TARGET_S, measured,
                      all(rerun.met(r) for r in reruns.values())))
+    conv = result.get("converge")
+    if conv:
+        rows.append(("a changed %s on the converged db leader" % conv.get("setting", converge.SETTING),
+                     "one patch, the new value in the CIB, converged after", converge_measured(conv),
+                     bool(conv.get("ok"))))
     return rows
+
+
+def converge_measured(conv):
+    """The converge check in a few words (report.md's target row, report.html)."""
+    if not conv.get("ok"):
+        return "failed: " + clip(converge.failure(conv), 160)
+    rb = conv["read_back"]
+    return ("%s -> %s: %d patch, applied in %s s; %s timeout %s s -> %s s in the CIB"
+            % (conv["old"], conv["new"], conv["plan"]["patch_actions"], conv["apply"]["seconds"], rb["op"],
+               rb["before_s"], rb["after_s"]))
 
 
 def write(result, run_dir):
@@ -157,6 +175,7 @@ def write(result, run_dir):
     lines += incidents_section(result)
     lines += bringup_section(result)
     lines += rerun_section(result)
+    lines += converge_section(result)
     lines += failover_section(result, s)
     lines += ["", "## Targets (issue 5, item 8)", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
     for w, t, m, ok in targets(result, f):
@@ -317,6 +336,41 @@ def rerun_section(result):
         error = ": " + clip(r["error"]).replace("|", "\\|") if r.get("error") else ""
         lines.append("| %s | %s | %s | %s | %s | %s%s |" % (name, r["seconds"], r["actions"], changed, slowest,
                                                              r["exit"], error))
+    return lines
+
+
+def converge_section(result):
+    """A changed setting on the running cluster and back (converge.run)."""
+    conv = result.get("converge")
+    if not conv:
+        return []
+    lines = ["", "## A changed setting on the running cluster: `%s` on %s" % (conv.get("setting"), conv.get("node")),
+             ""]
+    if conv.get("error") or conv.get("restore", {}).get("error"):
+        lines += ["**Failed**: `%s`" % clip(converge.failure(conv), 600), ""]
+    lines += ["| what | measured |", "|---|---|"]
+    if "old" in conv:
+        lines.append("| setting in /etc/hainit/hainit.yaml | %s -> %s |" % (conv["old"], conv["new"]))
+    p = conv.get("plan")
+    if p:
+        lines.append("| `plan`: changing steps | %s |" % (", ".join(p["changing_steps"]) or "none"))
+        lines.append("| `plan`: actions, of them `cibadmin --patch` | %d, %d |" % (p["actions"], p["patch_actions"]))
+        if p.get("why"):
+            lines.append("| `plan`: the patch | %s |" % clip(p["why"], 300).replace("|", "\\|"))
+    a = conv.get("apply")
+    if a:
+        lines.append("| `apply`: seconds, actions, steps changed | %s, %s, %s |"
+                     % (a["seconds"], a["actions"], ", ".join(a["changed_steps"]) or "none"))
+    rb = conv.get("read_back")
+    if rb:
+        lines.append("| `cibadmin --query`: %s timeout | %s s -> %s s (%s timeouts scaled) |"
+                     % (rb["op"], rb["before_s"], rb["after_s"], conv.get("ops_changed")))
+    if "converged_after" in conv:
+        lines.append("| `plan` after apply | %s |" % ("converged" if conv["converged_after"] else "**changes**"))
+    r = conv.get("restore")
+    if r and r.get("apply"):
+        lines.append("| original config back: apply seconds, CIB as before | %s, %s |"
+                     % (r["apply"]["seconds"], "yes" if r.get("cib_as_before") else "**no**"))
     return lines
 
 

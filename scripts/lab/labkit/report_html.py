@@ -11,7 +11,7 @@ import html
 import math
 import os
 
-from . import failover
+from . import converge, failover, rerun
 
 MARK_NAMES = {"detected": "failure detected", "fenced": "peer fenced", "promoted": "DRBD promoted",
               "filesystem": "filesystem mounted", "mariadb": "MariaDB started", "probe_listener": "probe listener up",
@@ -184,6 +184,8 @@ def page(result, run_dir, failover_target_s=None):
     for sc in result.get("scenarios", []):
         parts += scenario(sc, run_dir, failover_target_s)
     parts += bringup(result)
+    parts += rerun_section(result.get("rerun"))
+    parts += converge_section(result.get("converge"))
     parts.append('</body></html>')
     return "\n".join(parts) + "\n"
 
@@ -274,4 +276,66 @@ def bringup(result):
         out += ['<div><h3>%s: hainit %.1f s in all%s</h3>' % (esc(name), sum(vm["steps_s"].values()), esc(state)),
                 svg, '</div>']
     out.append('</div>')
+    return out
+
+
+def rerun_section(reruns):
+    """hainit once more on each converged VM after bring-up (rerun.run): a row per VM."""
+    if not reruns:
+        return []
+    out = ['<h2>Re-run on a converged node: <code>hainit --role db|web</code> after bring-up</h2>',
+           '<p>Wall time on the guest\'s clock; the goal is 0 actions within %.0f s.</p>' % rerun.TARGET_S,
+           '<table class="rerun"><tr><th>VM</th><th>seconds</th><th>actions</th><th>steps changed</th>'
+           '<th>slowest steps</th><th>exit</th><th>met</th></tr>']
+    for name, r in reruns.items():
+        if "seconds" not in r:
+            out.append('<tr data-vm="%s"><td>%s</td><td colspan="5">%s</td><td><strong>no</strong></td></tr>'
+                       % (esc(name), esc(name), esc(r.get("error"))))
+            continue
+        slowest = ", ".join("%s %s s" % kv for kv in r.get("slowest_steps_s", {}).items()) or "–"
+        exit_ = "%s%s" % (r["exit"], ": " + r["error"] if r.get("error") else "")
+        out.append('<tr data-vm="%s" data-s="%s" data-actions="%s"><td>%s</td><td class="num">%s</td>'
+                   '<td class="num">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>'
+                   % (esc(name), esc(r["seconds"]), esc(r["actions"]), esc(name), esc(r["seconds"]),
+                      esc(r["actions"]), esc(", ".join(r["changed_steps"]) or "none"), esc(slowest), esc(exit_),
+                      "yes" if rerun.met(r) else "<strong>no</strong>"))
+    out.append('</table>')
+    return out
+
+
+def converge_section(conv):
+    """A changed setting on the running cluster and back (converge.run)."""
+    if not conv:
+        return []
+    ok = bool(conv.get("ok"))
+    out = ['<h2>A changed setting on the running cluster: <code>%s</code> on %s '
+           '<span class="verdict %s">%s</span></h2>' % (esc(conv.get("setting")), esc(conv.get("node")),
+                                                        "pass" if ok else "fail", "PASS" if ok else "FAIL")]
+    if not ok:
+        out.append('<p>Failed: <code>%s</code></p>' % esc(converge.failure(conv)))
+    rows = []
+    if "old" in conv:
+        rows.append(("setting in /etc/hainit/hainit.yaml", "%s → %s" % (conv["old"], conv["new"])))
+    p = conv.get("plan")
+    if p:
+        rows.append(("plan: changing steps", ", ".join(p["changing_steps"]) or "none"))
+        rows.append(("plan: actions, of them cibadmin --patch", "%d, %d" % (p["actions"], p["patch_actions"])))
+        if p.get("why"):
+            rows.append(("plan: the patch", p["why"]))
+    a = conv.get("apply")
+    if a:
+        rows.append(("apply: seconds, actions, steps changed",
+                     "%s, %s, %s" % (a["seconds"], a["actions"], ", ".join(a["changed_steps"]) or "none")))
+    rb = conv.get("read_back")
+    if rb:
+        rows.append(("cibadmin --query: %s timeout" % rb["op"], "%s s → %s s (%s timeouts scaled)"
+                     % (rb["before_s"], rb["after_s"], conv.get("ops_changed"))))
+    if "converged_after" in conv:
+        rows.append(("plan after apply", "converged" if conv["converged_after"] else "changes"))
+    r = conv.get("restore")
+    if r and r.get("apply"):
+        rows.append(("original config back: apply seconds, CIB as before",
+                     "%s, %s" % (r["apply"]["seconds"], "yes" if r.get("cib_as_before") else "no")))
+    out.append('<table class="converge">%s</table>' % "".join(
+        '<tr><th>%s</th><td>%s</td></tr>' % (esc(k), esc(v)) for k, v in rows))
     return out

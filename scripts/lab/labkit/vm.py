@@ -306,8 +306,9 @@ class VM:
         except FileNotFoundError:
             pass
 
-    def ssh(self, command, check=True, timeout=120):
-        return common.run(self.ssh_argv(command), check=check, timeout=timeout, log=self.lab.log)
+    def ssh(self, command, check=True, timeout=120, input=None):
+        """command on the guest; input (text) on its stdin: never logged, unlike the command."""
+        return common.run(self.ssh_argv(command), check=check, timeout=timeout, input=input, log=self.lab.log)
 
     def try_ssh(self, command, timeout=30):
         """stdout of command, or None when the VM cannot be reached or the command fails."""

@@ -1,5 +1,6 @@
 """report.html from report.json: charts as well-formed inline SVG, the failover's marks in order with
-their seconds, one bar per bring-up step, screenshots embedded, nothing fetched from elsewhere."""
+their seconds, one bar per bring-up step, screenshots embedded, nothing fetched from elsewhere; the
+re-run's and the changed-setting check's tables."""
 
 import base64
 import html.parser
@@ -14,7 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import reports  # noqa: E402
 from fake_wordpress import png  # noqa: E402
-from labkit import failover, report  # noqa: E402
+from labkit import failover, report, rerun  # noqa: E402
+from test_converge import PASSED  # noqa: E402
+from test_rerun import CHANGED, CONVERGED  # noqa: E402
 
 URL_ATTRS = {"href", "src", "action", "srcset", "poster", "data", "xlink:href", "formaction", "background"}
 
@@ -122,6 +125,45 @@ class ReportHtml(unittest.TestCase):
         (chart,) = self.charts("steps")
         steps = self.result["scenarios"][0]["steps"]
         self.assertEqual([g.get("data-step") for g in rows(chart)], [s["step"] for s in steps])
+
+
+class RerunAndConverge(unittest.TestCase):
+    """The re-run's figures per VM and the changed-setting check, as tables (report.json's rerun, converge)."""
+
+    def test_a_row_per_vm_and_the_check(self):
+        result = reports.sample()
+        result["rerun"] = {"db-a": rerun.parse(CONVERGED), "db-b": rerun.parse(CHANGED),
+                           "web-1": {"error": "not running after bring-up"}}
+        result["converge"] = PASSED
+        text, _ = write(self, result)
+        table = re.search(r'<table class="rerun">.*?</table>', text, re.S).group(0)
+        cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr data-vm.*?</tr>", table)]
+        self.assertEqual(cells, [
+            ["db-a", "2.45", "0", "none", "db.cluster.ready 0.9 s, db.packages 0.7 s, common.sysctl 0.2 s", "0", "yes"],
+            ["db-b", "9.25", "3", "db.cluster.pcsd, db.cluster.cib",
+             "db.cluster.cib 8.5 s, common.sysctl 0.2 s, db.cluster.pcsd 0.2 s", "0", "<strong>no</strong>"],
+            ["web-1", "not running after bring-up", "<strong>no</strong>"]])
+        conv = re.search(r'<table class="converge">.*?</table>', text, re.S).group(0)
+        rows = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", conv))
+        self.assertEqual(rows["setting in /etc/hainit/hainit.yaml"], "4 → 5")
+        self.assertEqual(rows["plan: actions, of them cibadmin --patch"], "3, 1")
+        self.assertEqual(rows["apply: seconds, actions, steps changed"], "21.37, 3, db.cluster.resources")
+        self.assertEqual(rows["cibadmin --query: mysqld monitor 20s timeout"], "120 s → 150 s (17 timeouts scaled)")
+        self.assertEqual(rows["plan after apply"], "converged")
+        self.assertIn('<code>db.op_timeout_scale</code> on db-a <span class="verdict pass">PASS</span>', text)
+
+    def test_a_failed_check_is_said(self):
+        result = reports.sample()
+        result["converge"] = {"node": "db-a", "setting": "db.op_timeout_scale", "ok": False,
+                              "error": "plan should change only <db.cluster.resources>"}
+        text, _ = write(self, result)
+        self.assertIn('<span class="verdict fail">FAIL</span>', text)
+        self.assertIn("<p>Failed: <code>plan should change only &lt;db.cluster.resources&gt;</code></p>", text)
+
+    def test_none_without_them(self):
+        text, _ = write(self, reports.sample())
+        self.assertNotIn('class="rerun"', text)
+        self.assertNotIn('class="converge"', text)
 
 
 class FailedRun(unittest.TestCase):

@@ -2,7 +2,6 @@
 command run for real against a stand-in hainit, and the report's rows."""
 
 import os
-import subprocess
 import sys
 import tempfile
 import types
@@ -11,6 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import reports  # noqa: E402
+from shell_vm import ShellVM  # noqa: E402
 from labkit import common, report, rerun  # noqa: E402
 
 # What `hainit --role db 2>&1` prints (tracing's text format, as main.rs sets it up), then the mark.
@@ -91,21 +91,6 @@ exit "$(cat "$(dirname "$0")/code")"
 """
 
 
-class FakeVM:
-    """A VM whose ssh runs the command in a local shell, with the stand-in hainit first on PATH."""
-
-    def __init__(self, name, role, bin_dir, vm_dir, running=True):
-        self.name, self.spec, self.dir, self.bin = name, types.SimpleNamespace(role=role), vm_dir, bin_dir
-        self.up = running
-
-    def running(self):
-        return self.up
-
-    def ssh(self, command, check=True, timeout=120):
-        env = dict(os.environ, PATH=self.bin + ":" + os.environ["PATH"])
-        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=timeout)
-
-
 class Run(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -129,7 +114,7 @@ class Run(unittest.TestCase):
         for leaf, text in (("log", log), ("code", str(code))):
             with open(os.path.join(bin_dir, leaf), "w") as f:
                 f.write(text)
-        self.lab.vms[name] = FakeVM(name, role, bin_dir, vm_dir, running)
+        self.lab.vms[name] = ShellVM(name, role, bin_dir, vm_dir, running)
         return bin_dir
 
     def test_every_vm_once_with_its_role_timed_on_its_own_clock(self):
