@@ -1,8 +1,11 @@
 //! The one table of OS differences. Every cell comes from shared/reference (section in the
 //! comment); steps read fields, they never branch on the OS.
 
+use std::collections::BTreeSet;
+
 use crate::cib::line::Version;
 use crate::dialect::{DrbdDialect, PcsDialect};
+use crate::error::{Error, Result};
 use crate::system::{Cmd, Output};
 
 use super::OsId;
@@ -15,20 +18,59 @@ pub enum PackageManager {
 }
 
 impl PackageManager {
-    /// The read-only query that exits 0 when every named package is installed.
-    pub fn is_installed_query(self) -> (&'static str, &'static [&'static str]) {
+    /// One read-only query for whether each of `packages` is installed: the name and state of
+    /// each (dpkg-query), the name of each installed one (rpm).
+    pub fn installed_query(self, packages: &[&str]) -> Cmd {
         match self {
-            PackageManager::Yum | PackageManager::Dnf => ("rpm", &["-q"]),
-            PackageManager::Apt => ("dpkg-query", &["-W", "-f=${db:Status-Abbrev}\\n"]),
+            PackageManager::Yum | PackageManager::Dnf => Cmd::new("rpm").args(["-q", "--qf", "%{NAME}\\n"]),
+            PackageManager::Apt => Cmd::new("dpkg-query").args(["-W", "-f=${Package} ${db:Status-Abbrev}\\n"]),
         }
+        .args(packages.iter().copied())
     }
 
-    /// Whether the output of `is_installed_query` for ONE package says it is installed: rpm exits
-    /// 0; dpkg-query also knows removed packages whose conffiles remain (`rc`), so only `ii` counts.
-    pub fn reports_installed(self, out: &Output) -> bool {
+    /// The packages of `wanted` that the answer to `installed_query(wanted)` says are not
+    /// installed. dpkg-query exits 1 when it knows some package of no name asked (those are
+    /// missing), and lists removed packages whose conffiles remain (`rc`): only `ii` counts. rpm
+    /// exits with the number of packages not installed. An answer that does not account for the
+    /// packages asked, or any other exit, is an error: a query that failed is no state.
+    pub fn missing<'a>(self, wanted: &[&'a str], out: &Output) -> Result<Vec<&'a str>> {
+        let program = match self {
+            PackageManager::Yum | PackageManager::Dnf => "rpm -q",
+            PackageManager::Apt => "dpkg-query -W",
+        };
+        let failed = || Error::step(format!("{program} {} exited {:?}: {}", wanted.join(" "), out.code, out.tail()));
+        let mut listed = BTreeSet::new();
+        let mut installed = BTreeSet::new();
         match self {
-            PackageManager::Yum | PackageManager::Dnf => out.success(),
-            PackageManager::Apt => out.success() && out.stdout.trim_start().starts_with("ii"),
+            PackageManager::Yum | PackageManager::Dnf => {
+                // Installed: its name; not installed: a sentence naming it (counted by the exit).
+                installed.extend(out.stdout.lines().map(str::trim).filter(|l| wanted.contains(l)));
+            }
+            PackageManager::Apt => {
+                for line in out.stdout.lines().filter(|l| !l.trim().is_empty()) {
+                    let (name, state) = line
+                        .split_once(' ')
+                        .ok_or_else(|| Error::step(format!("{program}: a line without a package state: {line:?}")))?;
+                    listed.insert(name);
+                    if state.starts_with("ii") {
+                        installed.insert(name);
+                    }
+                }
+            }
+        }
+        let missing: Vec<&str> = wanted.iter().copied().filter(|p| !installed.contains(p)).collect();
+        let answered = match (self, out.code) {
+            (PackageManager::Apt, Some(0)) => wanted.iter().all(|p| listed.contains(p)),
+            (PackageManager::Apt, Some(1)) => wanted.iter().any(|p| !listed.contains(p)),
+            (PackageManager::Yum | PackageManager::Dnf, Some(n)) => {
+                usize::try_from(n).is_ok_and(|n| n == missing.len().min(255))
+            }
+            _ => false,
+        };
+        if answered {
+            Ok(missing)
+        } else {
+            Err(failed())
         }
     }
 
@@ -418,3 +460,83 @@ static DEBIAN12: Platform = Platform {
         php_ini_dir: "/etc/php/8.2/fpm/conf.d",
     },
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WANTED: [&str; 3] = ["pacemaker", "drbd-utils", "mariadb-server"];
+
+    fn out(code: i32, stdout: &str) -> Output {
+        Output { code: Some(code), stdout: stdout.into(), stderr: "dpkg-query: no packages found matching x".into() }
+    }
+
+    #[test]
+    fn dpkg_query_only_ii_is_installed_and_an_unknown_package_is_missing() {
+        let apt = PackageManager::Apt;
+        let all = "pacemaker ii \ndrbd-utils ii \nmariadb-server ii \n";
+        assert_eq!(apt.missing(&WANTED, &out(0, all)).unwrap(), Vec::<&str>::new());
+        let removed = "pacemaker ii \ndrbd-utils rc \nmariadb-server un \n";
+        assert_eq!(apt.missing(&WANTED, &out(0, removed)).unwrap(), ["drbd-utils", "mariadb-server"]);
+        // Exit 1: some package of no name dpkg knows; it is missing, the others answered.
+        assert_eq!(apt.missing(&WANTED, &out(1, "pacemaker ii \nmariadb-server ii \n")).unwrap(), ["drbd-utils"]);
+        let argv = apt.installed_query(&WANTED).argv_redacted();
+        assert_eq!(argv[..3], ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\\n"]);
+        assert_eq!(argv[3..], WANTED);
+    }
+
+    #[test]
+    fn an_answer_that_does_not_account_for_every_package_is_an_error() {
+        let apt = PackageManager::Apt;
+        for (code, stdout) in [
+            (0, "pacemaker ii \nmariadb-server ii \n"), // exit 0, but a package unlisted
+            (1, "pacemaker ii \ndrbd-utils ii \nmariadb-server ii \n"), // exit 1, but all listed
+            (2, ""),                                    // dpkg's database unreadable
+            (127, ""),                                  // no dpkg-query
+            (0, "pacemaker\n"),                         // no state
+        ] {
+            let e = apt.missing(&WANTED, &out(code, stdout)).unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::Step, "{code} {stdout:?}: {e}");
+        }
+        let e = apt.missing(&WANTED, &out(2, "")).unwrap_err().to_string();
+        assert!(e.contains("dpkg-query -W pacemaker drbd-utils mariadb-server exited Some(2)"), "{e}");
+        let killed = Output { code: None, ..out(0, "pacemaker ii \ndrbd-utils ii \nmariadb-server ii \n") };
+        assert!(apt.missing(&WANTED, &killed).is_err());
+    }
+
+    #[test]
+    fn rpm_exits_with_the_number_of_packages_not_installed() {
+        for pm in [PackageManager::Yum, PackageManager::Dnf] {
+            let installed = "pacemaker\npackage drbd-utils is not installed\nmariadb-server\n";
+            assert_eq!(pm.missing(&WANTED, &out(1, installed)).unwrap(), ["drbd-utils"]);
+            assert_eq!(pm.missing(&WANTED, &out(0, "pacemaker\ndrbd-utils\nmariadb-server\n")).unwrap().len(), 0);
+            // A count that disagrees with the names (rpmdb trouble, a missing rpm) is an error.
+            assert!(pm.missing(&WANTED, &out(1, "pacemaker\ndrbd-utils\nmariadb-server\n")).is_err());
+            assert!(pm.missing(&WANTED, &out(0, "pacemaker\n")).is_err());
+            assert!(pm.missing(&WANTED, &out(127, "")).is_err());
+            let argv = pm.installed_query(&WANTED).argv_redacted();
+            assert_eq!(argv[..3], ["rpm", "-q", "--qf"]);
+        }
+    }
+
+    /// This machine's own dpkg-query (Debian, as CI): what it prints and how it exits is what the
+    /// parse expects.
+    #[test]
+    fn the_real_dpkg_query_is_read_as_expected() {
+        let apt = PackageManager::Apt;
+        let run = |pkgs: &[&str]| {
+            let o = std::process::Command::new("dpkg-query")
+                .args(apt.installed_query(pkgs).argv_redacted()[1..].iter())
+                .output()
+                .expect("dpkg-query (Debian's dpkg) must be installed to run the tests");
+            Output {
+                code: o.status.code(),
+                stdout: String::from_utf8_lossy(&o.stdout).into(),
+                stderr: String::from_utf8_lossy(&o.stderr).into(),
+            }
+        };
+        assert_eq!(apt.missing(&["dpkg", "coreutils"], &run(&["dpkg", "coreutils"])).unwrap(), Vec::<&str>::new());
+        let asked = ["dpkg", "hainit-no-such-package"];
+        assert_eq!(apt.missing(&asked, &run(&asked)).unwrap(), ["hainit-no-such-package"]);
+    }
+}

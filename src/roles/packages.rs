@@ -6,20 +6,14 @@ use crate::engine::{Context, Step};
 use crate::error::Result;
 use crate::plan::Action;
 use crate::platform::PackageManager;
-use crate::system::{Cmd, Probe};
+use crate::system::Probe;
 
-/// The packages of `wanted` the package manager does not report as installed (one query each,
-/// so the answer is per package whatever the tool's exit-code conventions).
+/// The packages of `wanted` the package manager does not report as installed (one query for all).
 pub fn missing<'a>(probe: &dyn Probe, pm: PackageManager, wanted: &[&'a str]) -> Result<Vec<&'a str>> {
-    let (program, args) = pm.is_installed_query();
-    let mut missing = Vec::new();
-    for package in wanted {
-        let out = probe.query(&Cmd::new(program).args(args.iter().copied()).arg(*package))?;
-        if !pm.reports_installed(&out) {
-            missing.push(*package);
-        }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(missing)
+    pm.missing(wanted, &probe.query(&pm.installed_query(wanted))?)
 }
 
 pub struct PackagesStep {

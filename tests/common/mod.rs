@@ -116,11 +116,17 @@ impl TestRoot {
 }
 
 /// Run the hainit binary with `--imds-url URL --root ROOT [--os OS]` and more arguments, with
-/// the test systemctl (tests/fixtures/systemd: every unit not installed) first on PATH.
+/// the test systemctl (tests/fixtures/systemd: every unit not installed) and rpm (tests/fixtures/rpm:
+/// no package installed, for EL plans on this host) first on PATH.
 pub fn hainit(url: &str, root: &Path, os: &str, args: &[&str]) -> Output {
     let os_flag: &[&str] = if os.is_empty() { &[] } else { &["--os", os] };
-    let fake_systemd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/systemd");
-    let path = format!("{}:{}", fake_systemd.display(), std::env::var("PATH").unwrap_or_default());
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let path = format!(
+        "{}:{}:{}",
+        fixtures.join("systemd").display(),
+        fixtures.join("rpm").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     Command::new(env!("CARGO_BIN_EXE_hainit"))
         .args(["--imds-url", url, "--root"])
         .arg(root)

@@ -471,8 +471,10 @@ fn script_drbd(sys: &FakeSystem, node: &Node) {
 /// The effects of the commands the db role runs.
 fn script(sys: &FakeSystem, os: OsId) {
     let ok = |_: &FakeSystem, _: &Cmd| Output::ok("");
-    sys.on(&["dpkg-query"], |_, _| Output::ok("ii \n"));
-    sys.on(&["rpm", "-q"], |_, _| Output::ok("installed\n"));
+    // Every package asked is installed (the packages step is the web tests' subject).
+    let asked = |c: &Cmd| c.argv_redacted().into_iter().skip(3).collect::<Vec<_>>();
+    sys.on(&["dpkg-query"], move |_, c| Output::ok(asked(c).iter().map(|p| format!("{p} ii \n")).collect::<String>()));
+    sys.on(&["rpm", "-q"], move |_, c| Output::ok(asked(c).iter().map(|p| format!("{p}\n")).collect::<String>()));
     sys.on(&["sysctl"], |s, _| {
         s.add_file("/proc/sys/net/ipv4/tcp_timestamps", "0\n", 0o644);
         Output::ok("")

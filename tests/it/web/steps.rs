@@ -39,14 +39,25 @@ fn brand_new_vm(os: OsId) -> FakeSystem {
     f.add_file("/etc/group", "root:x:0:\nwww-data:x:33:\napache:x:48:\nnginx:x:990:\n", 0o644);
     f.add_file(TARBALL, mini_wordpress("6.1.9"), 0o644);
     f.open_port(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 10)), 3306);
+    // One query for every package asked (argv after `rpm -q --qf FMT` / `dpkg-query -W -f=FMT`).
     let pm_query = |f: &FakeSystem, c: &Cmd| {
-        let pkg = c.argv_redacted().last().cloned().unwrap_or_default();
-        match f.fact(&format!("pkg.{pkg}")) {
-            Some(_) if c.program == "rpm" => Output::ok(format!("{pkg}-1.0-1.x86_64\n")),
-            Some(_) => Output::ok("ii \n"),
-            None if c.program == "rpm" => Output::fail(1, ""),
-            None => Output::ok("un \n"), // dpkg-query knows of it, not installed
+        let asked: Vec<String> = c.argv_redacted().into_iter().skip(if c.program == "rpm" { 4 } else { 3 }).collect();
+        let mut out = Output::ok("");
+        let mut not_installed = 0;
+        for pkg in &asked {
+            let line = match f.fact(&format!("pkg.{pkg}")) {
+                Some(_) if c.program == "rpm" => format!("{pkg}\n"),
+                Some(_) => format!("{pkg} ii \n"),
+                None if c.program == "rpm" => format!("package {pkg} is not installed\n"),
+                None => format!("{pkg} un \n"), // dpkg-query knows of it, not installed
+            };
+            not_installed += usize::from(f.fact(&format!("pkg.{pkg}")).is_none());
+            out.stdout.push_str(&line);
         }
+        if c.program == "rpm" {
+            out.code = Some(not_installed as i32);
+        }
+        out
     };
     f.on(&["rpm"], pm_query);
     f.on(&["dpkg-query"], pm_query);
