@@ -241,8 +241,8 @@ def run(lab, result, timeout=1200):
         out.update(old=old, new=new)
         cib_before = query(vm, "cib-before-converge")
         before = timeouts(cib_before)
+        changed = True  # from here on the original goes back, whatever failed (a write cut short too)
         write_config(vm, text)
-        changed = True
         out["plan"] = plan(vm, timeout)
         problem = one_patch(out["plan"])
         if problem:
