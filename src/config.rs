@@ -80,6 +80,18 @@ pub enum StonithMode {
     Sbd,
 }
 
+/// How fast the db pair fails over, and what it risks for it (docs/failover.md; the values are
+/// in roles/db/timing.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimingProfile {
+    /// Microsoft's recommendation for Pacemaker on Azure: rides out a 30 s platform pause.
+    Azure,
+    /// A short token, with Azure's Scheduled Events (azure-events-az) draining a node before a
+    /// planned pause: an unannounced pause longer than the token fences the paused node.
+    Fast,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DbConfig {
@@ -92,8 +104,10 @@ pub struct DbConfig {
     pub mount_point: String,
     /// Port of the ocf:heartbeat:azure-lb listener the internal LB probes.
     pub probe_port: u16,
-    /// Corosync totem token, ms (Azure's recommendation: 30000).
-    pub token_ms: u32,
+    /// The failover timing profile: `azure` (default) or `fast`.
+    pub timing_profile: TimingProfile,
+    /// Corosync totem token, ms, instead of the profile's (consensus follows at 1.2 x).
+    pub token_ms: Option<u32>,
     /// Multiplies every Pacemaker operation timeout of the stack (1–10): for slow or overloaded
     /// hosts, where a 20 s monitor that times out restarts the whole database.
     pub op_timeout_scale: u32,
@@ -124,7 +138,8 @@ impl Default for DbConfig {
             drbd_minor: 0,
             mount_point: "/var/lib/mysql".into(),
             probe_port: 62500,
-            token_ms: 30000,
+            timing_profile: TimingProfile::Azure,
+            token_ms: None,
             op_timeout_scale: 1,
             allowed_hosts: Vec::new(),
             web_subnet: "10.0.2.0/24".into(),
@@ -371,7 +386,8 @@ mod tests {
     fn empty_file_is_all_defaults() {
         let c = Config::from_yaml("\n", "x.yaml").unwrap();
         assert_eq!(c.db.drbd_port, 7789);
-        assert_eq!(c.db.token_ms, 30000);
+        assert_eq!(c.db.timing_profile, TimingProfile::Azure);
+        assert_eq!(c.db.token_ms, None);
         assert_eq!(c.database.port, 3306);
         assert_eq!(c.db.fs_type, FsType::Ext4);
     }
@@ -401,7 +417,13 @@ mod tests {
 
     #[test]
     fn bad_values_are_input_errors() {
-        for text in ["db:\n  fs_type: btrfs\n", "db:\n  drbd_port: 70000\n", "role: cache\n", "- a\n- b\n"] {
+        for text in [
+            "db:\n  fs_type: btrfs\n",
+            "db:\n  drbd_port: 70000\n",
+            "role: cache\n",
+            "- a\n- b\n",
+            "db:\n  timing_profile: quick\n",
+        ] {
             let e = Config::from_yaml(text, "c.yaml").unwrap_err();
             assert_eq!(e.kind, ErrorKind::Input, "{text}");
             assert!(e.to_string().starts_with("c.yaml: "), "{e}");

@@ -1,11 +1,14 @@
 //! The stack hainit wants on the db pair: DRBD as a promotable clone; filesystem → MariaDB → LB
 //! probe listener as a group on the promoted node, started after promotion; stickiness so a node
-//! that returns takes nothing back; and the fence device with the options that go with it.
+//! that returns takes nothing back; the fence device with the options that go with it; and what
+//! the failover timing profile adds (roles/db/timing.rs): its fence delay, where the probe
+//! listener starts, and Azure's Scheduled Events draining a node before planned maintenance.
 
 use super::line::{Line, Version};
 use super::model::{Agent, CloneOptions, Configuration, Constraint, Op, Pairs, Primitive, Resource, Role};
-use super::{FS, GROUP, MYSQLD, PROBE};
+use super::{FS, GROUP, MYSQLD, PROBE, SCHEDULED_EVENTS};
 use crate::roles::db::fencing::{FenceAgent, Stonith};
+use crate::roles::db::timing::{self, ProbeListener, Timing};
 
 /// Everything the configuration is made from; the db role fills it from its context.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct Spec<'a> {
     pub stonith: Option<Stonith>,
     /// Every operation timeout is multiplied by this (config `db.op_timeout_scale`).
     pub op_timeout_scale: u32,
+    /// The failover timing profile (config `db.timing_profile`).
+    pub timing: Timing,
 }
 
 /// How long a fence device's failure counts (seconds). The role that lets fence_azure_arm use
@@ -54,8 +59,13 @@ pub fn desired(s: &Spec) -> Configuration {
         properties.extend([("stonith-timeout", "900".to_string()), ("concurrent-fencing", "true".to_string())]);
         if priority_fencing {
             // The node running the promoted DRBD (priority below) wins a fence race.
-            properties.push(("priority-fencing-delay", "15s".to_string()));
+            properties.push(("priority-fencing-delay", format!("{}s", s.timing.fence_delay_secs)));
         }
+    }
+    if s.timing.scheduled_events.is_some() {
+        // azure-events-az sets #health-azure to -1000000 on a node with a pending event;
+        // `custom` leaves what that means to the location rule below.
+        properties.push(("node-health-strategy", "custom".to_string()));
     }
 
     // ocf:linbit:drbd refuses to start without notify=true; the two monitors need different
@@ -117,13 +127,35 @@ pub fn desired(s: &Spec) -> Configuration {
         ops: vec![op("monitor", 10, 20), op("start", 0, 20), op("stop", 0, 20)],
     };
 
+    // Started in this order and stopped in reverse: the probe goes before MariaDB stops. The
+    // fast profile starts the listener before MariaDB (timing.rs, ProbeListener).
+    let members = match s.timing.probe_listener {
+        ProbeListener::AfterMariadb => vec![fs, mysqld, probe],
+        ProbeListener::BeforeMariadb => vec![fs, probe, mysqld],
+    };
     let mut resources = vec![
         Resource::Promotable { id: clone_id.clone(), primitive: drbd, clone },
-        // Started in this order and stopped in reverse: the probe goes before MariaDB stops.
-        Resource::Group { id: GROUP.into(), members: vec![fs, mysqld, probe] },
+        Resource::Group { id: GROUP.into(), members },
     ];
     if let Some(f) = &s.stonith {
-        resources.push(Resource::Primitive(fence_device(f, priority_fencing)));
+        resources.push(Resource::Primitive(fence_device(f, priority_fencing, s.timing.fence_delay_secs)));
+    }
+    let mut constraints = vec![
+        Constraint::WithPromoted {
+            id: format!("colocation-{GROUP}-{clone_id}-INFINITY"),
+            rsc: GROUP.into(),
+            with: clone_id.clone(),
+        },
+        Constraint::StartAfterPromote {
+            id: format!("order-{clone_id}-{GROUP}-mandatory"),
+            first: clone_id,
+            then: GROUP.into(),
+        },
+    ];
+    if let Some(events) = s.timing.scheduled_events {
+        let (clone, ban) = scheduled_events(events, &op);
+        resources.push(clone);
+        constraints.push(ban);
     }
 
     Configuration {
@@ -134,22 +166,38 @@ pub fn desired(s: &Spec) -> Configuration {
         // Operations without a timeout of their own (probes among them) scale too.
         op_defaults: vec![("timeout", format!("{}s", DEFAULT_OP_TIMEOUT_SECS * s.op_timeout_scale))],
         resources,
-        constraints: vec![
-            Constraint::WithPromoted {
-                id: format!("colocation-{GROUP}-{clone_id}-INFINITY"),
-                rsc: GROUP.into(),
-                with: clone_id.clone(),
-            },
-            Constraint::StartAfterPromote {
-                id: format!("order-{clone_id}-{GROUP}-mandatory"),
-                first: clone_id,
-                then: GROUP.into(),
-            },
-        ],
+        constraints,
     }
 }
 
-fn fence_device(f: &Stonith, priority_fencing: bool) -> Primitive {
+/// Microsoft's azure-events-az set-up: a clone that keeps running on a node under maintenance
+/// (allow-unhealthy-nodes, Pacemaker 2.1.3), and a rule that bans every other resource from a
+/// node whose #health-azure is below 0 (-1000000 while an announced event of `events` is pending
+/// there), which moves them to the other node before the event. Microsoft's rule that scores by
+/// the attribute (`score-attribute=#health-azure`) bans everything from a node that has no such
+/// attribute yet (crm_simulate): nothing would start.
+fn scheduled_events(events: &'static str, op: &dyn Fn(&'static str, u32, u32) -> Op) -> (Resource, Constraint) {
+    let primitive = Primitive {
+        id: SCHEDULED_EVENTS.into(),
+        agent: Agent::Ocf { provider: "heartbeat", kind: "azure-events-az" },
+        params: vec![("eventTypes", events.to_string())],
+        meta: Vec::new(),
+        ops: vec![op("monitor", 10, 240), op("start", 0, 10), op("stop", 0, 10)],
+    };
+    let clone = Resource::Clone {
+        id: format!("{SCHEDULED_EVENTS}-clone"),
+        primitive,
+        meta: vec![("allow-unhealthy-nodes", "true".into()), ("failure-timeout", "120s".into())],
+    };
+    let ban = Constraint::BannedWhereNegative {
+        id: "location-away-from-maintenance".into(),
+        rsc_pattern: "!health-.*".into(),
+        attribute: "#health-azure",
+    };
+    (clone, ban)
+}
+
+fn fence_device(f: &Stonith, priority_fencing: bool, delay_secs: u32) -> Primitive {
     let (agent, mut params): (&str, Pairs) = match &f.agent {
         FenceAgent::AzureArm { subscription_id, resource_group, host_map } => (
             "fence_azure_arm",
@@ -180,7 +228,7 @@ fn fence_device(f: &Stonith, priority_fencing: bool) -> Primitive {
     if !priority_fencing {
         // No priority-fencing-delay (Pacemaker < 2.0.4): a random delay keeps both nodes from
         // shooting each other at once.
-        params.push(("pcmk_delay_max", "15".into()));
+        params.push(("pcmk_delay_max", delay_secs.to_string()));
     }
     Primitive {
         id: f.id().to_string(),
@@ -192,7 +240,7 @@ fn fence_device(f: &Stonith, priority_fencing: bool) -> Primitive {
 }
 
 /// The configurations hainit would want for this cluster on any Pacemaker line, with any fence
-/// device or none: together they name every object hainit may ever have created here, which
+/// device or none, with any timing profile: together they name every object hainit may ever have created here, which
 /// is what it owns (and removes once it no longer wants it).
 pub fn every_variant(s: &Spec) -> Vec<Configuration> {
     let azure =
@@ -205,8 +253,10 @@ pub fn every_variant(s: &Spec) -> Vec<Configuration> {
     let mut all = Vec::new();
     for pacemaker in versions {
         for agent in &fencing {
-            let stonith = agent.clone().map(|agent| Stonith { agent });
-            all.push(desired(&Spec { pacemaker, stonith, ..s.clone() }));
+            for timing in [timing::AZURE, timing::FAST] {
+                let stonith = agent.clone().map(|agent| Stonith { agent });
+                all.push(desired(&Spec { pacemaker, stonith, timing, ..s.clone() }));
+            }
         }
     }
     all

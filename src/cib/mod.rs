@@ -23,6 +23,9 @@ pub const MYSQLD: &str = "mysqld";
 pub const PROBE: &str = "lb_probe";
 pub const FENCE_AZURE: &str = "fence_azure";
 pub const FENCE_SBD: &str = "fence_sbd";
+/// ocf:heartbeat:azure-events-az (Microsoft's name); its `health-` prefix keeps it and its clone
+/// out of the rule that moves everything else off a node under maintenance.
+pub const SCHEDULED_EVENTS: &str = "health-azure-events";
 
 /// What it takes to bring `live` to what `spec` wants.
 #[derive(Debug, Clone)]

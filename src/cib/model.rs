@@ -33,6 +33,12 @@ pub enum Resource {
         primitive: Primitive,
         clone: CloneOptions,
     },
+    /// One instance on every node, with these meta attributes.
+    Clone {
+        id: String,
+        primitive: Primitive,
+        meta: Pairs,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,13 +87,16 @@ pub enum Constraint {
     WithPromoted { id: String, rsc: String, with: String },
     /// `then` starts only after `first` is promoted (and stops before it is demoted).
     StartAfterPromote { id: String, first: String, then: String },
+    /// No resource whose id matches `rsc_pattern` (a regular expression; a leading `!` inverts
+    /// it) runs on a node whose integer node attribute `attribute` is below 0.
+    BannedWhereNegative { id: String, rsc_pattern: String, attribute: &'static str },
 }
 
 impl Resource {
     pub fn id(&self) -> &str {
         match self {
             Resource::Primitive(p) => &p.id,
-            Resource::Group { id, .. } | Resource::Promotable { id, .. } => id,
+            Resource::Group { id, .. } | Resource::Promotable { id, .. } | Resource::Clone { id, .. } => id,
         }
     }
 
@@ -96,7 +105,7 @@ impl Resource {
         match self {
             Resource::Primitive(p) => vec![p],
             Resource::Group { members, .. } => members.iter().collect(),
-            Resource::Promotable { primitive, .. } => vec![primitive],
+            Resource::Promotable { primitive, .. } | Resource::Clone { primitive, .. } => vec![primitive],
         }
     }
 }

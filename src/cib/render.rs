@@ -66,6 +66,10 @@ pub fn resource(line: Line, r: &Resource) -> Element {
                 &clone_meta(line, clone),
             ))
         }
+        Resource::Clone { id, primitive: p, meta } => Element::new("clone")
+            .attr("id", id)
+            .child(primitive(line, p))
+            .child(nvset("meta_attributes", &format!("{id}-meta_attributes"), meta)),
     }
 }
 
@@ -140,5 +144,19 @@ fn constraint(line: Line, c: &Constraint) -> Element {
             .attr("first-action", "promote")
             .attr("then", then)
             .attr("then-action", "start"),
+        // `number` compares as an integer on the 1.x schemas and as a double from 3.x on: either
+        // way -1000000 < 0.
+        Constraint::BannedWhereNegative { id, rsc_pattern, attribute } => {
+            Element::new("rsc_location").attr("id", id).attr("rsc-pattern", rsc_pattern).child(
+                Element::new("rule").attr("id", format!("{id}-rule")).attr("score", "-INFINITY").child(
+                    Element::new("expression")
+                        .attr("id", format!("{id}-rule-expr"))
+                        .attr("attribute", *attribute)
+                        .attr("operation", "lt")
+                        .attr("type", "number")
+                        .attr("value", "0"),
+                ),
+            )
+        }
     }
 }

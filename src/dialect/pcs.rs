@@ -5,6 +5,7 @@
 //! from stdin when it is not a terminal, §2.2).
 
 use super::PcsDialect;
+use crate::roles::db::timing::Timing;
 use crate::system::Cmd;
 
 impl PcsDialect {
@@ -26,17 +27,19 @@ impl PcsDialect {
     /// never wants to ask of a peer anyway. No keys either: hainit writes the derived corosync
     /// authkey itself, so a replaced node rejoins with the same one. The step has moved any
     /// foreign corosync.conf aside first (0.10+ refuses to overwrite; 0.9 keeps `--force`, which
-    /// it needs to set up a node that has cluster files already).
-    pub fn setup(self, cluster: &str, nodes: &[(&str, String)], token_ms: u32, path: &str) -> Cmd {
+    /// it needs to set up a node that has cluster files already). The token and consensus are
+    /// the timing profile's (roles/db/timing.rs).
+    pub fn setup(self, cluster: &str, nodes: &[(&str, String)], t: Timing, path: &str) -> Cmd {
         match self {
             PcsDialect::V09 => Cmd::new("pcs")
                 .args(["cluster", "setup", "--local", "--name", cluster])
                 .args(nodes.iter().map(|(n, _)| *n))
-                .args(["--token", &token_ms.to_string(), "--force"]),
+                .args(["--token", &t.token_ms.to_string(), "--consensus", &t.consensus_ms.to_string(), "--force"]),
             PcsDialect::V010 | PcsDialect::V011 => Cmd::new("pcs")
                 .args(["cluster", "setup", cluster])
                 .args(nodes.iter().flat_map(|(n, ip)| [n.to_string(), format!("addr={ip}")]))
-                .args(["totem", &format!("token={token_ms}"), "--corosync_conf", path]),
+                .args(["totem", &format!("token={}", t.token_ms), &format!("consensus={}", t.consensus_ms)])
+                .args(["--corosync_conf", path]),
         }
     }
 
@@ -63,6 +66,7 @@ impl PcsDialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::roles::db::timing;
 
     #[test]
     fn auth_and_setup_per_dialect() {
@@ -73,12 +77,13 @@ mod tests {
             "pcs host auth db-a addr=10.0.1.4 db-b addr=10.0.1.5 -u hacluster"
         );
         assert_eq!(
-            PcsDialect::V09.setup("wp", &nodes, 30000, "/etc/corosync/corosync.conf").argv_redacted().join(" "),
-            "pcs cluster setup --local --name wp db-a db-b --token 30000 --force"
+            PcsDialect::V09.setup("wp", &nodes, timing::AZURE, "/etc/corosync/corosync.conf").argv_redacted().join(" "),
+            "pcs cluster setup --local --name wp db-a db-b --token 30000 --consensus 36000 --force"
         );
         assert_eq!(
-            PcsDialect::V010.setup("wp", &nodes, 30000, "/etc/corosync/corosync.conf").argv_redacted().join(" "),
-            "pcs cluster setup wp db-a addr=10.0.1.4 db-b addr=10.0.1.5 totem token=30000 --corosync_conf /etc/corosync/corosync.conf"
+            PcsDialect::V010.setup("wp", &nodes, timing::FAST, "/etc/corosync/corosync.conf").argv_redacted().join(" "),
+            "pcs cluster setup wp db-a addr=10.0.1.4 db-b addr=10.0.1.5 totem token=5000 consensus=6000 --corosync_conf \
+             /etc/corosync/corosync.conf"
         );
     }
 }

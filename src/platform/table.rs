@@ -142,6 +142,10 @@ pub struct DbPlatform {
     pub mysql_users_table: &'static str,
     /// A Python that still has the `crypt` module, to check the hacluster password's hash.
     pub python: &'static str,
+    /// ocf:heartbeat:azure-events-az ships with the resource agents and Pacemaker has
+    /// allow-unhealthy-nodes (2.1.3): what `db.timing_profile: fast` needs. Only where the agent's
+    /// metadata was checked (Debian 12's resource-agents 4.12).
+    pub scheduled_events: bool,
     /// What `db.stonith: sbd` adds: the sbd daemon and the fence_sbd agent (Debian ships it in
     /// fence-agents; EL in fence-agents-sbd).
     pub sbd_packages: &'static [&'static str],
@@ -234,6 +238,7 @@ static CENTOS7: Platform = Platform {
         mysql_install_args: &["--user=mysql"],
         mysql_users_table: "mysql.user",
         python: "/usr/bin/python",
+        scheduled_events: false,
         sbd_packages: &["sbd", "fence-agents-sbd"],
         sbd_config: "/etc/sysconfig/sbd",
     },
@@ -357,6 +362,7 @@ const EL_DB: DbPlatform = DbPlatform {
     mysql_install_args: &["--user=mysql", "--skip-test-db"],
     mysql_users_table: "mysql.user",
     python: "/usr/libexec/platform-python",
+    scheduled_events: false,
     sbd_packages: &["sbd", "fence-agents-sbd"],
     sbd_config: "/etc/sysconfig/sbd",
 };
@@ -434,6 +440,7 @@ static DEBIAN12: Platform = Platform {
         mysql_install_args: &["--user=mysql", "--skip-test-db"],
         mysql_users_table: "mysql.global_priv",
         python: "/usr/bin/python3",
+        scheduled_events: true,
         sbd_packages: &["sbd"],
         sbd_config: "/etc/default/sbd",
     },

@@ -1,6 +1,7 @@
 //! A fake Azure Instance Metadata Service: a real HTTP/1.1 server on 127.0.0.1 that, like the
 //! real one, answers 400 to requests without `Metadata: true`, without `api-version`, or with
-//! `X-Forwarded-For`. Tests script faults (statuses, garbage, hangs, dropped connections) and
+//! `X-Forwarded-For`. It also serves Scheduled Events (none pending; a POST approving events
+//! is accepted), which ocf:heartbeat:azure-events-az polls. Tests script faults (statuses, garbage, hangs, dropped connections) and
 //! read back every request. Used by the integration tests and, as `examples/fake-imds.rs`, by
 //! the benchmark and the lab. Standard library only.
 
@@ -203,7 +204,12 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    Some(Request { method, target, headers })
+    let request = Request { method, target, headers };
+    // A body (Scheduled Events' StartRequests) is read so the client sees an answer, not a reset.
+    let length: usize = request.header("Content-Length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; length.min(1 << 16)];
+    std::io::Read::read_exact(&mut reader, &mut body).ok()?;
+    Some(request)
 }
 
 /// The real service's request rules; returns the path on success.
@@ -219,14 +225,19 @@ fn validate(r: &Request) -> Result<String, &'static str> {
     if !has_version {
         return Err("api-version is invalid or was not specified in the request");
     }
-    if r.method != "GET" {
+    let approves_events = r.method == "POST" && path == SCHEDULED_EVENTS;
+    if r.method != "GET" && !approves_events {
         return Err("Only GET is allowed");
     }
     Ok(path.to_string())
 }
 
+/// Scheduled Events (azure-events-az polls it with api-version 2019-08-01).
+const SCHEDULED_EVENTS: &str = "/metadata/scheduledevents";
+
 fn answer(st: &State, path: &str) -> (u16, String) {
     match path {
+        SCHEDULED_EVENTS => (200, "{\"DocumentIncarnation\":0,\"Events\":[]}".into()),
         "/metadata/instance" => match &st.document {
             Document::Text(t) => (200, t.clone()),
             Document::File(p) => match std::fs::read_to_string(p) {

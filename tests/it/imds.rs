@@ -36,6 +36,28 @@ fn fake_refuses_what_the_real_service_refuses() {
     assert!(forwarded.starts_with("HTTP/1.1 400"), "{forwarded}");
 }
 
+/// What azure-events-az asks (the fast timing profile): pending events, and its approval of them.
+#[test]
+fn fake_serves_scheduled_events_and_takes_their_approval() {
+    let s = server();
+    let events = raw_get(&s, "GET /metadata/scheduledevents?api-version=2019-08-01 HTTP/1.1\r\nMetadata: true\r\n\r\n");
+    assert!(
+        events.starts_with("HTTP/1.1 200") && events.ends_with("{\"DocumentIncarnation\":0,\"Events\":[]}"),
+        "{events}"
+    );
+    let body = "{\"StartRequests\": [{\"EventId\": \"e1\"}]}";
+    let approve = raw_get(
+        &s,
+        &format!(
+            "POST /metadata/scheduledevents?api-version=2019-08-01 HTTP/1.1\r\nMetadata: true\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(approve.starts_with("HTTP/1.1 200"), "{approve}");
+    let post = raw_get(&s, "POST /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nMetadata: true\r\n\r\n");
+    assert!(post.starts_with("HTTP/1.1 400"), "only Scheduled Events take a POST: {post}");
+}
+
 #[test]
 fn sends_the_header_and_the_pinned_api_version() {
     let s = server();

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::facts::{is_our_corosync, COROSYNC_CONF};
+use super::timing::Timing;
 use crate::dialect::PcsDialect;
 use crate::engine::{check_files, Context, Step};
 use crate::error::{Error, Result};
@@ -213,7 +214,7 @@ impl CorosyncStep {
         }
         if cx.inv.is_leader() {
             return Ok(vec![Action::run(
-                pcs.setup(&cx.inv.cluster, &Self::nodes(cx), cx.config.db.token_ms, COROSYNC_CONF),
+                pcs.setup(&cx.inv.cluster, &Self::nodes(cx), Timing::for_config(cx), COROSYNC_CONF),
                 "write corosync.conf of the two-node cluster (two_node quorum); the peer fetches it",
             )]);
         }

@@ -19,6 +19,7 @@ mod health;
 pub mod mariadb;
 pub mod resources;
 pub mod sbd;
+pub mod timing;
 pub mod unfence;
 
 use tracing::warn;
@@ -81,6 +82,7 @@ pub fn steps(cx: &Context) -> Vec<Box<dyn Step>> {
 pub fn validate(cx: &Context, probe: &dyn Probe) -> Result<()> {
     // First: it needs nothing from the machine, and without fencing nothing else matters.
     fencing::validate(cx)?;
+    timing::validate(cx)?;
     let db = &cx.config.database;
     for (key, value) in [("database.name", &db.name), ("database.user", &db.user)] {
         if value.is_empty() || value.len() > 32 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

@@ -10,6 +10,7 @@ use super::bootstrap::fs_name;
 use super::facts::{device, drbd_primitive, resource, RUN_DIR};
 use super::fencer::restart_if_blind;
 use super::fencing::{stonith, FenceAgent, Stonith};
+use super::timing::Timing;
 use crate::cib::desired::{desired, Spec};
 use crate::cib::line::Version;
 use crate::cib::live::Live;
@@ -60,6 +61,7 @@ pub fn spec<'a>(cx: &'a Context, pacemaker: Version) -> Spec<'a> {
         nc: db.nc,
         stonith: stonith(cx),
         op_timeout_scale: cx.config.db.op_timeout_scale,
+        timing: Timing::for_config(cx),
     }
 }
 

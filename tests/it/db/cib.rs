@@ -213,6 +213,98 @@ fn every_line_fails_over_together_and_does_not_fail_back() {
     }
 }
 
+const FAST_YAML: &str = "db:\n  timing_profile: fast\n";
+
+/// The fast timing profile (docs/failover.md), rendered: crm_verify accepts it; its fence delay,
+/// the probe listener before MariaDB; and a node that azure-events-az marks for maintenance
+/// (#health-azure -1000000, what it writes before an announced Freeze) hands everything to the
+/// other node while the events clone keeps running on both. The Azure profile has no such rule:
+/// the same mark moves nothing there (the judge can fail).
+#[test]
+fn the_fast_profile_drains_a_node_before_scheduled_maintenance() {
+    let fast = rendered(OsId::Debian12, FAST_YAML, identity());
+    assert_golden("render-db/debian12-leader-fast/var/lib/hainit/cib.xml", &fast);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("fast.xml");
+    std::fs::write(&path, &fast).unwrap();
+    verify(&path);
+    with_spec(OsId::Debian12, FAST_YAML, identity(), Version(2, 1, 5), |spec| {
+        let c = desired(spec);
+        assert!(c.properties.contains(&("priority-fencing-delay", "5s".into())), "{:?}", c.properties);
+        assert!(c.properties.contains(&("node-health-strategy", "custom".into())), "{:?}", c.properties);
+        let group = c.resources.iter().find(|r| r.id() == "g_db").unwrap();
+        let order: Vec<&str> = group.primitives().iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(order, ["fs_db", "lb_probe", "mysqld"]);
+    });
+
+    for (yaml, drains) in [(FAST_YAML, true), ("\n", false)] {
+        let dir = tmp.path().join(if drains { "fast" } else { "azure" });
+        std::fs::create_dir(&dir).unwrap();
+        let cib = cluster_of(&dir, &rendered(OsId::Debian12, yaml, identity()));
+        let up = dir.join("up.xml");
+        simulate(&cib, &up, &["--node-up", "db-a", "--node-up", "db-b"]);
+        promotion_score(&up, "db-a", 10000);
+        promotion_score(&up, "db-b", 10000);
+        let running = dir.join("running.xml");
+        let s = simulate(&up, &running, &[]);
+        assert_runs_on(&s, "db-a", Some("db-b"), "both nodes up");
+        run(Command::new("crm_attribute").env("CIB_file", &running).args([
+            "--node",
+            "db-a",
+            "--name",
+            "#health-azure",
+            "--update",
+            "-1000000",
+            "--lifetime=forever",
+        ]));
+        let marked = dir.join("marked.xml");
+        let s = simulate(&running, &marked, &[]);
+        if drains {
+            assert_runs_on(&s, "db-b", None, "db-a marked for maintenance");
+            for node in ["db-a", "db-b"] {
+                let events = s
+                    .resources
+                    .iter()
+                    .any(|r| r.id.starts_with("health-azure-events") && r.active && r.nodes.iter().any(|n| n == node));
+                assert!(events, "the events clone keeps running on {node}: {s:#?}");
+            }
+        } else {
+            assert_runs_on(&s, "db-a", Some("db-b"), "no rule in the azure profile: nothing moves");
+        }
+    }
+}
+
+/// Azure → fast → Azure on a live cluster: each switch is one patch that converges, and going
+/// back removes the events clone, its rule and the health strategy again.
+#[test]
+fn switching_the_timing_profile_converges_both_ways() {
+    let cib = LiveCib::new(Line::V2_1);
+    with_spec(OsId::Debian12, "\n", identity(), Version(2, 1, 5), |spec| cib.converge(spec));
+    with_spec(OsId::Debian12, FAST_YAML, identity(), Version(2, 1, 5), |spec| {
+        let w: Vec<String> = whats(&cib.converge(spec)).into_iter().map(String::from).collect();
+        for wanted in [
+            "property priority-fencing-delay: 15s → 5s",
+            "set property node-health-strategy=custom",
+            "add clone health-azure-events-clone",
+        ] {
+            assert!(w.iter().any(|c| c == wanted), "{wanted}: {w:#?}");
+        }
+        assert_converged(&cib, spec, "fast");
+    });
+    let config = cib.configuration();
+    assert!(config.contains("rsc-pattern=\"!health-.*\"") && config.contains("azure-events-az"), "{config}");
+    let (probe, mysqld) = (config.find("id=\"lb_probe\"").unwrap(), config.find("id=\"mysqld\"").unwrap());
+    assert!(probe < mysqld, "the fast profile starts the listener first: {config}");
+    with_spec(OsId::Debian12, "\n", identity(), Version(2, 1, 5), |spec| {
+        cib.converge(spec);
+        assert_converged(&cib, spec, "back to azure");
+    });
+    let config = cib.configuration();
+    for gone in ["azure-events-az", "node-health-strategy", "health-"] {
+        assert!(!config.contains(gone), "{gone} stayed: {config}");
+    }
+}
+
 /// The colocation is what keeps the group with the promoted DRBD: without it the simulation
 /// places the group regardless.
 #[test]
@@ -282,7 +374,13 @@ fn every_parameter_and_option_hainit_sets_exists_in_the_metadata() {
             agents_seen.insert(spec);
         }
     }
-    let expected = ["ocf:heartbeat:Filesystem", "ocf:heartbeat:azure-lb", "ocf:heartbeat:mysql", "ocf:linbit:drbd"];
+    let expected = [
+        "ocf:heartbeat:Filesystem",
+        "ocf:heartbeat:azure-events-az",
+        "ocf:heartbeat:azure-lb",
+        "ocf:heartbeat:mysql",
+        "ocf:linbit:drbd",
+    ];
     let stonith = ["stonith:fence_azure_arm", "stonith:fence_sbd"];
     assert_eq!(agents_seen.into_iter().collect::<Vec<_>>(), [&expected[..], &stonith[..]].concat());
 }

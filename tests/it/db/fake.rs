@@ -737,6 +737,31 @@ fn golden_plans_of_brand_new_vms() {
     }
 }
 
+/// The fast timing profile (docs/failover.md): its corosync token and cluster configuration in the
+/// leader's plan; refused (exit 2) where azure-events-az is not proven.
+#[test]
+fn golden_plan_of_the_fast_timing_profile() {
+    let yaml = "db:\n  timing_profile: fast\n";
+    let node = Node::new(OsId::Debian12, true, yaml);
+    let cx = node.cx(Options { managed_identity: true, ..Options::default() });
+    let sys = fresh_vm(&node);
+    roles::validate(&cx, &sys).unwrap();
+    let plan = engine::plan(&steps(&cx), &cx, &sys).unwrap();
+    assert_golden("plan-db/debian12-leader-fast.txt", &plan.to_text());
+    assert_golden("plan-db/debian12-leader-fast.json", &format!("{:#}\n", plan.to_json()));
+    for os in [OsId::Centos7, OsId::El9] {
+        let node = Node::new(os, true, yaml);
+        let cx = node.cx(Options { managed_identity: true, ..Options::default() });
+        let e = roles::validate(&cx, &fresh_vm(&node)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Input, "{os}: {e}");
+        assert!(e.to_string().contains("db.timing_profile fast needs ocf:heartbeat:azure-events-az"), "{os}: {e}");
+    }
+    let node = Node::new(OsId::Debian12, true, "db:\n  token_ms: 500\n");
+    let e = roles::validate(&node.cx(Options { managed_identity: true, ..Options::default() }), &fresh_vm(&node))
+        .unwrap_err();
+    assert!(e.to_string().contains("db.token_ms 500 must be between 1000 and 60000"), "{e}");
+}
+
 /// Apply on a fresh VM converges; plan is then empty and a second apply changes nothing.
 #[test]
 fn apply_converges_and_a_second_run_changes_nothing() {
