@@ -102,3 +102,24 @@ fn the_lab_web_vms_get_only_the_web_tier_secrets() {
         assert_eq!(secrets.derive(p), shared.derive(p), "{p:?}");
     }
 }
+
+/// The lab waits and reports with its own copy of the timing profiles (it needs them before any
+/// cluster exists): they are hainit's.
+#[test]
+fn the_labs_timing_profiles_are_hainits() {
+    use hainit::roles::db::timing::{AZURE, FAST};
+    let out = Command::new("python3")
+        .args(["-c", "import json, sys; sys.path.insert(0, sys.argv[1]); from labkit import lab; print(json.dumps(lab.TIMING_PROFILES))"])
+        .arg(repo().join("scripts/lab"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lab: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for (name, t) in [("azure", AZURE), ("fast", FAST)] {
+        let p = &lab[name];
+        assert_eq!(p["token_ms"], t.token_ms, "{name}");
+        assert_eq!(p["consensus_ms"], t.consensus_ms, "{name}");
+        assert_eq!(p["fence_delay_s"], t.fence_delay_secs, "{name}");
+    }
+    assert_eq!(lab.as_object().unwrap().len(), 2, "{lab}");
+}

@@ -28,6 +28,14 @@ def env_int(name, default):
     return int(os.environ.get(name, default))
 
 
+# hainit's failover timing profiles (db.timing_profile; src/roles/db/timing.rs, which
+# tests/it/lab.rs checks these against): the lab needs them for its waits before any cluster runs.
+TIMING_PROFILES = {
+    "azure": {"token_ms": 30000, "consensus_ms": 36000, "fence_delay_s": 15},
+    "fast": {"token_ms": 5000, "consensus_ms": 6000, "fence_delay_s": 5},
+}
+
+
 class Settings:
     """Every knob of a run (environment LAB_*), recorded in the report."""
 
@@ -38,7 +46,16 @@ class Settings:
         # lets them use both host cores while the web VMs wait.
         self.db_vcpus = env_int("LAB_DB_VCPUS", 2)
         self.data_disk_mib = env_int("LAB_DATA_DISK_MIB", 512)
-        self.token_ms = env_int("LAB_TOKEN_MS", 5000)
+        # The db pair's failover timing (LAB_TIMING_PROFILE, hainit's db.timing_profile): `fast`
+        # (token 5 s with azure-events-az) or `azure` (Microsoft's token 30 s, hainit's default).
+        # LAB_TOKEN_MS replaces the profile's token (db.token_ms).
+        self.timing_profile = os.environ.get("LAB_TIMING_PROFILE", "fast")
+        if self.timing_profile not in TIMING_PROFILES:
+            raise common.LabError("LAB_TIMING_PROFILE=%s: %s" % (self.timing_profile, " or ".join(TIMING_PROFILES)))
+        profile = TIMING_PROFILES[self.timing_profile]
+        self.token_override = "LAB_TOKEN_MS" in os.environ
+        self.token_ms = env_int("LAB_TOKEN_MS", profile["token_ms"])
+        self.consensus_ms = self.token_ms // 5 * 6 if self.token_override else profile["consensus_ms"]
         self.probe_interval = float(os.environ.get("LAB_PROBE_INTERVAL", "5"))
         self.probe_threshold = env_int("LAB_PROBE_THRESHOLD", 2)
         self.probe_port = 62500
@@ -62,8 +79,9 @@ class Settings:
         # sbd watchdog timeout (msgwait = 2x): guests under emulation stall up to ~14 s, so the
         # 5 s of a real host would reset healthy nodes.
         self.sbd_watchdog_secs = env_int("LAB_SBD_WATCHDOG_SECS", 30)
-        # Set by hainit with stonith (not a knob): the node running the promoted DRBD wins a fence race.
-        self.priority_fencing_delay_s = 15 if self.stonith != "off" else None
+        # Set by hainit's timing profile with stonith (not a knob): the node running the promoted
+        # DRBD wins a fence race; a failover of the primary waits it.
+        self.priority_fencing_delay_s = profile["fence_delay_s"] if self.stonith != "off" else None
 
     def fence_wait_s(self):
         """The longest a fence may take once a loss is detected: the priority delay, and with sbd the

@@ -48,7 +48,8 @@ def figures(result):
         "howto_full_initial_sync_s": howto.get("full_initial_sync_s"),
         "failover_kill_to_vip_write_s": t.get("failover_kill_to_vip_write_s"),
         "failover_kill_to_post_s": t.get("failover_kill_to_post_s"),
-        "failover_azure_token_30000_s": (fo.get("azure_token_30000") or {}).get("total_s"),
+        "failover_timing_profile": (result.get("settings") or {}).get("timing_profile"),
+        "failover_token_ms": fo.get("token_ms"),
         "resync_after_restart_s": t.get("killed_primary_restart_to_uptodate_s"),
         "repair_full_resync_s": ((scenario(result, "repair") or {}).get("timings") or {}).get("resync_to_fresh_node_s"),
         "lab_total_s": result.get("seconds"),
@@ -168,7 +169,8 @@ def write(result, run_dir):
     lines.append("| failover: kill -> first write through the VIP | %s | %s (ILB probing 3306) | %s |" % (
         fmt(f["failover_kill_to_vip_write_s"]), fmt(f.get("howto_failover_3306_probe_s")),
         ratio(f.get("howto_failover_3306_probe_s"), f["failover_kill_to_vip_write_s"])))
-    lines.append("| same failover with Azure's token 30000 ms (computed) | %s | – | – |" % fmt(f["failover_azure_token_30000_s"]))
+    lines.append("| timing profile of that failover (token read from the cluster) | %s, token %s | – | – |" % (
+        f.get("failover_timing_profile") or "–", fmt(f.get("failover_token_ms"), " ms")))
     lines.append("| failover: kill -> post through the public LB | %s | – | – |" % fmt(f["failover_kill_to_post_s"]))
     lines.append("| resync after restarting the killed primary | %s | – | – |" % fmt(f["resync_after_restart_s"]))
     lines.append("| full resync to a replaced db VM | %s | – | – |" % fmt(f["repair_full_resync_s"]))
@@ -378,21 +380,33 @@ def failover_section(result, s):
     fo = (scenario(result, "drill") or {}).get("failover")
     if not fo:
         return []
+    ct = fo.get("cluster_timing") or {}
     lines = ["", "## Failover breakdown (hard kill of the primary db VM)", "",
-             "Corosync token %d ms (consensus 1.2 x token); load balancer probes every %s s, %s consecutive "
-             "results to change state; %s."
-             % (s.get("token_ms"), s.get("probe_interval"), s.get("probe_threshold"), stonith_line(s)), "",
+             "Timing profile `%s`: corosync token %s ms, consensus %s ms, priority-fencing-delay %s (read from the "
+             "survivor's running cluster); load balancer probes every %s s, %s consecutive results to change state; %s."
+             % (s.get("timing_profile"), ct.get("token_ms", "?"), ct.get("consensus_ms", "?"),
+                ct.get("priority_fencing_delay", "none"), s.get("probe_interval"), s.get("probe_threshold"),
+                stonith_line(s)), "",
              "| stage | seconds |", "|---|---|"]
     for k, v in fo.get("stages_s", {}).items():
         lines.append("| %s | %s |" % (k, v))
     lines.append("| **kill -> first write through the VIP** | **%s** |" % fo.get("total_s"))
     if s.get("stonith") in ("arm", "sbd") and "fenced" not in fo.get("marks_s", {}):
         lines += ["", "No fencing result for the killed node found in the survivor's journal (no detected->fenced)."]
-    az = fo.get("azure_token_30000")
-    if az:
-        lines += ["", "With Azure's recommended token (30000 ms): failure detection %s s, kill -> first write %s s "
-                  "(%s; every later stage unchanged, fencing as the lab's; Azure's own powerOff time not included)." % (
-                      az["detection_s"], az["total_s"], az["formula"])]
+    fe = fo.get("fencing")
+    if fe:
+        lines += ["", "Fencing: %s s from the request to the result; of that the priority delay %s s and the fence "
+                  "agent's round trip (IMDS token, ARM calls, until the VM is off) %s s; the ARM powerOff arrived "
+                  "%s s after the request." % (fe.get("requested_to_fenced_s"), fmt(fe.get("priority_fencing_delay_s"), ""),
+                                              fmt(fe.get("agent_round_trip_s"), ""),
+                                              fmt(fe.get("requested_to_arm_power_off_s"), ""))]
+    ops = fo.get("operations_s") or {}
+    if ops:
+        lines += ["", "The cluster's own operations (seconds after the kill: the controller initiating it, the "
+                  "agent's result):", "", "| operation | initiated | result | agent |", "|---|---|---|---|"]
+        for mark, o in ops.items():
+            took = round(o["done"] - o["started"], 1) if o.get("done") is not None and o.get("started") is not None else None
+            lines.append("| %s | %s | %s | %s |" % (mark, fmt(o.get("started"), ""), fmt(o.get("done"), ""), fmt(took)))
     return lines
 
 

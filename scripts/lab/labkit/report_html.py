@@ -13,7 +13,8 @@ import os
 
 from . import converge, failover, rerun
 
-MARK_NAMES = {"detected": "failure detected", "fenced": "peer fenced", "promoted": "DRBD promoted",
+MARK_NAMES = {"detected": "failure detected", "fence_requested": "fencing requested",
+              "arm_power_off": "ARM powerOff", "fenced": "peer fenced", "promoted": "DRBD promoted",
               "filesystem": "filesystem mounted", "mariadb": "MariaDB started", "probe_listener": "probe listener up",
               "ilb_up": "ILB marks it up", "first_write": "first write via the VIP"}
 CHAR_PX = 7.2     # width of one character of the charts' 12 px monospace labels
@@ -81,13 +82,11 @@ def bar_chart(rows, span, css_class, markers=(), chart_px=CHART_PX, note_px=150,
 # ---- the charts ----------------------------------------------------------------------------------
 
 def failover_chart(fo, target_s=None):
-    """The failover as a waterfall: one row per mark in failover.ORDER, its bar the stage that ended
-    there; the how-to's 3306 probe and the target as reference lines."""
+    """The failover as a waterfall: one row per mark in the order they happened, its bar the stage
+    that ended there; the how-to's 3306 probe and the target as reference lines."""
     marks = fo.get("marks_s") or {}
     rows, prev = [], 0.0
-    for name in failover.ORDER:
-        if name not in marks:
-            continue
+    for name in failover.chronological(marks):
         t = marks[name]
         rows.append({"label": MARK_NAMES.get(name, name), "start": prev, "end": t, "cls": "m-" + name,
                      "note": "%.1f s (+%.1f)" % (t, t - prev),

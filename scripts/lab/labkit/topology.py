@@ -41,13 +41,16 @@ def config_yaml(s, secret):
         "db:\n"
         "  web_subnet: %s.0/24\n"
         "  probe_port: %d\n"
-        "  token_ms: %d\n"
+        "  timing_profile: %s\n"
+        "%s"
         "  op_timeout_scale: %d\n"
         "%s"
         "web:\n"
         "  site_url: http://%s\n"
         "  site_title: hainit lab\n"
-    ) % (secret, net.WEB_SUBNET, s.probe_port, s.token_ms, s.op_timeout_scale, stonith_yaml(s), net.PUBLIC_VIP)
+    ) % (secret, net.WEB_SUBNET, s.probe_port, s.timing_profile,
+         "  token_ms: %d\n" % s.token_ms if s.token_override else "", s.op_timeout_scale, stonith_yaml(s),
+         net.PUBLIC_VIP)
 
 
 def web_config_yaml(s, web_secrets):

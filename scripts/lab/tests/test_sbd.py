@@ -134,10 +134,13 @@ class ConfigKeys(unittest.TestCase):
         with mock.patch.dict(os.environ):
             os.environ.pop("LAB_STONITH", None)
             os.environ.pop("LAB_SBD_WATCHDOG_SECS", None)
+            os.environ.pop("LAB_TIMING_PROFILE", None)
             s = Settings()
-        self.assertEqual((s.stonith, s.sbd_watchdog_secs, s.priority_fencing_delay_s), ("arm", 30, 15))
-        self.assertEqual(s.fence_wait_s(), 15)
-        self.assertEqual(settings(LAB_STONITH="sbd", LAB_SBD_WATCHDOG_SECS="30").fence_wait_s(), 75)
+        # The fast timing profile's 5 s priority delay (hainit's timing.rs), Azure's 15 s.
+        self.assertEqual((s.stonith, s.sbd_watchdog_secs, s.priority_fencing_delay_s), ("arm", 30, 5))
+        self.assertEqual(s.fence_wait_s(), 5)
+        self.assertEqual(settings(LAB_TIMING_PROFILE="azure").fence_wait_s(), 15)
+        self.assertEqual(settings(LAB_STONITH="sbd", LAB_SBD_WATCHDOG_SECS="30").fence_wait_s(), 65)
         self.assertIsNone(settings(LAB_STONITH="off").fence_wait_s())
         with self.assertRaises(Exception):
             settings(LAB_STONITH="fence_azure_arm")
@@ -207,8 +210,8 @@ ENTRIES = [
 class FencedMark(unittest.TestCase):
     def test_marks_from_sample_journal_lines(self):
         marks = failover.journal_marks(ENTRIES, {"drbd": {"drbd_wp"}}, 100.0, "db-a")
-        # The line before the kill, the request, db-b as target and the failed attempt do not count.
-        self.assertEqual(marks, {"detected": 100.0, "fenced": 181.5, "promoted": 190.0})
+        # The line before the kill, db-b as target and the failed attempt do not count.
+        self.assertEqual(marks, {"detected": 100.0, "fence_requested": 104.0, "fenced": 181.5, "promoted": 190.0})
 
     def test_without_a_killed_name_there_is_no_fencing_mark(self):
         self.assertNotIn("fenced", failover.journal_marks(ENTRIES, {}, 100.0))
@@ -226,6 +229,51 @@ class FencedMark(unittest.TestCase):
                      "Peer db-a was terminated (reboot) by db-b on behalf of x: Error"):
             marks = failover.journal_marks([(150.0, "pacemaker-fenced", line)], {}, 100.0, "db-a")
             self.assertNotIn("fenced", marks, line)
+
+    def test_the_request_in_each_shape(self):
+        for line in ("Requesting fencing (reboot) targeting node db-a",
+                     "Requesting fencing (reboot) of node db-a",
+                     "Client pacemaker-controld.1234 wants to fence (reboot) 'db-a' using any device"):
+            marks = failover.journal_marks([(150.0, "pacemaker-controld", line)], {}, 100.0, "db-a")
+            self.assertEqual(marks.get("fence_requested"), 150.0, line)
+        marks = failover.journal_marks([(150.0, "x", "Requesting fencing (reboot) targeting node db-ab")], {}, 100.0,
+                                       "db-a")
+        self.assertNotIn("fence_requested", marks)
+
+    def test_stages_follow_the_order_marks_happened_in(self):
+        # The fast profile starts the probe listener before MariaDB.
+        stages = failover.stages_of({"filesystem": 30.0, "mariadb": 41.0, "probe_listener": 31.5, "first_write": 42.0})
+        self.assertEqual(list(stages), ["kill->filesystem", "filesystem->probe_listener", "probe_listener->mariadb",
+                                        "mariadb->first_write"])
+        self.assertEqual(stages["probe_listener->mariadb"], 9.5)
+
+    def test_operation_start_and_result_from_the_controller(self):
+        entries = [(120.0, "pacemaker-controld", "Initiating promote operation drbd_wp:1_promote_0 locally on db-b"),
+                   (121.0, "pacemaker-controld", "Initiating start operation fs_db_start_0 locally on db-b"),
+                   (126.5, "pacemaker-controld", "Result of promote operation for drbd_wp on db-b: ok"),
+                   (127.0, "pacemaker-controld", "Initiating start operation fs_db_start_0 locally on db-b"),
+                   (131.0, "pacemaker-controld", "Result of start operation for fs_db on db-b: ok")]
+        ops = failover.op_times(entries, {"drbd": {"drbd_wp"}, "Filesystem": {"fs_db"}, "mysql": {"mysqld"}}, 100.0)
+        self.assertEqual(ops, {"promoted": {"started": 120.0, "done": 126.5},
+                               "filesystem": {"started": 121.0, "done": 131.0}})
+
+    def test_the_timing_the_cluster_runs_with(self):
+        text = ("runtime.config.totem.token (u32) = 5000\nruntime.config.totem.consensus (u32) = 6000\n5s\n")
+        self.assertEqual(failover.parse_timing(text),
+                         {"token_ms": 5000, "consensus_ms": 6000, "priority_fencing_delay": "5s"})
+        self.assertEqual(failover.parse_timing("Can't get key runtime.config.totem.token. Error CS_ERR_NOT_EXIST\n"), {})
+        self.assertEqual(failover.delay_seconds("15s"), 15)
+        self.assertEqual(failover.delay_seconds("5000ms"), 5.0)
+        self.assertIsNone(failover.delay_seconds("soon"))
+
+    def test_fence_round_trip_leaves_out_the_priority_delay(self):
+        rel = {"detected": 11.0, "fence_requested": 11.4, "arm_power_off": 19.0, "fenced": 20.1}
+        self.assertEqual(failover.fence_round_trip(rel, "5s"),
+                         {"requested_to_fenced_s": 8.7, "priority_fencing_delay_s": 5, "agent_round_trip_s": 3.7,
+                          "requested_to_arm_power_off_s": 7.6})
+        self.assertEqual(failover.fence_round_trip(rel, None), {"requested_to_fenced_s": 8.7,
+                                                                "requested_to_arm_power_off_s": 7.6})
+        self.assertIsNone(failover.fence_round_trip({"detected": 11.0, "fenced": 20.1}, "5s"))
 
     def test_stage_table_gains_detected_to_fenced(self):
         stages = failover.stages_of({"detected": 12.0, "fenced": 90.5, "promoted": 95.0, "first_write": 120.0})
@@ -303,7 +351,7 @@ class ReportFencing(unittest.TestCase):
         md = reports.markdown(result)
         self.assertIn("| detected->fenced | 78.5 |", md)
         self.assertIn("STONITH sbd on a disk shared by the db VMs (watchdog 30 s, msgwait 60 s, "
-                      "priority-fencing-delay 15 s", md)
+                      "priority-fencing-delay %s s" % s["priority_fencing_delay_s"], md)
         self.assertIn("- fenced: db-b, qemu exited at ", md)
         self.assertIn("(77.2 s after the cut); started again, ssh after 210.4 s", md)
         self.assertIn("I/O freeze): 75.8 s, from 3.1 s to 78.9 s after the cut", md)
