@@ -15,6 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from labkit import arm, common, imds, net  # noqa: E402
+from rootcheck import need_root  # noqa: E402
 
 LAB = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB_PY = os.path.join(LAB, "lab.py")
@@ -35,16 +36,9 @@ http.server.HTTPServer(("0.0.0.0", 80), H).serve_forever()
 """
 
 
-def need_root():
-    missing = [t for t in ("ip", "nft", "curl") if shutil.which(t) is None]
-    if os.geteuid() != 0 or missing:
-        raise unittest.SkipTest("kept-stack test needs root and ip/nft/curl (%s): NOT RUN"
-                                % (", ".join(missing) or "not root"))
-
-
 class KeptStack(unittest.TestCase):
     def setUp(self):
-        need_root()
+        need_root('kept-stack test', ("ip", "nft", "curl"))
         self.procs, self.nss, self.tracked = [], [], []
         self.addCleanup(self.teardown)
         self.runs = tempfile.mkdtemp(prefix="hlt-runs-")
@@ -190,7 +184,7 @@ class ADeadRunSharingALiveRunsNamespace(unittest.TestCase):
     """A namespace name holds 4 hex digits of the run id: an old run can share it with a live one."""
 
     def setUp(self):
-        need_root()
+        need_root('kept-stack test', ("ip", "nft", "curl"))
         self.runs = tempfile.mkdtemp(prefix="hlt-runs-")
         self.ns = "hlab-u%03x" % (os.getpid() & 0xfff)
         subprocess.run(["ip", "netns", "add", self.ns], check=True)

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lb  # noqa: E402
+from rootcheck import need_root  # noqa: E402
 
 LB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lb.py")
 
@@ -77,18 +77,11 @@ while True:
 """
 
 
-def need_root():
-    missing = [t for t in ("ip", "nft") if shutil.which(t) is None]
-    if os.geteuid() != 0 or missing:
-        raise unittest.SkipTest("LB data-path test needs root and ip/nft (%s): NOT RUN"
-                                % (", ".join(missing) or "not root"))
-
-
 class DataPath(unittest.TestCase):
     """lb.py in a namespace with two backend namespaces: rotation, flow stickiness, source address."""
 
     def setUp(self):
-        need_root()
+        need_root('LB data-path test', ("ip", "nft"))
         self.tag = "hlt%d" % os.getpid()
         self.lbns, self.procs, self.nss = self.tag + "-lb", [], []
         self.addCleanup(self.teardown)
