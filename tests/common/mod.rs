@@ -63,6 +63,23 @@ pub fn instance_doc(host: &str, ip: &str, tags: &[(&str, &str)]) -> String {
     .to_string()
 }
 
+/// The IMDS document that makes this machine the db leader (plan and render check `uname -n`);
+/// its peer sits on loopback, where nothing answers (plan probes its pcsd port).
+pub fn this_host_as_db_leader_doc() -> String {
+    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    let peers = format!("{host}=10.0.1.4,zz-peer=127.0.0.2");
+    instance_doc(
+        &host,
+        "10.0.1.4",
+        &[
+            ("hainit-role", "db"),
+            ("hainit-cluster", "wpcluster"),
+            ("hainit-peers", &peers),
+            ("hainit-vip", "10.0.1.10"),
+        ],
+    )
+}
+
 pub fn db_doc(host: &str, ip: &str) -> String {
     instance_doc(
         host,

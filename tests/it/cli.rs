@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::common::fake_imds::{Document, FakeImds, Fault};
 use crate::common::{
-    assert_golden, db_doc, hainit, instance_doc, stderr, stdout, web_doc, TestRoot, SECRET, WP_SHA256, WP_URL,
+    assert_golden, db_doc, hainit, instance_doc, stderr, stdout, this_host_as_db_leader_doc, web_doc, TestRoot, SECRET,
+    WP_SHA256, WP_URL,
 };
 
 fn imds(doc: String) -> FakeImds {
@@ -209,21 +210,9 @@ fn secrets_never_appear_in_output_or_logs() {
             .map(|p| shared.derive(p).expose().to_string())
             .collect();
     forbidden.push(SECRET.to_string());
-    // The db node is this machine (plan checks `uname -n`), with /dev/null standing in for a blank
-    // data disk, so plan and render run the whole db role.
-    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
-    // The peer sits on loopback, where nothing answers: plan probes its pcsd port.
-    let peers = format!("{host}=10.0.1.4,zz-peer=127.0.0.2");
-    let db = instance_doc(
-        &host,
-        "10.0.1.4",
-        &[
-            ("hainit-role", "db"),
-            ("hainit-cluster", "wpcluster"),
-            ("hainit-peers", &peers),
-            ("hainit-vip", "10.0.1.10"),
-        ],
-    );
+    // The db node is this machine, with /dev/null standing in for a blank data disk, so plan and
+    // render run the whole db role.
+    let db = this_host_as_db_leader_doc();
     for (os, doc) in [("debian12", db), ("centos7", web_doc("web-1", "10.0.2.4"))] {
         let root = TestRoot::new();
         let config = std::fs::read_to_string(root.host_path("/etc/hainit/hainit.yaml")).unwrap();

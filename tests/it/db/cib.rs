@@ -24,7 +24,7 @@ use hainit::roles::db::resources::{spec, ResourcesStep, RENDERED};
 
 use super::{run, Node};
 use crate::common::fake_imds::{Document, FakeImds};
-use crate::common::{assert_golden, hainit, instance_doc, stderr, TestRoot};
+use crate::common::{assert_golden, hainit, stderr, this_host_as_db_leader_doc, TestRoot};
 
 const PRIMITIVE: &str = "drbd_wpcluster";
 const GROUP: [&str; 3] = ["fs_db", "mysqld", "lb_probe"];
@@ -661,19 +661,8 @@ fn a_cib_on_an_old_schema_is_refused_on_the_2_1_line() {
 /// line `--os` selects, and crm_verify accepts it.
 #[test]
 fn render_out_writes_the_cib_of_the_selected_line() {
-    // The db node is this machine (render checks `uname -n`), /dev/null its blank data disk.
-    let host = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
-    let peers = format!("{host}=10.0.1.4,zz-peer=127.0.0.2");
-    let doc = instance_doc(
-        &host,
-        "10.0.1.4",
-        &[
-            ("hainit-role", "db"),
-            ("hainit-cluster", "wpcluster"),
-            ("hainit-peers", &peers),
-            ("hainit-vip", "10.0.1.10"),
-        ],
-    );
+    // The db node is this machine, /dev/null its blank data disk.
+    let doc = this_host_as_db_leader_doc();
     let imds = FakeImds::start(Document::Text(doc));
     imds.set_identity(true);
     let root = TestRoot::new();
