@@ -15,7 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from labkit import arm, common, imds, net  # noqa: E402
-from rootcheck import need_root  # noqa: E402
+from rootcheck import need_root, stop_started  # noqa: E402
 
 LAB = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB_PY = os.path.join(LAB, "lab.py")
@@ -101,12 +101,7 @@ class KeptStack(unittest.TestCase):
         return p
 
     def teardown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(10)
-        for ns in self.nss:
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+        stop_started(self.procs, self.nss)
         shutil.rmtree(self.runs, ignore_errors=True)
 
     def in_host(self, argv, **kw):

@@ -10,7 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lb  # noqa: E402
-from rootcheck import need_root  # noqa: E402
+from rootcheck import need_root, stop_started  # noqa: E402
 
 LB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lb.py")
 
@@ -129,12 +129,7 @@ class DataPath(unittest.TestCase):
         return p
 
     def teardown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(10)
-        for ns in self.nss:
-            subprocess.run(["ip", "netns", "del", ns], check=False)
+        stop_started(self.procs, self.nss)
         if os.path.exists(getattr(self, "events", "")):
             os.unlink(self.events)
 
